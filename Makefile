@@ -1,0 +1,127 @@
+# backfilld - build, test and demo.
+#
+#   make            build backfilld and backfillctl
+#   make check      every test: format, unit (Check), integration (real PostgreSQL 15)
+#   make demo       a real backfill of a 1,000,000-row table on a throwaway server
+#   make bench      backfilld against the single UPDATE and hand-written loops
+#   make deps       install the Debian packages it needs (as root), else print the command
+#   make check SANITIZE=1   the same tests under AddressSanitizer and UBSan
+
+CC       ?= cc
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+
+DEB_PKGS  = build-essential pkg-config libpq-dev libev-dev libyaml-dev check postgresql-15 \
+            postgresql-contrib-15 clang-format gnuplot-nox procps
+# Commands that tell whether a package's part is present, in DEB_PKGS order where it matters.
+DEPS_OK   = test -f /usr/include/ev.h && pkg-config --exists yaml-0.1 check libpq \
+            && test -x /usr/lib/postgresql/15/bin/initdb && command -v clang-format >/dev/null \
+            && command -v gnuplot >/dev/null && command -v pgrep >/dev/null
+
+PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 libpq 2>/dev/null) \
+              -I$(shell $(PG_CONFIG) --includedir 2>/dev/null || echo /usr/include/postgresql)
+PKG_LIBS   := $(shell pkg-config --libs yaml-0.1 libpq 2>/dev/null || echo -lyaml -lpq) -lev -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) \
+             -Iinclude $(PKG_CFLAGS)
+LDFLAGS ?=
+
+ifeq ($(SANITIZE),1)
+BUILD    = build/sanitize
+ALL_CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+export ASAN_OPTIONS = detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+else
+BUILD    = build/normal
+endif
+
+LIB_SRCS = $(filter-out daemon/backfilld.c daemon/backfillctl.c,$(wildcard daemon/*.c))
+LIB_OBJS = $(LIB_SRCS:daemon/%.c=$(BUILD)/%.o)
+TEST_SRCS = $(wildcard tests/check_*.c)
+TEST_OBJS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
+HEADERS  = $(wildcard include/backfilld/*.h)
+
+.PHONY: all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind
+
+all: backfilld backfillctl
+
+$(BUILD)/%.o: daemon/%.c $(HEADERS) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c $(HEADERS) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -Wno-conversion -c -o $@ $<
+
+$(BUILD):
+	mkdir -p $(BUILD)/tests
+
+$(BUILD)/libbackfilld.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/backfilld: $(BUILD)/backfilld.o $(BUILD)/libbackfilld.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/backfillctl: $(BUILD)/backfillctl.o $(BUILD)/libbackfilld.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The binaries at the top of the tree are the ones the tests, the demo and the README use.
+backfilld: $(BUILD)/backfilld
+	cp $< $@
+backfillctl: $(BUILD)/backfillctl
+	cp $< $@
+
+$(BUILD)/check_unit: $(TEST_OBJS) $(BUILD)/libbackfilld.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+deps:
+	@if $(DEPS_OK); then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "make deps: installing $(DEB_PKGS)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null \
+			|| { echo "make deps: apt-get failed" >&2; exit 1; }; \
+	else \
+		echo "make deps: missing packages; run as root:" >&2; \
+		echo "  apt-get update && apt-get install -y $(DEB_PKGS)" >&2; exit 1; \
+	fi
+
+unit: $(BUILD)/check_unit
+	$(BUILD)/check_unit
+
+integration: all
+	tests/run_integration.sh
+
+check: deps
+	$(MAKE) format-check
+	$(MAKE) all unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	tests/demo.sh
+
+bench: deps
+	$(MAKE) all
+	tests/bench/run.sh
+
+format:
+	clang-format -i daemon/*.c include/backfilld/*.h tests/*.c
+
+format-check:
+	clang-format --dry-run --Werror daemon/*.c include/backfilld/*.h tests/*.c
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--std=c11 -Iinclude --suppress=missingIncludeSystem daemon tests/*.c
+
+tidy:
+	clang-tidy --quiet daemon/*.c -- $(ALL_CFLAGS)
+
+valgrind: all
+	tests/run_integration.sh valgrind
+
+clean:
+	rm -rf build backfilld backfillctl tests/tmp

@@ -1,0 +1,432 @@
+/*
+ * conn.c - an asynchronous libpq connection on a libev loop.
+ *
+ * A small state machine (closed, connecting, idle, busy) around one PGconn. The io watcher
+ * is re-armed from PQsocket() every time it changes, because the descriptor can change during
+ * connect (another host, a retry without SSL) and libev must hear of a closed-then-reused
+ * number ("the special problem of disappearing file descriptors"). EV_WRITE is armed only
+ * while libpq has unsent data, otherwise the loop would spin on an always-writable socket.
+ * See STYLE.md, "libev + libpq: known traps".
+ */
+#include "backfilld/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backfilld/log.h"
+#include "backfilld/util.h"
+
+enum conn_state { CS_CLOSED, CS_CONNECTING, CS_IDLE, CS_BUSY };
+
+struct bf_conn {
+	struct ev_loop *loop;
+	char *label;
+	bf_conn_cb cb;
+	void *owner;
+	PGconn *pg;
+	enum conn_state state;
+	ev_io io;
+	int io_fd;
+	int io_events;
+	ev_timer connect_timer;
+	ev_timer deferred; /* delivers a send failure as BF_CONN_LOST from the loop */
+	char *deferred_err;
+	PGresult *held; /* the result that will be delivered when the query completes */
+	unsigned gen;   /* bumped at every close: a callback that closed or reconnected shows */
+	int in_cb;
+	bool free_pending;
+};
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+bf_conn *bf_conn_new(struct ev_loop *loop, const char *label, bf_conn_cb cb, void *owner)
+{
+	bf_conn *c = bf_xcalloc(1, sizeof(*c));
+
+	c->loop = loop;
+	c->label = bf_xstrdup(label);
+	c->cb = cb;
+	c->owner = owner;
+	c->state = CS_CLOSED;
+	c->io_fd = -1;
+	ev_init(&c->io, io_cb);
+	c->io.data = c;
+	ev_init(&c->connect_timer, connect_timeout_cb);
+	c->connect_timer.data = c;
+	ev_init(&c->deferred, deferred_cb);
+	c->deferred.data = c;
+	return c;
+}
+
+static void really_free(bf_conn *c)
+{
+	bf_conn_close(c);
+	free(c->label);
+	free(c);
+}
+
+void bf_conn_free(bf_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->in_cb > 0) {
+		/* freed from its own callback: finish when the callback returns */
+		bf_conn_close(c);
+		c->free_pending = true;
+		return;
+	}
+	really_free(c);
+}
+
+void bf_conn_close(bf_conn *c)
+{
+	if (c == NULL)
+		return;
+	ev_io_stop(c->loop, &c->io);
+	ev_timer_stop(c->loop, &c->connect_timer);
+	ev_timer_stop(c->loop, &c->deferred);
+	c->io_fd = -1;
+	c->io_events = 0;
+	if (c->held) {
+		PQclear(c->held);
+		c->held = NULL;
+	}
+	free(c->deferred_err);
+	c->deferred_err = NULL;
+	if (c->pg) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	if (c->state != CS_CLOSED)
+		c->gen++;
+	c->state = CS_CLOSED;
+}
+
+/* Call the owner. Returns false when the connection was closed, reconnected or freed by the
+ * callback, so the caller must not touch it any more. */
+static bool dispatch(bf_conn *c, bf_conn_event ev, const PGresult *res, const char *err,
+		     const PGnotify *notify)
+{
+	unsigned gen = c->gen;
+
+	c->in_cb++;
+	c->cb(c, c->owner, ev, res, err, notify);
+	c->in_cb--;
+	if (c->free_pending && c->in_cb == 0) {
+		really_free(c);
+		return false;
+	}
+	return c->gen == gen && !c->free_pending;
+}
+
+/* The connection is gone: close it, then tell the owner. */
+static void lost(bf_conn *c, const char *why)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s", why && *why ? why : "connection lost");
+	/* libpq messages end with a newline; one log line each */
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	bf_conn_close(c);
+	dispatch(c, BF_CONN_LOST, NULL, msg, NULL);
+}
+
+/* Arm the io watcher for `events` on the current socket (STYLE.md trap 1). */
+static void watch(bf_conn *c, int events)
+{
+	int fd = PQsocket(c->pg);
+
+	if (fd == c->io_fd && events == c->io_events && ev_is_active(&c->io))
+		return;
+	ev_io_stop(c->loop, &c->io);
+	c->io_fd = fd;
+	c->io_events = events;
+	if (fd < 0)
+		return;
+	ev_io_set(&c->io, fd, events);
+	ev_io_start(c->loop, &c->io);
+}
+
+static void notice_receiver(void *arg, const PGresult *res)
+{
+	bf_conn *c = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char q[512];
+	int level = sev && strcmp(sev, "WARNING") == 0 ? BF_LOG_WARN : BF_LOG_DEBUG;
+
+	bf_log(level, NULL, "server notice", "conn=%s severity=%s notice=%s", c->label,
+	       sev ? sev : "NOTICE", bf_log_q(q, sizeof(q), msg ? msg : ""));
+}
+
+int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
+		    int connect_timeout_ms, char *err, size_t errlen)
+{
+	/* Our keys come before dbname so that the operator's conninfo can override them. */
+	const char *keys[] = {"keepalives",     "keepalives_idle",
+			      "keepalives_interval", "keepalives_count",
+			      "fallback_application_name", "dbname",
+			      NULL};
+	const char *vals[] = {"1", "10", "5", "3", application_name, conninfo, NULL};
+
+	bf_conn_close(c);
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (c->pg == NULL) {
+		snprintf(err, errlen, "out of memory starting a connection");
+		return -1;
+	}
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		snprintf(err, errlen, "%s", PQerrorMessage(c->pg));
+		size_t n = strlen(err);
+		while (n > 0 && err[n - 1] == '\n')
+			err[--n] = '\0';
+		PQfinish(c->pg);
+		c->pg = NULL;
+		return -1;
+	}
+	c->state = CS_CONNECTING;
+	watch(c, EV_WRITE);
+	ev_timer_set(&c->connect_timer, connect_timeout_ms / 1000.0, 0.0);
+	ev_timer_start(c->loop, &c->connect_timer);
+	return 0;
+}
+
+static void connect_poll(bf_conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		watch(c, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		watch(c, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		ev_timer_stop(c->loop, &c->connect_timer);
+		if (PQsetnonblocking(c->pg, 1) != 0) {
+			lost(c, PQerrorMessage(c->pg));
+			return;
+		}
+		PQsetNoticeReceiver(c->pg, notice_receiver, c);
+		c->state = CS_IDLE;
+		watch(c, EV_READ);
+		dispatch(c, BF_CONN_CONNECTED, NULL, NULL, NULL);
+		return;
+	case PGRES_POLLING_FAILED:
+	default:
+		lost(c, PQerrorMessage(c->pg));
+		return;
+	}
+}
+
+static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	lost(c, "timed out while connecting");
+}
+
+static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_conn *c = w->data;
+	char msg[512];
+
+	(void)loop;
+	(void)revents;
+	snprintf(msg, sizeof(msg), "%s", c->deferred_err ? c->deferred_err : "send failed");
+	lost(c, msg);
+}
+
+/* Drain the notifications libpq has read. Returns false when the owner closed us. */
+static bool drain_notifies(bf_conn *c)
+{
+	PGnotify *n;
+
+	while (c->pg && (n = PQnotifies(c->pg)) != NULL) {
+		bool alive = dispatch(c, BF_CONN_NOTIFY, NULL, NULL, n);
+		PQfreemem(n);
+		if (!alive)
+			return false;
+	}
+	return true;
+}
+
+/* Collect results while libpq can give them without blocking; deliver at the end. */
+static void read_results(bf_conn *c)
+{
+	while (!PQisBusy(c->pg)) {
+		PGresult *r = PQgetResult(c->pg);
+		if (r == NULL) {
+			PGresult *done = c->held;
+			c->held = NULL;
+			c->state = CS_IDLE;
+			watch(c, EV_READ);
+			dispatch(c, BF_CONN_RESULT, done, NULL, NULL);
+			PQclear(done);
+			return;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		bool is_error = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
+		bool held_error = c->held && (PQresultStatus(c->held) == PGRES_FATAL_ERROR ||
+					      PQresultStatus(c->held) == PGRES_BAD_RESPONSE);
+		if (held_error && !is_error) {
+			PQclear(r); /* the first error wins */
+		} else {
+			PQclear(c->held);
+			c->held = r;
+		}
+	}
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	bf_conn *c = w->data;
+
+	(void)loop;
+	if (c->state == CS_CONNECTING) {
+		connect_poll(c);
+		return;
+	}
+	if (c->state == CS_CLOSED)
+		return;
+	if (revents & EV_WRITE) {
+		int f = PQflush(c->pg);
+		if (f < 0) {
+			lost(c, PQerrorMessage(c->pg));
+			return;
+		}
+		watch(c, f == 1 ? EV_READ | EV_WRITE : EV_READ);
+	}
+	if (revents & EV_READ) {
+		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+			lost(c, PQerrorMessage(c->pg));
+			return;
+		}
+		if (!drain_notifies(c))
+			return;
+		if (c->state == CS_BUSY)
+			read_results(c);
+	}
+}
+
+/* After PQsend*: mark busy and flush what libpq could not write yet. */
+static int after_send(bf_conn *c, int ok)
+{
+	if (!ok) {
+		/* A dead connection shows here first: report it the one way owners expect. */
+		free(c->deferred_err);
+		c->deferred_err = bf_xstrdup(PQerrorMessage(c->pg));
+		c->state = CS_BUSY;
+		ev_io_stop(c->loop, &c->io);
+		ev_timer_set(&c->deferred, 0.0, 0.0);
+		ev_timer_start(c->loop, &c->deferred);
+		return 0;
+	}
+	c->state = CS_BUSY;
+	int f = PQflush(c->pg);
+	if (f < 0) {
+		c->deferred_err = bf_xstrdup(PQerrorMessage(c->pg));
+		ev_io_stop(c->loop, &c->io);
+		ev_timer_set(&c->deferred, 0.0, 0.0);
+		ev_timer_start(c->loop, &c->deferred);
+		return 0;
+	}
+	watch(c, f == 1 ? EV_READ | EV_WRITE : EV_READ);
+	return 0;
+}
+
+static int check_idle(bf_conn *c, char *err, size_t errlen)
+{
+	if (c->state != CS_IDLE) {
+		snprintf(err, errlen, "connection %s is not ready for a query", c->label);
+		return -1;
+	}
+	return 0;
+}
+
+int bf_conn_send_simple(bf_conn *c, const char *sql, char *err, size_t errlen)
+{
+	if (check_idle(c, err, errlen) < 0)
+		return -1;
+	return after_send(c, PQsendQuery(c->pg, sql));
+}
+
+int bf_conn_send_params(bf_conn *c, const char *sql, int nparams, const char *const *values,
+			char *err, size_t errlen)
+{
+	if (check_idle(c, err, errlen) < 0)
+		return -1;
+	return after_send(c, PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0));
+}
+
+int bf_conn_send_prepare(bf_conn *c, const char *name, const char *sql, char *err,
+			 size_t errlen)
+{
+	if (check_idle(c, err, errlen) < 0)
+		return -1;
+	return after_send(c, PQsendPrepare(c->pg, name, sql, 0, NULL));
+}
+
+int bf_conn_send_prepared(bf_conn *c, const char *name, int nparams, const char *const *values,
+			  char *err, size_t errlen)
+{
+	if (check_idle(c, err, errlen) < 0)
+		return -1;
+	return after_send(c, PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0));
+}
+
+void bf_conn_cancel(bf_conn *c)
+{
+	char errbuf[256];
+
+	if (c->state != CS_BUSY || c->pg == NULL)
+		return;
+	PGcancel *cancel = PQgetCancel(c->pg);
+	if (cancel == NULL)
+		return;
+	if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
+		bf_log(BF_LOG_WARN, NULL, "cancel request failed", "conn=%s", c->label);
+	PQfreeCancel(cancel);
+}
+
+bool bf_conn_is_ready(const bf_conn *c)
+{
+	return c->state == CS_IDLE;
+}
+
+bool bf_conn_is_busy(const bf_conn *c)
+{
+	return c->state == CS_BUSY;
+}
+
+bool bf_conn_is_open(const bf_conn *c)
+{
+	return c->state != CS_CLOSED;
+}
+
+int bf_conn_backend_pid(const bf_conn *c)
+{
+	return c->pg && c->state != CS_CONNECTING ? PQbackendPID(c->pg) : 0;
+}
+
+char *bf_conn_quote_ident(bf_conn *c, const char *ident, char *err, size_t errlen)
+{
+	if (c->pg == NULL) {
+		snprintf(err, errlen, "not connected");
+		return NULL;
+	}
+	char *q = PQescapeIdentifier(c->pg, ident, strlen(ident));
+	if (q == NULL) {
+		snprintf(err, errlen, "cannot quote identifier: %s", PQerrorMessage(c->pg));
+		return NULL;
+	}
+	char *copy = bf_xstrdup(q);
+	PQfreemem(q);
+	return copy;
+}

@@ -1,0 +1,106 @@
+/*
+ * config.h - the YAML configuration of SPEC.md, parsed with libyaml into plain structs.
+ *
+ * Owns: the bf_config tree and everything it points to; the table of known keys with their
+ * types, defaults and validators; ${ENV} substitution; include: globs; the error messages an
+ * operator sees ("FILE:LINE:COL: jobs[2].batch_size: expected a positive integer, got \"abc\"").
+ * Promises: a file is either loaded whole and valid or rejected with every problem listed;
+ * nothing here touches a database or the network. A reload builds a new bf_config and swaps
+ * it in only when it loaded, so a bad file never disturbs the running one.
+ */
+#ifndef BACKFILLD_CONFIG_H
+#define BACKFILLD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backfilld/util.h"
+
+#define BF_JOB_NAME_MAX 63
+
+enum bf_log_level { BF_LOG_DEBUG = 0, BF_LOG_INFO, BF_LOG_WARN, BF_LOG_ERROR };
+
+/* Back-pressure limits of one job. A limit of 0 is off. */
+typedef struct bf_lag_config {
+	int64_t max_replay_bytes;    /* WAL written by the primary, not yet replayed by a standby */
+	int64_t max_replay_time_ms;  /* replay_lag of a standby (a second opinion only) */
+	int64_t max_slot_retained;   /* WAL bytes held by any replication slot */
+	int64_t max_archive_backlog; /* WAL segments waiting for archive_command */
+	int64_t min_standbys;        /* fewer streaming standbys than this counts as lag */
+	char **standbys;             /* application_names that must be streaming */
+	size_t n_standbys;
+	int64_t stall_after_ms;    /* a standby whose last reply is older counts as lagging */
+	double resume_below;       /* 0..1: resume when every signal is below this share */
+	int64_t check_interval_ms; /* how often the lag monitor looks */
+} bf_lag_config;
+
+/* A daily window in server-local time; start == end means "always". May wrap midnight. */
+typedef struct bf_window {
+	bool set;
+	int start_min; /* minutes after midnight */
+	int end_min;
+	char text[16]; /* as written, "01:00-06:00", for reasons and logs */
+} bf_window;
+
+typedef struct bf_job_config {
+	char *name;
+	char *database; /* the job's own conninfo, else the top-level one (never NULL once loaded) */
+	char *table;    /* as written: "public.users" or "users" */
+	char **key;     /* key columns; n_key == 0 means "the primary key" */
+	size_t n_key;
+	char *set;   /* SQL SET list */
+	char *where; /* rows still to do */
+	int64_t batch_size;
+	int64_t min_batch_size;
+	int64_t max_batch_size;
+	int64_t target_batch_time_ms; /* 0 = batch size fixed */
+	int64_t sleep_ms;
+	int64_t max_rows_per_second; /* 0 = no cap */
+	int64_t lock_timeout_ms;
+	int64_t statement_timeout_ms;
+	char *synchronous_commit; /* on | off | local | remote_write | remote_apply */
+	bf_lag_config lag;
+	bf_window window;
+	int64_t max_retries;
+	char *file; /* where the job was defined, for messages */
+	int line;
+} bf_job_config;
+
+typedef struct bf_config {
+	char *file;
+	char *database;
+	char *control_schema;
+	int64_t max_parallel_jobs;
+	int log_level; /* enum bf_log_level */
+	int64_t progress_interval_ms;
+	int64_t shutdown_timeout_ms;
+	char *metrics_listen; /* NULL when off */
+	char *include;        /* glob, NULL when absent */
+	bf_job_config *jobs;
+	size_t n_jobs;
+} bf_config;
+
+/* Load and validate a file (and its include: files). On success returns 0 and *out owns a new
+ * config; on failure returns -1, *out is untouched and errs holds every problem, each prefixed
+ * "FILE:LINE:COL: path: " where a position is known. */
+int bf_config_load(const char *path, bf_config **out, bf_errors *errs);
+
+/* The same from text in memory; `name` stands for the file name in messages. include: globs
+ * are resolved relative to the current directory. */
+int bf_config_parse_string(const char *name, const char *text, bf_config **out, bf_errors *errs);
+
+/* Free a config; NULL is a no-op. */
+void bf_config_free(bf_config *cfg);
+
+/* The job of that name, or NULL. */
+const bf_job_config *bf_config_find_job(const bf_config *cfg, const char *name);
+
+/* The definition hash of a job: 16 lowercase hex digits over table, key, set and where. Two
+ * jobs with the same hash walk the same rows the same way; tuning keys do not enter it. */
+void bf_job_config_hash(const bf_job_config *job, char out[17]);
+
+/* "debug", "info", "warn" or "error". */
+const char *bf_log_level_name(int level);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * conn.h - one asynchronous libpq connection driven by a libev loop.
+ *
+ * Owns a PGconn and its watchers: the non-blocking connect (PQconnectStart/PQconnectPoll with
+ * a timer, since libpq's connect_timeout does not apply to polling), sending one query at a
+ * time, flushing, reading, draining notifications, and noticing a lost connection. It never
+ * blocks the loop, except bf_conn_cancel() which libpq 15 only offers blocking (shutdown path).
+ *
+ * Contract with the owner (the role that uses it, a job or a monitor):
+ *   - every event arrives through the one callback given to bf_conn_new();
+ *   - BF_CONN_RESULT hands the query's result, borrowed: valid until the callback returns,
+ *     cleared by the connection. Of several results the first error wins, else the last;
+ *   - BF_CONN_LOST says the connection is gone (connect failed, timed out or dropped); the
+ *     connection is closed already and the owner decides when to bf_conn_connect() again;
+ *   - the callback may send the next query, close, reconnect or even free the connection:
+ *     the connection notices and stops touching itself.
+ */
+#ifndef BACKFILLD_CONN_H
+#define BACKFILLD_CONN_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef struct bf_conn bf_conn;
+
+typedef enum bf_conn_event {
+	BF_CONN_CONNECTED, /* ready for queries */
+	BF_CONN_RESULT,    /* res holds the result of the last query sent */
+	BF_CONN_LOST,      /* err says why; the connection is closed */
+	BF_CONN_NOTIFY,    /* res is NULL; notify holds a LISTEN notification */
+} bf_conn_event;
+
+typedef void (*bf_conn_cb)(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
+			   const char *err, const PGnotify *notify);
+
+/* A closed connection; `label` names it in logs ("job=x", "lag=db"). */
+bf_conn *bf_conn_new(struct ev_loop *loop, const char *label, bf_conn_cb cb, void *owner);
+void bf_conn_free(bf_conn *conn);
+
+/* Start connecting to `conninfo` (a key=value string or a URI) with TCP keepalives and
+ * application_name; the owner's settings win where it sets the same keys. Returns 0 when the
+ * attempt started (BF_CONN_CONNECTED or BF_CONN_LOST follows), -1 with err filled when it
+ * could not even start. connect_timeout_ms bounds the whole attempt. */
+int bf_conn_connect(bf_conn *conn, const char *conninfo, const char *application_name,
+		    int connect_timeout_ms, char *err, size_t errlen);
+
+/* Send one query; exactly one BF_CONN_RESULT (or BF_CONN_LOST) follows. Only when ready and
+ * idle. `simple` sends through the simple protocol (several statements of our own SQL); the
+ * others use the extended protocol, which allows one statement only. Return 0 or -1 with err. */
+int bf_conn_send_simple(bf_conn *conn, const char *sql, char *err, size_t errlen);
+int bf_conn_send_params(bf_conn *conn, const char *sql, int nparams, const char *const *values,
+			char *err, size_t errlen);
+int bf_conn_send_prepare(bf_conn *conn, const char *name, const char *sql, char *err,
+			 size_t errlen);
+int bf_conn_send_prepared(bf_conn *conn, const char *name, int nparams, const char *const *values,
+			  char *err, size_t errlen);
+
+/* Close now (no event follows); a no-op when closed. */
+void bf_conn_close(bf_conn *conn);
+
+/* Ask the server to cancel the running query. Blocking (libpq 15): shutdown path only. */
+void bf_conn_cancel(bf_conn *conn);
+
+bool bf_conn_is_ready(const bf_conn *conn); /* connected and no query in flight */
+bool bf_conn_is_busy(const bf_conn *conn);  /* a query in flight */
+bool bf_conn_is_open(const bf_conn *conn);  /* connecting or connected */
+
+/* The server's process id, for logs; 0 when closed. */
+int bf_conn_backend_pid(const bf_conn *conn);
+
+/* Identifier quoting with libpq's own rules (PQescapeIdentifier), needing an open connection
+ * for its encoding. Returns a malloc'ed string or NULL with err filled. */
+char *bf_conn_quote_ident(bf_conn *conn, const char *ident, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * log.h - one line per event on stderr, as logfmt (default) or JSON.
+ *
+ * Owns the process-wide log settings (level, format, journal mode) and the rendering of a
+ * line. Every line carries level, an optional job and a message, then key=value pairs that the
+ * caller formats as logfmt; JSON output is derived from those pairs, so call sites write one
+ * format only. Under systemd (JOURNAL_STREAM set) lines carry a "<N>" syslog priority prefix
+ * and no timestamp, since the journal stamps them itself.
+ *
+ * Rule of the project: log once, where the decision is made.
+ */
+#ifndef BACKFILLD_LOG_H
+#define BACKFILLD_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backfilld/config.h"
+#include "backfilld/util.h"
+
+enum bf_log_format { BF_LOG_TEXT = 0, BF_LOG_JSON };
+
+void bf_log_setup(int min_level, enum bf_log_format format, bool journal);
+void bf_log_set_level(int min_level);
+bool bf_log_enabled(int level);
+
+/* Log an event. `job` may be NULL; `kvfmt` (may be NULL) is printf-formatted into logfmt
+ * pairs such as "rows=%lld batch=%d"; values that may hold spaces, quotes or '=' must go
+ * through bf_log_q() first. */
+void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...) BF_PRINTF(4, 5);
+
+/* A logfmt value: `s` as it is when it is a bare word, else double-quoted with '"' and '\'
+ * escaped and control characters written as \n, \t or \uXXXX. Writes into buf (truncating
+ * to len) and returns buf. */
+const char *bf_log_q(char *buf, size_t len, const char *s);
+
+/* Render one line without writing it (the pure part, for tests): the line, newline included,
+ * in a fresh string. ts_ms is wall-clock milliseconds; it is left out in journal mode. */
+char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int level,
+		    const char *job, const char *msg, const char *kvs);
+
+#endif

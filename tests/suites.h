@@ -1,0 +1,10 @@
+/* suites.h - the Check suites gathered by check_main.c, one per pure module. */
+#ifndef BACKFILLD_TEST_SUITES_H
+#define BACKFILLD_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *units_suite(void);
+Suite *config_suite(void);
+
+#endif
