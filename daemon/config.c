@@ -16,14 +16,16 @@
  * Decisions worth knowing:
  * - A YAML null (an empty value, ~ or null, unquoted) clears an optional key (database, key,
  *   window, metrics_listen, include, standbys): "window: ~" in a job undoes a default window.
- *   For every other key it is a wrong value.
+ *   For every other key it is a wrong value, except that an empty lag:, defaults: or jobs:
+ *   (every entry commented out) is the same as an absent one.
  * - ${NAME} is expanded in every scalar value the configuration reads, numbers included.
  * - A window "HH:MM-HH:MM" may wrap midnight; 24:00 is accepted as an end; start == end
  *   means always (see config.h).
  * - synchronous_commit accepts true/yes/false/no for on/off (YAML 1.1 habits); enums match
  *   without regard to case; log_level also accepts "warning".
  * - An include: glob that matches the main file itself skips it, so "*.yaml" next to the
- *   main file works.
+ *   main file works. A glob that matches nothing is fine (an empty jobs.d/); a path without
+ *   glob characters that names no file is an error.
  */
 #include "backfilld/config.h"
 
@@ -809,7 +811,10 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 	}
 	if (node->type != YAML_SEQUENCE_NODE) {
 		char *exp = expected_phrase(d);
-		report(s, node, path, "expected %s", exp);
+		char *got = node->type == YAML_SCALAR_NODE ? quote(scalar(node))
+							   : bf_xstrdup(kind_name(node));
+		report(s, node, path, "expected %s, got %s", exp, got);
+		free(got);
 		free(exp);
 		return;
 	}
@@ -822,17 +827,18 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 
 	for (size_t i = 0; i < n_items; i++) {
 		yaml_node_t *item = node_at(s, start[i]);
-		if (item->type != YAML_SCALAR_NODE) {
-			report(s, node, path, "expected a list of strings");
-			failed = true;
-			break;
-		}
 		char *ipath = bf_xasprintf("%s[%zu]", path, i);
-		char *text = expand(s, item, ipath);
-		if (text == NULL) {
+		char *text = NULL;
+		if (item->type != YAML_SCALAR_NODE) {
+			report(s, item, ipath, "expected a string, got %s", kind_name(item));
+			failed = true;
+		} else if (is_null(item)) {
+			report(s, item, ipath, "expected a non-empty string, got null");
+			failed = true;
+		} else if ((text = expand(s, item, ipath)) == NULL) {
 			failed = true;
 		} else if (text[0] == '\0') {
-			report(s, item, ipath, "expected a non-empty string");
+			report(s, item, ipath, "expected a non-empty string, got \"\"");
 			failed = true;
 		} else {
 			for (size_t j = 0; j < n && d->type == KT_KEY; j++) {
@@ -886,8 +892,15 @@ static void apply_value(struct src *s, const struct key_def *d, void *base, yaml
 		free(exp);
 		return;
 	}
-	if ((d->flags & KF_NULLABLE) && is_null(node)) {
-		clear_value(d, base);
+	if (is_null(node)) {
+		/* "table: ~" is no table, not a table named "~" */
+		if (d->flags & KF_NULLABLE) {
+			clear_value(d, base);
+		} else {
+			char *exp = expected_phrase(d);
+			report(s, node, path, "expected %s, got null", exp);
+			free(exp);
+		}
 		return;
 	}
 	char *text = expand(s, node, path);
@@ -1255,7 +1268,12 @@ static void load_includes(struct src *s, yaml_node_t *node)
 	bf_sbuf_append(&full, pattern);
 
 	int rc = glob(full.data, 0, NULL, &g);
-	if (rc != 0 && rc != GLOB_NOMATCH) {
+	if (rc == GLOB_NOMATCH && strpbrk(pattern, "*?[") == NULL) {
+		/* an empty jobs.d/ is fine; a named file that is not there is a typo */
+		char *q = quote(full.data);
+		report(s, node, "include", "cannot read %s: no such file", q);
+		free(q);
+	} else if (rc != 0 && rc != GLOB_NOMATCH) {
 		char *q = quote(full.data);
 		report(s, node, "include", "cannot expand %s: %s", q,
 		       rc == GLOB_ABORTED ? "a directory cannot be read" : "out of memory");

@@ -415,18 +415,7 @@ int bf_conn_backend_pid(const bf_conn *c)
 	return c->pg && c->state != CS_CONNECTING ? PQbackendPID(c->pg) : 0;
 }
 
-char *bf_conn_quote_ident(bf_conn *c, const char *ident, char *err, size_t errlen)
+PGconn *bf_conn_pg(bf_conn *c)
 {
-	if (c->pg == NULL) {
-		snprintf(err, errlen, "not connected");
-		return NULL;
-	}
-	char *q = PQescapeIdentifier(c->pg, ident, strlen(ident));
-	if (q == NULL) {
-		snprintf(err, errlen, "cannot quote identifier: %s", PQerrorMessage(c->pg));
-		return NULL;
-	}
-	char *copy = bf_xstrdup(q);
-	PQfreemem(q);
-	return copy;
+	return c->state == CS_IDLE || c->state == CS_BUSY ? c->pg : NULL;
 }

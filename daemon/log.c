@@ -87,21 +87,69 @@ static void append_quoted(bf_sbuf *sb, const char *s)
 	bf_sbuf_append(sb, "\"");
 }
 
+/* Append s as a logfmt value: bare when it can be, else quoted. */
+static void append_value(bf_sbuf *sb, const char *s)
+{
+	if (s == NULL)
+		s = "";
+	if (is_bare(s))
+		bf_sbuf_append(sb, s);
+	else
+		append_quoted(sb, s);
+}
+
 const char *bf_log_q(char *buf, size_t len, const char *s)
 {
 	bf_sbuf sb = {0};
 
 	if (len == 0)
 		return buf;
-	if (s == NULL)
-		s = "";
-	if (is_bare(s))
-		bf_sbuf_append(&sb, s);
-	else
-		append_quoted(&sb, s);
+	append_value(&sb, s);
 	snprintf(buf, len, "%s", sb.data);
 	bf_sbuf_free(&sb);
 	return buf;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes the XXXX of a "\uXXXX" escape at s into UTF-8 in val. Returns false, writing
+ * nothing, when s does not start with four hex digits. */
+static bool append_unicode(bf_sbuf *val, const char *s)
+{
+	unsigned cp = 0;
+	char out[3];
+	size_t n;
+
+	for (int i = 0; i < 4; i++) {
+		int d = hex_digit(s[i]);
+		if (d < 0)
+			return false;
+		cp = cp * 16 + (unsigned)d;
+	}
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		out[0] = (char)(0xC0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else {
+		out[0] = (char)(0xE0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	}
+	bf_sbuf_appendn(val, out, n);
+	return true;
 }
 
 /* Read one logfmt pair from *p: key into `key`, value (unquoted, unescaped) into `val`.
@@ -128,7 +176,9 @@ static bool next_pair(const char **p, bf_sbuf *key, bf_sbuf *val, bool *quoted)
 			*quoted = true;
 			s++;
 			while (*s && *s != '"') {
-				if (*s == '\\' && s[1]) {
+				if (*s == '\\' && s[1] == 'u' && append_unicode(val, s + 2)) {
+					s += 5; /* the \u0001 that bf_log_q writes for a control byte */
+				} else if (*s == '\\' && s[1]) {
 					s++;
 					char c = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
 					bf_sbuf_appendn(val, &c, 1);
@@ -173,12 +223,17 @@ static bool is_json_number(const char *s)
 
 static void format_time(int64_t ts_ms, char *buf, size_t len)
 {
-	time_t secs = (time_t)(ts_ms / 1000);
+	/* floor division, so a time before 1970 still has milliseconds 0..999 */
+	int64_t ms = ts_ms % 1000;
+	if (ms < 0)
+		ms += 1000;
+	time_t secs = (time_t)((ts_ms - ms) / 1000);
 	struct tm tm;
 
-	gmtime_r(&secs, &tm);
+	if (gmtime_r(&secs, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
 	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03dZ", (int)(ts_ms % 1000));
+	snprintf(buf + n, len - n, ".%03dZ", (int)ms);
 }
 
 char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int level,
@@ -188,6 +243,12 @@ char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int 
 	char ts[40];
 	const char *lvl = bf_log_level_name(level);
 
+	if (level < BF_LOG_DEBUG)
+		level = BF_LOG_DEBUG;
+	if (level > BF_LOG_ERROR)
+		level = BF_LOG_ERROR;
+	if (msg == NULL)
+		msg = "";
 	if (journal)
 		bf_sbuf_printf(&sb, "<%d>", journal_priority[level]);
 	format_time(ts_ms, ts, sizeof(ts));
@@ -219,14 +280,16 @@ char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int 
 		bf_sbuf_free(&key);
 		bf_sbuf_free(&val);
 	} else {
-		char q[1024];
-
 		if (!journal)
 			bf_sbuf_printf(&sb, "ts=%s ", ts);
 		bf_sbuf_printf(&sb, "level=%s", lvl);
-		if (job)
-			bf_sbuf_printf(&sb, " job=%s", bf_log_q(q, sizeof(q), job));
-		bf_sbuf_printf(&sb, " msg=%s", bf_log_q(q, sizeof(q), msg));
+		if (job) {
+			bf_sbuf_append(&sb, " job=");
+			append_value(&sb, job);
+		}
+		/* appended whole: a fixed buffer would cut a long message and its closing quote */
+		bf_sbuf_append(&sb, " msg=");
+		append_value(&sb, msg);
 		if (kvs && *kvs)
 			bf_sbuf_printf(&sb, " %s", kvs);
 		bf_sbuf_append(&sb, "\n");

@@ -69,8 +69,8 @@ bool bf_conn_is_open(const bf_conn *conn);  /* connecting or connected */
 /* The server's process id, for logs; 0 when closed. */
 int bf_conn_backend_pid(const bf_conn *conn);
 
-/* Identifier quoting with libpq's own rules (PQescapeIdentifier), needing an open connection
- * for its encoding. Returns a malloc'ed string or NULL with err filled. */
-char *bf_conn_quote_ident(bf_conn *conn, const char *ident, char *err, size_t errlen);
+/* The libpq connection once connected (for PQescapeIdentifier, which needs its encoding),
+ * else NULL. Borrowed: never send or read on it directly. */
+PGconn *bf_conn_pg(bf_conn *conn);
 
 #endif

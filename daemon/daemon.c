@@ -1,0 +1,376 @@
+/*
+ * daemon.c - the event loop and what hangs on it.
+ *
+ * Periodic duties, all from one repeating timer (tick_cb, once a second):
+ *   - a progress line per running job every progress_interval;
+ *   - the systemd STATUS= summary;
+ *   - WATCHDOG=1 when systemd asks for it (from the loop, so a stuck loop is noticed);
+ *   - the shutdown deadline: after shutdown_timeout, in-flight batches are cancelled.
+ * Signals (pgbouncer's conventions) are ev_signal watchers: they run from the loop, never
+ * inside a raw handler, so they may start and stop jobs directly.
+ */
+#include "backfilld/daemon.h"
+
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backfilld/job.h"
+#include "backfilld/log.h"
+#include "backfilld/notify.h"
+#include "backfilld/util.h"
+
+struct bf_daemon {
+	bf_daemon_opts opts;
+	struct ev_loop *loop;
+	bf_config *cfg;
+	bf_job **jobs;
+	size_t n_jobs;
+	char owner_id[300];
+	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
+	ev_timer tick;
+	int64_t next_progress_ms;
+	int64_t stop_deadline_ms; /* 0 while not stopping */
+	bool stopping, aborted, paused_by_signal;
+	int exit_code;
+};
+
+static void schedule(bf_daemon *d);
+
+static bf_job_env job_env(bf_daemon *d);
+
+static size_t count_active(const bf_daemon *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (bf_job_is_started(d->jobs[i]) && !bf_job_is_finished(d->jobs[i]))
+			n++;
+	return n;
+}
+
+static bool all_finished(const bf_daemon *d)
+{
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (!bf_job_is_finished(d->jobs[i]))
+			return false;
+	return true;
+}
+
+/* The exit status of --exit-when-done: 3 when a job failed. */
+static int outcome(const bf_daemon *d)
+{
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (bf_job_get_state(d->jobs[i]) == BF_JOB_FAILED)
+			return 3;
+	return 0;
+}
+
+static void job_finished(bf_job *job, void *owner)
+{
+	bf_daemon *d = owner;
+
+	bf_log(BF_LOG_DEBUG, bf_job_name(job), "job let go of its connection", "state=%s",
+	       bf_job_state_name(bf_job_get_state(job)));
+	if (d->stopping) {
+		if (count_active(d) == 0)
+			ev_break(d->loop, EVBREAK_ALL);
+		return;
+	}
+	if (d->opts.exit_when_done && all_finished(d)) {
+		d->exit_code = outcome(d);
+		bf_log(BF_LOG_INFO, NULL, "every job finished, exiting", "exit=%d", d->exit_code);
+		ev_break(d->loop, EVBREAK_ALL);
+		return;
+	}
+	schedule(d);
+}
+
+/* Start jobs in configuration order, at most max_parallel_jobs at once. */
+static void schedule(bf_daemon *d)
+{
+	size_t active = count_active(d);
+
+	for (size_t i = 0; i < d->n_jobs && !d->stopping; i++) {
+		if (active >= (size_t)d->cfg->max_parallel_jobs)
+			break;
+		if (bf_job_is_started(d->jobs[i]))
+			continue;
+		if (d->paused_by_signal)
+			bf_job_pause(d->jobs[i], "paused by SIGUSR1");
+		bf_job_start(d->jobs[i]);
+		active++;
+	}
+}
+
+static void begin_stop(bf_daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	d->stop_deadline_ms = bf_mono_ms() + d->cfg->shutdown_timeout_ms;
+	bf_notify("STOPPING=1\nSTATUS=stopping (%s)", why);
+	bf_log(BF_LOG_INFO, NULL, "stopping: in-flight batches finish, then the daemon exits",
+	       "signal=%s active=%zu", why, count_active(d));
+	for (size_t i = 0; i < d->n_jobs; i++)
+		bf_job_stop(d->jobs[i]);
+	if (count_active(d) == 0)
+		ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void pause_all(bf_daemon *d, bool pause)
+{
+	d->paused_by_signal = pause;
+	bf_log(BF_LOG_INFO, NULL, pause ? "pausing every job" : "resuming every job",
+	       "signal=%s", pause ? "SIGUSR1" : "SIGUSR2");
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		if (pause)
+			bf_job_pause(d->jobs[i], "paused by SIGUSR1");
+		else
+			bf_job_resume(d->jobs[i]);
+	}
+}
+
+static bf_job *find_job(bf_daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (strcmp(bf_job_name(d->jobs[i]), name) == 0)
+			return d->jobs[i];
+	return NULL;
+}
+
+static void remove_job(bf_daemon *d, const bf_job *job)
+{
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (d->jobs[i] == job)
+			d->jobs[i] = d->jobs[--d->n_jobs];
+}
+
+static bool same_definition(const bf_job_config *a, const bf_job_config *b)
+{
+	char ha[17], hb[17];
+
+	bf_job_config_hash(a, ha);
+	bf_job_config_hash(b, hb);
+	return strcmp(ha, hb) == 0 && strcmp(a->database, b->database) == 0;
+}
+
+/* SIGHUP: all or nothing. A bad file changes nothing; a good one starts new jobs, stops
+ * removed ones after their batch and retunes the rest. */
+static void reload(bf_daemon *d)
+{
+	bf_config *next = NULL;
+	bf_errors errs = {0};
+	bf_job **jobs;
+	size_t n = 0;
+
+	bf_notify("RELOADING=1\nSTATUS=reloading %s", d->opts.config_path);
+	if (bf_config_load(d->opts.config_path, &next, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			bf_log(BF_LOG_ERROR, NULL, errs.msgs[i], NULL);
+		bf_log(BF_LOG_ERROR, NULL, "reload failed: keeping the running configuration",
+		       "errors=%zu", errs.n);
+		bf_errors_clear(&errs);
+		bf_notify("READY=1");
+		return;
+	}
+	jobs = bf_xcalloc(next->n_jobs + d->n_jobs, sizeof(*jobs));
+	for (size_t i = 0; i < next->n_jobs; i++) {
+		const bf_job_config *jc = &next->jobs[i];
+		bf_job *old = find_job(d, jc->name);
+		bf_job_env env = job_env(d);
+
+		if (old != NULL && bf_job_is_finished(old) &&
+		    !bf_job_state_terminal(bf_job_get_state(old))) {
+			/* removed by an earlier reload and back now: a fresh start */
+			remove_job(d, old);
+			bf_job_free(old);
+			old = NULL;
+		}
+		if (old == NULL) {
+			bf_log(BF_LOG_INFO, jc->name, "new job", NULL);
+			jobs[n++] = bf_job_new(&env, jc);
+		} else if (!same_definition(bf_job_config_of(old), jc)) {
+			bf_job_fail(old, "definition changed (table, key, set, where or database) "
+					 "in the reloaded configuration: reset the job or rename it");
+			jobs[n++] = old;
+		} else {
+			bf_job_retune(old, jc);
+			jobs[n++] = old;
+		}
+	}
+	/* jobs no longer in the file: stop after their batch, freed when they let go */
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		bool kept = false;
+
+		for (size_t k = 0; k < n && !kept; k++)
+			kept = jobs[k] == d->jobs[i];
+		if (!kept) {
+			bf_log(BF_LOG_INFO, bf_job_name(d->jobs[i]), "removed from the configuration",
+			       NULL);
+			bf_job_remove(d->jobs[i]);
+			jobs[n++] = d->jobs[i];
+		}
+	}
+	free(d->jobs);
+	d->jobs = jobs;
+	d->n_jobs = n;
+	bf_config_free(d->cfg);
+	d->cfg = next;
+	bf_log_set_level(d->cfg->log_level);
+	bf_log(BF_LOG_INFO, NULL, "configuration reloaded", "jobs=%zu", d->cfg->n_jobs);
+	bf_notify("READY=1");
+	schedule(d);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	bf_daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	switch (w->signum) {
+	case SIGTERM:
+		begin_stop(d, "SIGTERM");
+		break;
+	case SIGINT:
+		begin_stop(d, "SIGINT");
+		break;
+	case SIGUSR1:
+		pause_all(d, true);
+		break;
+	case SIGUSR2:
+		pause_all(d, false);
+		break;
+	case SIGHUP:
+		if (!d->stopping)
+			reload(d);
+		break;
+	default:
+		bf_log(BF_LOG_WARN, NULL, "unexpected signal", "signal=%d", w->signum);
+		break;
+	}
+}
+
+static void status_line(bf_daemon *d)
+{
+	size_t counts[BF_JOB_CANCELLED + 1] = {0};
+
+	for (size_t i = 0; i < d->n_jobs; i++)
+		counts[bf_job_get_state(d->jobs[i])]++;
+	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu done, "
+		  "%zu failed",
+		  counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
+		  counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED]);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_daemon *d = w->data;
+	int64_t now = bf_mono_ms();
+
+	(void)loop;
+	(void)revents;
+	if (bf_notify_watchdog_ms() > 0)
+		bf_notify("WATCHDOG=1");
+	if (now >= d->next_progress_ms) {
+		d->next_progress_ms = now + d->cfg->progress_interval_ms;
+		for (size_t i = 0; i < d->n_jobs; i++)
+			bf_job_log_progress(d->jobs[i]);
+		status_line(d);
+	}
+	if (d->stopping && !d->aborted && now >= d->stop_deadline_ms) {
+		d->aborted = true;
+		bf_log(BF_LOG_WARN, NULL, "shutdown_timeout reached: cancelling in-flight batches",
+		       NULL);
+		for (size_t i = 0; i < d->n_jobs; i++)
+			bf_job_abort(d->jobs[i]);
+	}
+}
+
+static bf_job_env job_env(bf_daemon *d)
+{
+	return (bf_job_env){
+	    .loop = d->loop,
+	    .control_schema = d->cfg->control_schema,
+	    .owner_id = d->owner_id,
+	    .dry_run = d->opts.dry_run,
+	    .finished = job_finished,
+	    .owner = d,
+	};
+}
+
+bf_daemon *bf_daemon_new(const bf_daemon_opts *opts, bf_config *cfg)
+{
+	bf_daemon *d = bf_xcalloc(1, sizeof(*d));
+	char host[256] = "localhost";
+	struct {
+		ev_signal *w;
+		int signum;
+	} sigs[] = {
+	    {&d->sig_term, SIGTERM}, {&d->sig_int, SIGINT}, {&d->sig_usr1, SIGUSR1},
+	    {&d->sig_usr2, SIGUSR2}, {&d->sig_hup, SIGHUP},
+	};
+
+	d->opts = *opts;
+	d->cfg = cfg;
+	d->loop = ev_default_loop(EVFLAG_AUTO);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(d->owner_id, sizeof(d->owner_id), "%s:%ld", host, (long)getpid());
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < BF_ARRAY_LEN(sigs); i++) {
+		ev_signal_init(sigs[i].w, signal_cb, sigs[i].signum);
+		sigs[i].w->data = d;
+		ev_signal_start(d->loop, sigs[i].w);
+		ev_unref(d->loop); /* signals alone do not keep the loop alive */
+	}
+	ev_timer_init(&d->tick, tick_cb, 1.0, 1.0);
+	d->tick.data = d;
+	d->jobs = bf_xcalloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*d->jobs));
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		bf_job_env env = job_env(d);
+
+		d->jobs[d->n_jobs++] = bf_job_new(&env, &cfg->jobs[i]);
+	}
+	return d;
+}
+
+void bf_daemon_free(bf_daemon *d)
+{
+	ev_signal *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_usr1, &d->sig_usr2, &d->sig_hup};
+
+	if (d == NULL)
+		return;
+	for (size_t i = 0; i < BF_ARRAY_LEN(sigs); i++) {
+		ev_ref(d->loop);
+		ev_signal_stop(d->loop, sigs[i]);
+	}
+	ev_timer_stop(d->loop, &d->tick);
+	for (size_t i = 0; i < d->n_jobs; i++)
+		bf_job_free(d->jobs[i]);
+	free(d->jobs);
+	bf_config_free(d->cfg);
+	ev_loop_destroy(d->loop);
+	free(d);
+}
+
+int bf_daemon_run(bf_daemon *d)
+{
+	d->next_progress_ms = bf_mono_ms() + d->cfg->progress_interval_ms;
+	ev_timer_start(d->loop, &d->tick);
+	bf_log(BF_LOG_INFO, NULL, "started", "config=%s jobs=%zu max_parallel_jobs=%lld%s",
+	       d->opts.config_path, d->n_jobs, (long long)d->cfg->max_parallel_jobs,
+	       d->opts.dry_run ? " dry_run=true" : "");
+	bf_notify("READY=1\nSTATUS=started with %zu jobs", d->n_jobs);
+	if (d->opts.exit_when_done && d->n_jobs == 0) {
+		bf_log(BF_LOG_INFO, NULL, "no job to run, exiting", NULL);
+		return 0;
+	}
+	schedule(d);
+	ev_run(d->loop, 0);
+	bf_log(BF_LOG_INFO, NULL, "stopped", "exit=%d", d->exit_code);
+	return d->exit_code;
+}

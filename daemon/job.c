@@ -1,0 +1,1219 @@
+/*
+ * job.c - one backfill job as a state machine on its own asynchronous connection.
+ *
+ * `phase` says what the job is waiting for: a connection, the result of one query, or a
+ * timer. Every result lands in on_result(), whose switch on the phase records what the query
+ * taught; then step() decides what to send next from what the job knows (connected? locked?
+ * registered? prepared? paused? at the end of a pass?). So there is one place that decides,
+ * and a lost connection only has to forget what the connection carried (session settings,
+ * the advisory lock, prepared statements, the checkpoint) for step() to rebuild it.
+ *
+ * The checkpoint lives in the control table only: after any reconnect the job registers
+ * again and continues from the cursor the database committed, so a batch whose commit was
+ * lost with the connection is neither redone blindly nor counted twice.
+ */
+#include "backfilld/job.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backfilld/conn.h"
+#include "backfilld/log.h"
+#include "backfilld/sql.h"
+#include "backfilld/target.h"
+#include "backfilld/units.h"
+#include "backfilld/util.h"
+
+#define CONNECT_TIMEOUT_MS 10000
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define LOCK_RETRY_MS 5000
+#define RATE_WINDOW_MS 60000
+#define RATE_SLOTS 512
+#define ERR_LEN 512
+
+enum phase {
+	PH_IDLE,     /* nothing in flight: step() decides */
+	PH_CONNECT,  /* waiting for BF_CONN_CONNECTED */
+	PH_SESSION,  /* session settings */
+	PH_SCHEMA,   /* control schema */
+	PH_LOCK,     /* pg_try_advisory_lock */
+	PH_RESOLVE,  /* catalog lookup */
+	PH_ESTIMATE, /* EXPLAIN */
+	PH_REGISTER, /* insert or read the jobs row */
+	PH_HIGH,     /* high-water mark */
+	PH_PREPARE,  /* the two batch statements */
+	PH_STATE,    /* a state change */
+	PH_BATCH,    /* a batch */
+	PH_REMAIN,   /* the non-locking check at the end of a pass */
+	PH_TIMER,    /* sleep, backoff or lock retry */
+	PH_FINISHED, /* the connection is closed for good */
+};
+
+/* Why a state change is being written, so that its result knows what follows. */
+enum after_state { AFTER_NOTHING, AFTER_NEW_PASS, AFTER_CLOSE };
+
+struct rate_slot {
+	int64_t at_ms;
+	int64_t rows;
+};
+
+struct bf_job {
+	bf_job_env env;
+	bf_job_config *cfg;
+	bf_conn *conn;
+	char *log_name;
+	enum phase phase;
+	ev_timer timer;
+
+	/* what the current connection carries; all false after a reconnect */
+	bool session_ok, schema_ok, locked, prepared;
+	/* what the job knows from the database */
+	bf_sql_target *target;
+	char *table_name; /* nsp.rel for the jobs row */
+	bool estimated, registered, high_known;
+	int64_t estimate;
+	char **cursor; /* NULL when the pass starts at the first key */
+	char **high;   /* NULL when the table was empty at the first start */
+	int pass;
+	int64_t rows_done;
+	int64_t pass_rows; /* rows updated in the current pass */
+	bool pass_end;     /* the last batch reached the high-water mark */
+	int64_t remaining; /* from the last check, -1 unknown */
+
+	/* states: `db` as last written, `want` as step() should write it next */
+	bf_job_state db_state, state;
+	char *reason;
+	char *db_reason;
+	char *last_error; /* to write with the next state change, then NULL */
+	bool count_error;
+	bool rewind; /* the next state change rewinds the cursor (a new pass) */
+	enum after_state after;
+
+	bool started, stopping, finished;
+	const char *stop_reason; /* the reason written when stopping leaves the job pending */
+	char *pause_reason;     /* set while paused by the daemon (a signal) */
+	char *requested;        /* requested_state from the control table */
+	bool poke;              /* re-read requested_state before the next batch */
+	int64_t batch_size;     /* rows per batch now */
+	int64_t retries;        /* consecutive transient errors */
+	int64_t reconnects;     /* consecutive failed connection attempts */
+	int64_t sweep_idle;     /* consecutive passes that updated nothing */
+	int64_t batch_sent_ms;  /* monotonic, for the batch's round-trip time */
+	int64_t running_since;  /* monotonic, when batches began in this process */
+	int64_t last_batch_ms;
+	struct rate_slot rate[RATE_SLOTS];
+	size_t rate_head, rate_len;
+	bool logged_waiting_lock;
+};
+
+static void step(bf_job *j);
+static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
+		    const char *err, const PGnotify *notify);
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static const char *const state_names[] = {
+    [BF_JOB_PENDING] = "pending", [BF_JOB_RUNNING] = "running",
+    [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
+    [BF_JOB_DONE] = "done",       [BF_JOB_FAILED] = "failed",
+    [BF_JOB_CANCELLED] = "cancelled",
+};
+
+const char *bf_job_state_name(bf_job_state s)
+{
+	return (size_t)s < BF_ARRAY_LEN(state_names) ? state_names[s] : "unknown";
+}
+
+bool bf_job_state_terminal(bf_job_state s)
+{
+	return s == BF_JOB_DONE || s == BF_JOB_FAILED || s == BF_JOB_CANCELLED;
+}
+
+static bf_job_state state_from_name(const char *s)
+{
+	for (size_t i = 0; i < BF_ARRAY_LEN(state_names); i++)
+		if (strcmp(state_names[i], s) == 0)
+			return (bf_job_state)i;
+	return BF_JOB_PENDING;
+}
+
+/* ---- configuration copy: the job outlives the bf_config it came from (reloads) ---- */
+
+static char **dup_list(char **v, size_t n)
+{
+	char **out = n ? bf_xcalloc(n, sizeof(*out)) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = bf_xstrdup(v[i]);
+	return out;
+}
+
+static void free_list(char **v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char *dup_opt(const char *s)
+{
+	return s ? bf_xstrdup(s) : NULL;
+}
+
+static bf_job_config *config_dup(const bf_job_config *c)
+{
+	bf_job_config *d = bf_xmalloc(sizeof(*d));
+
+	*d = *c;
+	d->name = dup_opt(c->name);
+	d->database = dup_opt(c->database);
+	d->table = dup_opt(c->table);
+	d->key = dup_list(c->key, c->n_key);
+	d->set = dup_opt(c->set);
+	d->where = dup_opt(c->where);
+	d->synchronous_commit = dup_opt(c->synchronous_commit);
+	d->lag.standbys = dup_list(c->lag.standbys, c->lag.n_standbys);
+	d->file = dup_opt(c->file);
+	return d;
+}
+
+static void config_free(bf_job_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->name);
+	free(c->database);
+	free(c->table);
+	free_list(c->key, c->n_key);
+	free(c->set);
+	free(c->where);
+	free(c->synchronous_commit);
+	free_list(c->lag.standbys, c->lag.n_standbys);
+	free(c->file);
+	free(c);
+}
+
+/* ---- life cycle ---- */
+
+bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
+{
+	bf_job *j = bf_xcalloc(1, sizeof(*j));
+
+	j->env = *env;
+	j->env.control_schema = bf_xstrdup(env->control_schema);
+	j->env.owner_id = bf_xstrdup(env->owner_id);
+	j->cfg = config_dup(cfg);
+	j->log_name = bf_xasprintf("job=%s", cfg->name);
+	j->conn = bf_conn_new(env->loop, j->log_name, conn_cb, j);
+	ev_init(&j->timer, timer_cb);
+	j->timer.data = j;
+	j->phase = PH_IDLE;
+	j->pass = 1;
+	j->remaining = -1;
+	j->batch_size = cfg->batch_size;
+	j->state = j->db_state = BF_JOB_PENDING;
+	return j;
+}
+
+static void forget_checkpoint(bf_job *j)
+{
+	size_t n = j->target ? j->target->n_key : 0;
+
+	free_list(j->cursor, n);
+	free_list(j->high, n);
+	j->cursor = j->high = NULL;
+}
+
+void bf_job_free(bf_job *j)
+{
+	if (j == NULL)
+		return;
+	ev_timer_stop(j->env.loop, &j->timer);
+	bf_conn_free(j->conn);
+	forget_checkpoint(j);
+	bf_sql_target_free(j->target);
+	free(j->table_name);
+	free(j->reason);
+	free(j->db_reason);
+	free(j->last_error);
+	free(j->pause_reason);
+	free(j->requested);
+	free(j->log_name);
+	free((char *)j->env.control_schema);
+	free((char *)j->env.owner_id);
+	config_free(j->cfg);
+	free(j);
+}
+
+const char *bf_job_name(const bf_job *j)
+{
+	return j->cfg->name;
+}
+
+const bf_job_config *bf_job_config_of(const bf_job *j)
+{
+	return j->cfg;
+}
+
+bf_job_state bf_job_get_state(const bf_job *j)
+{
+	return j->state;
+}
+
+bool bf_job_is_started(const bf_job *j)
+{
+	return j->started;
+}
+
+bool bf_job_is_finished(const bf_job *j)
+{
+	return j->finished;
+}
+
+/* Decide the state to show and why; logged once here, written by step(). */
+static void set_state(bf_job *j, bf_job_state s, const char *reason)
+{
+	bool same_reason = (reason == NULL && j->reason == NULL) ||
+			   (reason && j->reason && strcmp(reason, j->reason) == 0);
+	char q[512];
+
+	if (s == j->state && same_reason)
+		return;
+	if (s != j->state || bf_log_enabled(BF_LOG_DEBUG))
+		bf_log(s == BF_JOB_FAILED ? BF_LOG_ERROR : BF_LOG_INFO, j->cfg->name, "state",
+		       "state=%s from=%s%s%s", bf_job_state_name(s), bf_job_state_name(j->state),
+		       reason ? " reason=" : "", reason ? bf_log_q(q, sizeof(q), reason) : "");
+	j->state = s;
+	free(j->reason);
+	j->reason = dup_opt(reason);
+}
+
+static void fail(bf_job *j, const char *msg)
+{
+	free(j->last_error);
+	j->last_error = bf_xstrdup(msg);
+	j->count_error = true;
+	set_state(j, BF_JOB_FAILED, msg);
+}
+
+static void arm_timer(bf_job *j, int64_t ms)
+{
+	ev_timer_stop(j->env.loop, &j->timer);
+	ev_timer_set(&j->timer, (double)ms / 1000.0, 0.0);
+	ev_timer_start(j->env.loop, &j->timer);
+	j->phase = PH_TIMER;
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_job *j = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (j->phase == PH_TIMER)
+		j->phase = PH_IDLE;
+	step(j);
+}
+
+static int64_t backoff_ms(int64_t attempt)
+{
+	int64_t ms = BACKOFF_MIN_MS;
+
+	for (int64_t i = 1; i < attempt && ms < BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+/* Forget what the connection carried; the checkpoint is re-read on the next one. */
+static void drop_connection(bf_job *j)
+{
+	bf_conn_close(j->conn);
+	j->session_ok = j->schema_ok = j->locked = j->prepared = false;
+	j->registered = false;
+	forget_checkpoint(j);
+	j->high_known = false;
+	j->phase = PH_IDLE;
+}
+
+static void finish(bf_job *j)
+{
+	drop_connection(j);
+	ev_timer_stop(j->env.loop, &j->timer);
+	j->phase = PH_FINISHED;
+	j->finished = true;
+	if (j->env.finished)
+		j->env.finished(j, j->env.owner);
+}
+
+void bf_job_start(bf_job *j)
+{
+	if (j->started)
+		return;
+	j->started = true;
+	j->running_since = bf_mono_ms();
+	step(j);
+}
+
+static void wake(bf_job *j)
+{
+	if (j->phase == PH_TIMER && j->state != BF_JOB_RUNNING) {
+		ev_timer_stop(j->env.loop, &j->timer);
+		j->phase = PH_IDLE;
+	}
+	if (j->started && j->phase == PH_IDLE)
+		step(j);
+}
+
+static void stop(bf_job *j, const char *why)
+{
+	if (j->finished)
+		return;
+	j->stopping = true;
+	j->stop_reason = why;
+	if (!j->started) {
+		j->started = true;
+		finish(j);
+		return;
+	}
+	if (j->phase == PH_TIMER) {
+		ev_timer_stop(j->env.loop, &j->timer);
+		j->phase = PH_IDLE;
+	}
+	if (j->phase == PH_IDLE)
+		step(j);
+}
+
+void bf_job_stop(bf_job *j)
+{
+	stop(j, "daemon stopped");
+}
+
+void bf_job_remove(bf_job *j)
+{
+	stop(j, "removed from the configuration");
+}
+
+void bf_job_fail(bf_job *j, const char *msg)
+{
+	if (j->finished || bf_job_state_terminal(j->state))
+		return;
+	fail(j, msg);
+	wake(j);
+}
+
+void bf_job_abort(bf_job *j)
+{
+	if (j->finished || !bf_conn_is_busy(j->conn))
+		return;
+	bf_log(BF_LOG_WARN, j->cfg->name, "cancelling the in-flight query", "reason=shutdown_timeout");
+	bf_conn_cancel(j->conn);
+}
+
+void bf_job_pause(bf_job *j, const char *reason)
+{
+	free(j->pause_reason);
+	j->pause_reason = bf_xstrdup(reason);
+	wake(j);
+}
+
+void bf_job_resume(bf_job *j)
+{
+	free(j->pause_reason);
+	j->pause_reason = NULL;
+	wake(j);
+}
+
+void bf_job_poke(bf_job *j)
+{
+	j->poke = true;
+	wake(j);
+}
+
+void bf_job_retune(bf_job *j, const bf_job_config *cfg)
+{
+	bf_job_config *old = j->cfg;
+
+	j->cfg = config_dup(cfg);
+	if (cfg->batch_size != old->batch_size)
+		j->batch_size = cfg->batch_size;
+	if (j->batch_size > cfg->max_batch_size)
+		j->batch_size = cfg->max_batch_size;
+	if (j->batch_size < cfg->min_batch_size)
+		j->batch_size = cfg->min_batch_size;
+	/* timeouts are session settings: send them again before the next batch */
+	if (cfg->lock_timeout_ms != old->lock_timeout_ms ||
+	    cfg->statement_timeout_ms != old->statement_timeout_ms ||
+	    strcmp(cfg->synchronous_commit, old->synchronous_commit) != 0)
+		j->session_ok = false;
+	config_free(old);
+	bf_log(BF_LOG_INFO, j->cfg->name, "tuning reloaded", "batch=%lld sleep_ms=%lld",
+	       (long long)j->batch_size, (long long)j->cfg->sleep_ms);
+}
+
+/* ---- the recent rate: rows of the batches of the last minute ---- */
+
+static void rate_add(bf_job *j, int64_t now, int64_t rows)
+{
+	size_t i = (j->rate_head + j->rate_len) % RATE_SLOTS;
+
+	if (j->rate_len == RATE_SLOTS) {
+		j->rate_head = (j->rate_head + 1) % RATE_SLOTS;
+		j->rate_len--;
+	}
+	j->rate[i] = (struct rate_slot){.at_ms = now, .rows = rows};
+	j->rate_len++;
+}
+
+static double rate_now(bf_job *j, int64_t now)
+{
+	int64_t rows = 0, span;
+
+	while (j->rate_len > 0 && j->rate[j->rate_head].at_ms < now - RATE_WINDOW_MS) {
+		j->rate_head = (j->rate_head + 1) % RATE_SLOTS;
+		j->rate_len--;
+	}
+	for (size_t k = 0; k < j->rate_len; k++)
+		rows += j->rate[(j->rate_head + k) % RATE_SLOTS].rows;
+	span = now - j->running_since;
+	if (span > RATE_WINDOW_MS)
+		span = RATE_WINDOW_MS;
+	if (span < 1000)
+		span = 1000;
+	return (double)rows * 1000.0 / (double)span;
+}
+
+void bf_job_log_progress(bf_job *j)
+{
+	char eta[32] = "", q[512];
+	double rate;
+	double pct = 0;
+	int64_t est = j->estimate > j->rows_done ? j->estimate : j->rows_done;
+
+	if (j->finished || (j->state != BF_JOB_RUNNING && j->state != BF_JOB_THROTTLED))
+		return;
+	rate = rate_now(j, bf_mono_ms());
+	if (est > 0)
+		pct = 100.0 * (double)j->rows_done / (double)est;
+	if (rate > 0)
+		bf_units_format_duration((int64_t)((double)(est - j->rows_done) * 1000.0 / rate), eta,
+					 sizeof(eta));
+	bf_log(BF_LOG_INFO, j->cfg->name, "progress",
+	       "rows=%lld estimate=%lld percent=%.1f rate=%.0f eta=%s batch=%lld pass=%d "
+	       "state=%s%s%s",
+	       (long long)j->rows_done, (long long)est, pct, rate, eta[0] ? eta : "unknown",
+	       (long long)j->batch_size, j->pass, bf_job_state_name(j->state),
+	       j->state == BF_JOB_THROTTLED ? " reason=" : "",
+	       j->state == BF_JOB_THROTTLED ? bf_log_q(q, sizeof(q), j->reason) : "");
+}
+
+/* ---- sending ---- */
+
+static void send_failed(bf_job *j, const char *err)
+{
+	/* the connection reports BF_CONN_LOST for a failed send; anything else is a bug of
+	 * ours in building the query, and the job cannot go on */
+	fail(j, err);
+	drop_connection(j);
+	finish(j);
+}
+
+static void send_params(bf_job *j, enum phase ph, const char *sql, int n, const char *const *v)
+{
+	char err[ERR_LEN];
+
+	j->phase = ph;
+	if (bf_conn_send_params(j->conn, sql, n, v, err, sizeof(err)) != 0)
+		send_failed(j, err);
+}
+
+static void send_simple(bf_job *j, enum phase ph, const char *sql)
+{
+	char err[ERR_LEN];
+
+	j->phase = ph;
+	if (bf_conn_send_simple(j->conn, sql, err, sizeof(err)) != 0)
+		send_failed(j, err);
+}
+
+static void connect_db(bf_job *j)
+{
+	char err[ERR_LEN];
+
+	j->phase = PH_CONNECT;
+	if (bf_conn_connect(j->conn, j->cfg->database, "backfilld", CONNECT_TIMEOUT_MS, err,
+			    sizeof(err)) != 0) {
+		/* a conninfo libpq cannot parse will not get better by retrying */
+		char msg[ERR_LEN + 64];
+
+		snprintf(msg, sizeof(msg), "bad database conninfo: %s", err);
+		j->phase = PH_IDLE;
+		set_state(j, BF_JOB_FAILED, msg);
+		finish(j);
+	}
+}
+
+static void send_session(bf_job *j)
+{
+	char lock[32], stmt[32];
+	const char *v[3] = {lock, stmt, j->cfg->synchronous_commit};
+
+	snprintf(lock, sizeof(lock), "%lld", (long long)j->cfg->lock_timeout_ms);
+	snprintf(stmt, sizeof(stmt), "%lld", (long long)j->cfg->statement_timeout_ms);
+	send_params(j, PH_SESSION, bf_sql_session(), 3, v);
+}
+
+static char *quoted_schema(bf_job *j)
+{
+	char err[ERR_LEN];
+	char *q = bf_quote_ident(bf_conn_pg(j->conn), j->env.control_schema, err, sizeof(err));
+
+	if (q == NULL)
+		fail(j, err);
+	return q;
+}
+
+static void send_schema(bf_job *j)
+{
+	char *qs = quoted_schema(j);
+	char *sql;
+
+	if (qs == NULL) {
+		finish(j);
+		return;
+	}
+	sql = bf_sql_schema(qs);
+	send_simple(j, PH_SCHEMA, sql);
+	free(sql);
+	free(qs);
+}
+
+static void send_lock(bf_job *j)
+{
+	const char *v[2] = {j->env.control_schema, j->cfg->name};
+
+	send_params(j, PH_LOCK, bf_sql_try_lock(), 2, v);
+}
+
+static void send_resolve(bf_job *j)
+{
+	char *keys = bf_target_key_literal(j->cfg);
+	const char *v[2] = {j->cfg->table, keys};
+
+	send_params(j, PH_RESOLVE, bf_sql_resolve(), 2, v);
+	free(keys);
+}
+
+static void send_estimate(bf_job *j)
+{
+	char *sql = bf_sql_estimate(j->target);
+
+	send_params(j, PH_ESTIMATE, sql, 0, NULL);
+	free(sql);
+}
+
+static void send_register(bf_job *j)
+{
+	char hash[17], batch[32], est[32];
+	char *sql = bf_sql_register(j->target);
+	const char *v[6] = {j->cfg->name, j->table_name, hash, batch, j->env.owner_id, est};
+
+	bf_job_config_hash(j->cfg, hash);
+	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
+	snprintf(est, sizeof(est), "%lld", (long long)j->estimate);
+	send_params(j, PH_REGISTER, sql, 6, v);
+	free(sql);
+}
+
+static void send_high(bf_job *j)
+{
+	char *sql = bf_sql_high_water(j->target);
+	const char *v[1] = {j->cfg->name};
+
+	send_params(j, PH_HIGH, sql, 1, v);
+	free(sql);
+}
+
+static void send_prepare(bf_job *j)
+{
+	char err[ERR_LEN];
+	/* both statements in one round trip would need pipeline mode; the first-batch variant
+	 * is used once per pass, so it goes unprepared and only the hot one is prepared */
+	char *sql = bf_sql_batch(j->target, false);
+
+	j->phase = PH_PREPARE;
+	if (bf_conn_send_prepare(j->conn, "bf_batch", sql, err, sizeof(err)) != 0)
+		send_failed(j, err);
+	free(sql);
+}
+
+static void send_state(bf_job *j, enum after_state after)
+{
+	char *qs = quoted_schema(j);
+	char *sql;
+	char pass[16], batch[32];
+	bool terminal = bf_job_state_terminal(j->state);
+	const char *owner = terminal || j->stopping ? NULL : j->env.owner_id;
+	const char *v[9] = {
+	    j->cfg->name,     bf_job_state_name(j->state),
+	    j->reason,        j->last_error,
+	    owner,            j->count_error ? "t" : "f",
+	    pass,             j->rewind ? "t" : "f",
+	    batch,
+	};
+
+	if (qs == NULL) {
+		finish(j);
+		return;
+	}
+	snprintf(pass, sizeof(pass), "%d", j->pass);
+	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
+	sql = bf_sql_set_state(qs);
+	j->after = after;
+	send_params(j, PH_STATE, sql, 9, v);
+	free(sql);
+	free(qs);
+}
+
+static void send_batch(bf_job *j)
+{
+	size_t n = j->target->n_key;
+	const char **v = bf_xcalloc(4 + 2 * n, sizeof(*v));
+	char batch[32], rate[32], pass[16];
+	size_t k = 0;
+	char err[ERR_LEN];
+	int rc;
+
+	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
+	snprintf(rate, sizeof(rate), "%.3f", rate_now(j, bf_mono_ms()));
+	snprintf(pass, sizeof(pass), "%d", j->pass);
+	v[k++] = j->cfg->name;
+	v[k++] = batch;
+	v[k++] = rate;
+	v[k++] = pass;
+	if (j->cursor)
+		for (size_t i = 0; i < n; i++)
+			v[k++] = j->cursor[i];
+	for (size_t i = 0; i < n; i++)
+		v[k++] = j->high[i];
+	j->phase = PH_BATCH;
+	j->batch_sent_ms = bf_mono_ms();
+	if (j->cursor) {
+		rc = bf_conn_send_prepared(j->conn, "bf_batch", (int)k, v, err, sizeof(err));
+	} else {
+		char *sql = bf_sql_batch(j->target, true);
+
+		rc = bf_conn_send_params(j->conn, sql, (int)k, v, err, sizeof(err));
+		free(sql);
+	}
+	free(v);
+	if (rc != 0)
+		send_failed(j, err);
+}
+
+static void send_remaining(bf_job *j)
+{
+	char *sql = bf_sql_remaining(j->target);
+
+	send_params(j, PH_REMAIN, sql, (int)j->target->n_key, (const char *const *)j->high);
+	free(sql);
+}
+
+/* ---- deciding ---- */
+
+static bool reason_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* Pause and cancel requests: a signal (pause_reason) or backfillctl (requested). */
+static void apply_requests(bf_job *j)
+{
+	if (bf_job_state_terminal(j->state))
+		return;
+	if (j->requested && strcmp(j->requested, "cancelled") == 0) {
+		set_state(j, BF_JOB_CANCELLED, "cancelled by backfillctl");
+		return;
+	}
+	if (j->requested && strcmp(j->requested, "paused") == 0) {
+		set_state(j, BF_JOB_PAUSED, "paused by backfillctl");
+		return;
+	}
+	if (j->pause_reason) {
+		set_state(j, BF_JOB_PAUSED, j->pause_reason);
+		return;
+	}
+	if (j->state == BF_JOB_PAUSED || j->state == BF_JOB_PENDING)
+		set_state(j, BF_JOB_RUNNING, NULL);
+}
+
+/* What to do next, from what the job knows. Called whenever nothing is in flight. */
+static void step(bf_job *j)
+{
+	if (j->phase != PH_IDLE || j->finished)
+		return;
+	if (!bf_conn_is_open(j->conn)) {
+		if (j->stopping || bf_job_state_terminal(j->state)) {
+			finish(j);
+			return;
+		}
+		connect_db(j);
+		return;
+	}
+	if (!j->session_ok) {
+		send_session(j);
+		return;
+	}
+	if (!j->schema_ok) {
+		send_schema(j);
+		return;
+	}
+	if (!j->registered && (j->stopping || bf_job_state_terminal(j->state))) {
+		/* failed before it had a row (no such table, ...): the log says why */
+		finish(j);
+		return;
+	}
+	if (j->poke) {
+		/* backfillctl asked something: read the row again before going on */
+		j->poke = false;
+		j->registered = false;
+	}
+	if (!j->locked) {
+		send_lock(j);
+		return;
+	}
+	if (j->target == NULL) {
+		send_resolve(j);
+		return;
+	}
+	if (!j->estimated) {
+		send_estimate(j);
+		return;
+	}
+	if (!j->registered) {
+		send_register(j);
+		return;
+	}
+	/* the state to show: a terminal one is written, then the job lets go */
+	if (j->stopping && !bf_job_state_terminal(j->state) && j->state != BF_JOB_PAUSED)
+		set_state(j, BF_JOB_PENDING, j->stop_reason);
+	else
+		apply_requests(j);
+	if (j->state != j->db_state || reason_differs(j->reason, j->db_reason) || j->rewind ||
+	    j->count_error) {
+		send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
+		return;
+	}
+	if (bf_job_state_terminal(j->state) || j->stopping) {
+		finish(j);
+		return;
+	}
+	if (j->state == BF_JOB_PAUSED)
+		return; /* resumed by bf_job_resume() or a poke */
+	if (!j->high_known) {
+		send_high(j);
+		return;
+	}
+	if (!j->prepared) {
+		send_prepare(j);
+		return;
+	}
+	if (j->pass_end) {
+		send_remaining(j);
+		return;
+	}
+	send_batch(j);
+}
+
+/* ---- results ---- */
+
+static bool is_transient(const char *sqlstate)
+{
+	static const char *const codes[] = {"55P03", "57014", "40P01", "40001"};
+
+	for (size_t i = 0; i < BF_ARRAY_LEN(codes); i++)
+		if (strcmp(sqlstate, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool is_connection_error(const char *sqlstate)
+{
+	return strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0 ||
+	       strcmp(sqlstate, "53300") == 0;
+}
+
+static const char *transient_name(const char *sqlstate)
+{
+	if (strcmp(sqlstate, "55P03") == 0)
+		return "lock_timeout";
+	if (strcmp(sqlstate, "57014") == 0)
+		return "statement_timeout";
+	if (strcmp(sqlstate, "40P01") == 0)
+		return "deadlock";
+	return "serialization failure";
+}
+
+/* One line from a server error: the primary message, and the detail or hint when given. */
+static char *error_text(const PGresult *res)
+{
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (msg == NULL)
+		return bf_xstrdup(PQresultErrorMessage(res));
+	return bf_xasprintf("%s (SQLSTATE %s)%s%s", msg, code ? code : "?", hint ? "; hint: " : "",
+			    hint ? hint : "");
+}
+
+static void schedule_reconnect(bf_job *j, const char *why)
+{
+	char q[ERR_LEN + 32];
+	int64_t ms = backoff_ms(++j->reconnects);
+	char d[32];
+
+	drop_connection(j);
+	if (j->stopping) {
+		finish(j);
+		return;
+	}
+	bf_units_format_duration(ms, d, sizeof(d));
+	bf_log(BF_LOG_WARN, j->cfg->name, "database unreachable, will retry",
+	       "error=%s retry_in=%s attempt=%lld", bf_log_q(q, sizeof(q), why), d,
+	       (long long)j->reconnects);
+	arm_timer(j, ms);
+}
+
+static void on_error(bf_job *j, const PGresult *res)
+{
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	char *text = error_text(res);
+	enum phase ph = j->phase;
+
+	j->phase = PH_IDLE;
+	if (code == NULL)
+		code = "";
+	if (is_connection_error(code)) {
+		schedule_reconnect(j, text);
+	} else if (j->stopping) {
+		/* a batch cancelled at shutdown: record the state and go */
+		bf_log(BF_LOG_WARN, j->cfg->name, "query ended at shutdown", "error=%s", code);
+		step(j);
+	} else if (is_transient(code) && ++j->retries <= j->cfg->max_retries) {
+		char reason[128];
+		int64_t ms = backoff_ms(j->retries);
+
+		if (ph == PH_BATCH) {
+			j->batch_size /= 2;
+			if (j->batch_size < j->cfg->min_batch_size)
+				j->batch_size = j->cfg->min_batch_size;
+		}
+		snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
+			 transient_name(code), (long long)j->batch_size);
+		free(j->last_error);
+		j->last_error = bf_xstrdup(text);
+		j->count_error = true;
+		set_state(j, BF_JOB_RUNNING, reason);
+		/* the state change is written after the backoff, with the retry */
+		arm_timer(j, ms);
+	} else if (is_transient(code)) {
+		char msg[ERR_LEN + 64];
+
+		snprintf(msg, sizeof(msg), "%lld consecutive transient errors, last: %s",
+			 (long long)j->retries - 1, text);
+		fail(j, msg);
+		step(j);
+	} else if (ph == PH_STATE) {
+		/* the control row cannot be written: nothing more this job can do safely */
+		bf_log(BF_LOG_ERROR, j->cfg->name, "cannot record the job's state", "error=%s", code);
+		set_state(j, BF_JOB_FAILED, text);
+		finish(j);
+	} else {
+		char msg[ERR_LEN + 64];
+
+		snprintf(msg, sizeof(msg), "%s", text);
+		if (strcmp(code, BF_SQLSTATE_SET_KEEPS_WHERE) == 0)
+			snprintf(msg, sizeof(msg),
+				 "set does not make where false: an updated row still matches "
+				 "where, so the job would never end (%s)", text);
+		fail(j, msg);
+		step(j);
+	}
+	free(text);
+}
+
+static void on_resolve(bf_job *j, const PGresult *res)
+{
+	bf_sbuf problems = {0};
+
+	j->target = bf_target_resolve(bf_conn_pg(j->conn), res, j->cfg, j->env.control_schema,
+				      &j->table_name, &problems);
+	if (j->target == NULL)
+		fail(j, problems.data ? problems.data : "cannot resolve the table");
+	bf_sbuf_free(&problems);
+}
+
+static void free_values(char **v, size_t n)
+{
+	free_list(v, n);
+}
+
+static char **get_values(const PGresult *res, int first, size_t n)
+{
+	char **v = bf_xcalloc(n, sizeof(*v));
+
+	for (size_t i = 0; i < n; i++)
+		v[i] = bf_xstrdup(PQgetvalue(res, 0, first + (int)i));
+	return v;
+}
+
+static void on_register(bf_job *j, const PGresult *res)
+{
+	char hash[17];
+	size_t n = j->target->n_key;
+	const char *state = PQgetvalue(res, 0, 1);
+
+	bf_job_config_hash(j->cfg, hash);
+	free(j->requested);
+	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
+	j->db_state = state_from_name(state);
+	j->pass = atoi(PQgetvalue(res, 0, 3));
+	j->rows_done = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	forget_checkpoint(j);
+	if (!PQgetisnull(res, 0, 7))
+		j->estimate = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+	if (PQgetvalue(res, 0, 5)[0] == 't')
+		j->cursor = get_values(res, 8, n);
+	j->high_known = PQgetvalue(res, 0, 6)[0] == 't';
+	if (j->high_known)
+		j->high = get_values(res, 8 + (int)n, n);
+	j->registered = true;
+	j->pass_end = false;
+	j->reconnects = 0;
+
+	if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+			 "definition changed (table, key, set or where) since the job was "
+			 "registered: reset it (backfillctl reset %s) or rename it",
+			 j->cfg->name);
+		fail(j, msg);
+		return;
+	}
+	if (j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_CANCELLED) {
+		bf_log(BF_LOG_INFO, j->cfg->name, "already finished", "state=%s", state);
+		j->state = j->db_state;
+		free(j->reason);
+		j->reason = NULL;
+		j->db_reason = NULL;
+		return;
+	}
+	/* the row may say running or throttled after a crash: ours to take over */
+	if (j->db_state == BF_JOB_FAILED)
+		bf_log(BF_LOG_INFO, j->cfg->name, "restarting a failed job from its checkpoint",
+		       "rows=%lld", (long long)j->rows_done);
+	else if (j->rows_done > 0 || j->cursor)
+		bf_log(BF_LOG_INFO, j->cfg->name, "resuming from the checkpoint",
+		       "rows=%lld pass=%d", (long long)j->rows_done, j->pass);
+	/* make step() write the state this process shows */
+	free(j->db_reason);
+	j->db_reason = bf_xstrdup("(registered)");
+	if (j->state == BF_JOB_FAILED) {
+		j->state = BF_JOB_PENDING;
+		free(j->reason);
+		j->reason = NULL;
+	}
+}
+
+static void on_high(bf_job *j, const PGresult *res)
+{
+	j->high_known = true;
+	if (PQgetvalue(res, 0, 0)[0] != 't') {
+		/* an empty table at the first start: nothing up to the mark, done */
+		bf_log(BF_LOG_INFO, j->cfg->name, "table was empty at the first start", NULL);
+		set_state(j, BF_JOB_DONE, "table was empty");
+		return;
+	}
+	j->high = get_values(res, 1, j->target->n_key);
+}
+
+static void on_batch(bf_job *j, const PGresult *res)
+{
+	size_t n = j->target->n_key;
+	int64_t now = bf_mono_ms();
+	int64_t rows;
+
+	if (PQntuples(res) != 1) {
+		fail(j, "the job's row disappeared from the control table (reset while running?)");
+		return;
+	}
+	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	j->last_batch_ms = now - j->batch_sent_ms;
+	j->rows_done += rows;
+	j->pass_rows += rows;
+	j->retries = 0;
+	rate_add(j, now, rows);
+	j->pass_end = PQgetvalue(res, 0, 1)[0] == 't';
+	free(j->requested);
+	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
+	free_values(j->cursor, n);
+	j->cursor = get_values(res, 3, n);
+	if (j->state == BF_JOB_RUNNING && j->reason) {
+		/* a retry succeeded: the reason no longer holds */
+		set_state(j, BF_JOB_RUNNING, NULL);
+	}
+	bf_log(BF_LOG_DEBUG, j->cfg->name, "batch", "rows=%lld ms=%lld batch=%lld pass=%d",
+	       (long long)rows, (long long)j->last_batch_ms, (long long)j->batch_size, j->pass);
+}
+
+static void on_remaining(bf_job *j, const PGresult *res)
+{
+	int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	char reason[128];
+
+	j->retries = 0;
+	j->remaining = left;
+	j->pass_end = false;
+	if (left == 0) {
+		bf_log(BF_LOG_INFO, j->cfg->name, "no row left to do", "rows=%lld passes=%d",
+		       (long long)j->rows_done, j->pass);
+		set_state(j, BF_JOB_DONE, NULL);
+		return;
+	}
+	/* rows skipped because others held them: sweep again from the start, waiting longer
+	 * each time a whole pass found nothing it could lock */
+	j->sweep_idle = j->pass_rows == 0 ? j->sweep_idle + 1 : 0;
+	snprintf(reason, sizeof(reason), "waiting for %lld%s rows locked by other sessions",
+		 (long long)left, left >= 10000 ? "+" : "");
+	set_state(j, BF_JOB_RUNNING, reason);
+	j->pass++;
+	j->pass_rows = 0;
+	j->rewind = true;
+	bf_log(BF_LOG_INFO, j->cfg->name, "sweep pass", "pass=%d remaining=%lld", j->pass,
+	       (long long)left);
+}
+
+static void after_result(bf_job *j, enum phase ph)
+{
+	if (ph == PH_STATE) {
+		j->db_state = j->state;
+		free(j->db_reason);
+		j->db_reason = dup_opt(j->reason);
+		free(j->last_error);
+		j->last_error = NULL;
+		j->count_error = false;
+		if (j->after == AFTER_NEW_PASS) {
+			j->rewind = false;
+			forget_checkpoint(j);
+			j->registered = false; /* read the rewound row back */
+			if (j->sweep_idle > 0) {
+				arm_timer(j, backoff_ms(j->sweep_idle + 1));
+				return;
+			}
+		}
+	}
+	if (ph == PH_BATCH && j->cfg->sleep_ms > 0 && !j->pass_end) {
+		arm_timer(j, j->cfg->sleep_ms);
+		return;
+	}
+	step(j);
+}
+
+static void on_result(bf_job *j, const PGresult *res)
+{
+	enum phase ph = j->phase;
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		on_error(j, res);
+		return;
+	}
+	j->phase = PH_IDLE;
+	switch (ph) {
+	case PH_SESSION:
+		j->session_ok = true;
+		break;
+	case PH_SCHEMA:
+		j->schema_ok = true;
+		break;
+	case PH_LOCK:
+		if (PQgetvalue(res, 0, 0)[0] != 't') {
+			if (!j->logged_waiting_lock)
+				bf_log(BF_LOG_WARN, j->cfg->name,
+				       "another daemon runs this job; waiting to take over", NULL);
+			j->logged_waiting_lock = true;
+			arm_timer(j, LOCK_RETRY_MS);
+			return;
+		}
+		j->locked = true;
+		j->logged_waiting_lock = false;
+		break;
+	case PH_RESOLVE:
+		on_resolve(j, res);
+		break;
+	case PH_ESTIMATE: {
+		const char *p = PQntuples(res) > 0 ? strstr(PQgetvalue(res, 0, 0), "rows=") : NULL;
+
+		j->estimate = p ? strtoll(p + 5, NULL, 10) : 0;
+		j->estimated = true;
+		break;
+	}
+	case PH_REGISTER:
+		on_register(j, res);
+		break;
+	case PH_HIGH:
+		on_high(j, res);
+		break;
+	case PH_PREPARE:
+		j->prepared = true;
+		break;
+	case PH_STATE:
+		free(j->requested);
+		j->requested =
+		    PQntuples(res) && !PQgetisnull(res, 0, 0) ? bf_xstrdup(PQgetvalue(res, 0, 0))
+							      : NULL;
+		break;
+	case PH_BATCH:
+		on_batch(j, res);
+		break;
+	case PH_REMAIN:
+		on_remaining(j, res);
+		break;
+	default:
+		bf_log(BF_LOG_ERROR, j->cfg->name, "result in an unexpected phase; reconnecting",
+		       "phase=%d", (int)ph);
+		schedule_reconnect(j, "internal: unexpected result");
+		return;
+	}
+	after_result(j, ph);
+}
+
+static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
+		    const char *err, const PGnotify *notify)
+{
+	bf_job *j = owner;
+
+	(void)conn;
+	(void)notify;
+	switch (ev) {
+	case BF_CONN_CONNECTED:
+		j->phase = PH_IDLE;
+		step(j);
+		break;
+	case BF_CONN_RESULT:
+		on_result(j, res);
+		break;
+	case BF_CONN_LOST:
+		schedule_reconnect(j, err ? err : "connection lost");
+		break;
+	case BF_CONN_NOTIFY:
+		break;
+	}
+}

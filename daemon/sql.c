@@ -1,0 +1,343 @@
+/*
+ * sql.c - the statements of backfilld, as text.
+ *
+ * The batch is the heart of the product, so its shape is explained here once:
+ *
+ *   hi   the key N rows further on, found by an index-only walk from the cursor (OFFSET N-1
+ *        LIMIT 1), or the high-water mark when fewer remain. It bounds the range so that the
+ *        locking scan below never reads past it: pass 1 is linear, each batch starts where
+ *        the previous one ended and no batch rescans what an earlier one passed.
+ *   todo the rows of (cursor, hi] that still match `where`, locked FOR UPDATE SKIP LOCKED in
+ *        key order: a row the application holds is skipped, never waited for.
+ *   upd  `set` applied to exactly those rows by ctid (a TID scan, no second index lookup);
+ *        RETURNING tells whether a row still matches `where` after `set`.
+ *   the final UPDATE of the jobs row moves the cursor to hi and adds the counts, in the same
+ *        transaction as the data. assert_batch() raises BF001 when a row still matched, so
+ *        the whole batch rolls back and the job fails instead of looping.
+ *
+ * Upper bounds use scalar subqueries on hi, which the planner turns into init-plan
+ * parameters of a row comparison: an index condition on the key, not a filter.
+ */
+#include "backfilld/sql.h"
+
+#include <stdlib.h>
+
+#include "backfilld/util.h"
+
+void bf_sql_target_free(bf_sql_target *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n_key; i++) {
+		free(t->qkey[i]);
+		free(t->key_type[i]);
+	}
+	free(t->qkey);
+	free(t->key_type);
+	free(t->qschema);
+	free(t->qtable);
+	free(t->set);
+	free(t->where);
+	free(t);
+}
+
+char *bf_sql_schema(const char *s)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb,
+		       "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
+		       "CREATE SCHEMA IF NOT EXISTS %s;\n"
+		       "CREATE TABLE IF NOT EXISTS %s.schema_version (\n"
+		       "  version int PRIMARY KEY,\n"
+		       "  applied_at timestamptz NOT NULL DEFAULT now());\n",
+		       s, s);
+	bf_sbuf_printf(
+	    &sb,
+	    "CREATE TABLE IF NOT EXISTS %s.jobs (\n"
+	    "  name text PRIMARY KEY,\n"
+	    "  table_name text NOT NULL,\n"
+	    "  definition_hash text NOT NULL,\n"
+	    "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running',\n"
+	    "    'throttled', 'paused', 'done', 'failed', 'cancelled')),\n"
+	    "  state_reason text,\n"
+	    "  requested_state text CHECK (requested_state IN ('paused', 'running', "
+	    "'cancelled')),\n"
+	    "  pass int NOT NULL DEFAULT 1,\n"
+	    "  cursor text[],\n"
+	    "  high_key text[],\n"
+	    "  rows_done bigint NOT NULL DEFAULT 0,\n"
+	    "  rows_estimate bigint,\n"
+	    "  batches_done bigint NOT NULL DEFAULT 0,\n"
+	    "  batch_size int,\n"
+	    "  rows_per_second double precision,\n"
+	    "  last_batch_ms int,\n"
+	    "  errors bigint NOT NULL DEFAULT 0,\n"
+	    "  last_error text,\n"
+	    "  owner text,\n"
+	    "  started_at timestamptz,\n"
+	    "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+	    "  finished_at timestamptz);\n",
+	    s);
+	bf_sbuf_printf(
+	    &sb,
+	    "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
+	    "LANGUAGE plpgsql AS $bf$\n"
+	    "BEGIN\n"
+	    "  IF still > 0 THEN\n"
+	    "    RAISE EXCEPTION 'set does not make where false: %% updated rows still match "
+	    "where', still\n"
+	    "      USING ERRCODE = '" BF_SQLSTATE_SET_KEEPS_WHERE "',\n"
+	    "            HINT = 'change set or where so that an updated row no longer matches "
+	    "where';\n"
+	    "  END IF;\n"
+	    "  RETURN true;\n"
+	    "END $bf$;\n",
+	    s);
+	/* percent: the estimate grows to at least rows_done, so it never passes 100. eta from
+	 * the recent rate, kept while throttled or paused, gone once the job is over. */
+	bf_sbuf_printf(
+	    &sb,
+	    "CREATE OR REPLACE VIEW %s.progress AS\n"
+	    "SELECT name, table_name, state, state_reason, rows_done,\n"
+	    "  greatest(rows_estimate, rows_done) AS rows_estimate,\n"
+	    "  CASE WHEN state = 'done' THEN 100.0\n"
+	    "       WHEN greatest(rows_estimate, rows_done) > 0\n"
+	    "       THEN round(100.0 * rows_done / greatest(rows_estimate, rows_done), 1)\n"
+	    "       ELSE 0.0 END::numeric(4,1) AS percent,\n"
+	    "  round(rows_per_second::numeric, 1) AS rows_per_second,\n"
+	    "  CASE WHEN state IN ('done', 'failed', 'cancelled') THEN NULL\n"
+	    "       WHEN rows_per_second > 0\n"
+	    "       THEN make_interval(secs => round(greatest(greatest(rows_estimate, rows_done)\n"
+	    "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
+	    "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at\n"
+	    "FROM %s.jobs;\n",
+	    s, s);
+	bf_sbuf_printf(&sb,
+		       "INSERT INTO %s.schema_version (version) VALUES (%d) "
+		       "ON CONFLICT DO NOTHING;\n",
+		       s, BF_SCHEMA_VERSION);
+	return bf_sbuf_steal(&sb);
+}
+
+const char *bf_sql_resolve(void)
+{
+	return "WITH rel AS (\n"
+	       "  SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname,\n"
+	       "         c.relkind::text AS relkind\n"
+	       "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+	       "  WHERE c.oid = to_regclass($1)),\n"
+	       "pk AS (\n"
+	       "  SELECT array_agg(a.attname::text ORDER BY k.i) AS cols\n"
+	       "  FROM rel JOIN pg_index x ON x.indrelid = rel.oid AND x.indisprimary\n"
+	       "  CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, i)\n"
+	       "  JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum = k.attnum),\n"
+	       "keycols AS (\n"
+	       "  SELECT k.name, k.i, a.attnum, format_type(a.atttypid, a.atttypmod) AS type,\n"
+	       "         coalesce(a.attnotnull, false) AS notnull\n"
+	       "  FROM rel CROSS JOIN LATERAL unnest(coalesce($2::text[], (SELECT cols FROM pk)))\n"
+	       "       WITH ORDINALITY AS k(name, i)\n"
+	       "  LEFT JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attname = k.name\n"
+	       "       AND a.attnum > 0 AND NOT a.attisdropped),\n"
+	       "uniq AS (\n"
+	       "  SELECT EXISTS (SELECT 1 FROM rel JOIN pg_index x ON x.indrelid = rel.oid\n"
+	       "    WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL\n"
+	       "      AND x.indexprs IS NULL\n"
+	       "      AND x.indnkeyatts = (SELECT count(*) FROM keycols)\n"
+	       "      AND (x.indkey::int2[])[0:x.indnkeyatts - 1]\n"
+	       "          = (SELECT array_agg(attnum ORDER BY i) FROM keycols)) AS ok)\n"
+	       "SELECT rel.nspname, rel.relname, rel.relkind,\n"
+	       "       has_table_privilege(rel.oid, 'UPDATE'), uniq.ok, keycols.name,\n"
+	       "       coalesce(keycols.type, ''), keycols.notnull, $2::text[] IS NOT NULL\n"
+	       "FROM rel CROSS JOIN uniq LEFT JOIN keycols ON true\n"
+	       "ORDER BY keycols.i";
+}
+
+/* "ARRAY[a::text, b::text]" or the elements "x[1], x[2]" of a text[] column. */
+static void key_list(bf_sbuf *sb, const bf_sql_target *t, const char *prefix)
+{
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s%s%s", i ? ", " : "", prefix, t->qkey[i]);
+}
+
+static void elements(bf_sbuf *sb, const bf_sql_target *t, const char *col)
+{
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, ", %s[%zu]", col, i + 1);
+}
+
+/* "($first::type1, $first+1::type2)": key values as typed parameters. */
+static void params(bf_sbuf *sb, const bf_sql_target *t, int first)
+{
+	bf_sbuf_append(sb, "(");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s$%d::%s", i ? ", " : "", first + (int)i, t->key_type[i]);
+	bf_sbuf_append(sb, ")");
+}
+
+static void key_row(bf_sbuf *sb, const bf_sql_target *t)
+{
+	bf_sbuf_append(sb, "(");
+	key_list(sb, t, "");
+	bf_sbuf_append(sb, ")");
+}
+
+char *bf_sql_register(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb,
+		       "INSERT INTO %s.jobs AS j (name, table_name, definition_hash, batch_size,\n"
+		       "  owner, rows_estimate)\n"
+		       "VALUES ($1, $2, $3, $4, $5, $6)\n"
+		       "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,\n"
+		       "  updated_at = now()\n"
+		       "RETURNING j.definition_hash, j.state, j.requested_state, j.pass, "
+		       "j.rows_done,\n"
+		       "  j.cursor IS NOT NULL, j.high_key IS NOT NULL, j.rows_estimate",
+		       t->qschema);
+	elements(&sb, t, "j.cursor");
+	elements(&sb, t, "j.high_key");
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_high_water(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb, "UPDATE %s.jobs SET high_key = (SELECT ARRAY[", t->qschema);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s::text", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_printf(&sb, "] FROM %s ORDER BY ", t->qtable);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(&sb, " LIMIT 1),\n"
+			    "  started_at = coalesce(started_at, now()), updated_at = now()\n"
+			    "WHERE name = $1\n"
+			    "RETURNING high_key IS NOT NULL");
+	elements(&sb, t, "high_key");
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_estimate(const bf_sql_target *t)
+{
+	return bf_xasprintf("EXPLAIN SELECT 1 FROM %s WHERE (%s)", t->qtable, t->where);
+}
+
+char *bf_sql_batch(const bf_sql_target *t, bool first)
+{
+	bf_sbuf sb = {0};
+	int cur = 5;
+	int high = first ? 5 : 5 + (int)t->n_key;
+
+	/* hi: the key $2 rows on, or the high-water mark when fewer remain (keys are NOT
+	 * NULL, so a NULL here means "no such row"). */
+	bf_sbuf_append(&sb, "WITH hi AS (\n  SELECT s.bf_found IS NULL AS bf_last");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ",\n    coalesce(s.%s, $%d::%s) AS bf_hi_%zu", t->qkey[i],
+			       high + (int)i, t->key_type[i], i + 1);
+	bf_sbuf_append(&sb, "\n  FROM (SELECT 1) AS one LEFT JOIN (\n    SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb, ", true AS bf_found FROM %s\n    WHERE ", t->qtable);
+	if (!first) {
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, cur);
+		bf_sbuf_append(&sb, " AND ");
+	}
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= ");
+	params(&sb, t, high);
+	bf_sbuf_append(&sb, "\n    ORDER BY ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " OFFSET $2::int - 1 LIMIT 1) AS s ON true),\n");
+
+	/* todo: lock the matching rows of the range, skipping those others hold */
+	bf_sbuf_printf(&sb, "todo AS (\n  SELECT ctid AS bf_ctid FROM %s\n  WHERE ", t->qtable);
+	if (!first) {
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, cur);
+		bf_sbuf_append(&sb, " AND ");
+	}
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= (");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s(SELECT bf_hi_%zu FROM hi)", i ? ", " : "", i + 1);
+	bf_sbuf_printf(&sb, ")\n    AND (%s)\n  ORDER BY ", t->where);
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, "\n  FOR UPDATE SKIP LOCKED),\n");
+
+	bf_sbuf_printf(&sb,
+		       "upd AS (\n  UPDATE %s SET %s\n"
+		       "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
+		       "  RETURNING (%s) IS TRUE AS bf_still),\n"
+		       "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS still "
+		       "FROM upd)\n",
+		       t->qtable, t->set, t->where);
+
+	bf_sbuf_printf(&sb, "UPDATE %s.jobs AS j SET cursor = ARRAY[", t->qschema);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%shi.bf_hi_%zu::text", i ? ", " : "", i + 1);
+	bf_sbuf_printf(&sb,
+		       "],\n"
+		       "  rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
+		       "  batch_size = $2, rows_per_second = $3, pass = $4,\n"
+		       "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
+		       "statement_timestamp()) * 1000)::int,\n"
+		       "  updated_at = now()\n"
+		       "FROM hi, n\n"
+		       "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
+		       "RETURNING n.rows, hi.bf_last, j.requested_state",
+		       t->qschema);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_remaining(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= ");
+	params(&sb, t, 1);
+	bf_sbuf_printf(&sb, " AND (%s) LIMIT 10000) AS s", t->where);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_set_state(const char *qschema)
+{
+	return bf_xasprintf(
+	    "UPDATE %s.jobs SET state = $2, state_reason = $3,\n"
+	    "  last_error = coalesce($4, last_error), owner = $5,\n"
+	    "  errors = errors + CASE WHEN $6::bool THEN 1 ELSE 0 END,\n"
+	    "  pass = coalesce($7::int, pass),\n"
+	    "  cursor = CASE WHEN $8::bool THEN NULL ELSE cursor END,\n"
+	    "  batch_size = coalesce($9::int, batch_size),\n"
+	    "  finished_at = CASE WHEN $2 IN ('done', 'failed', 'cancelled') THEN now() END,\n"
+	    "  requested_state = CASE WHEN requested_state = 'cancelled' AND $2 = 'cancelled'\n"
+	    "                         OR requested_state = 'running' AND $2 <> 'paused'\n"
+	    "                         THEN NULL ELSE requested_state END,\n"
+	    "  updated_at = now()\n"
+	    "WHERE name = $1\n"
+	    "RETURNING requested_state",
+	    qschema);
+}
+
+const char *bf_sql_try_lock(void)
+{
+	return "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))";
+}
+
+const char *bf_sql_session(void)
+{
+	return "SELECT set_config('lock_timeout', $1, false),\n"
+	       "  set_config('statement_timeout', $2, false),\n"
+	       "  set_config('synchronous_commit', $3, false),\n"
+	       "  set_config('DateStyle', 'ISO, YMD', false),\n"
+	       "  set_config('IntervalStyle', 'postgres', false),\n"
+	       "  set_config('TimeZone', 'UTC', false),\n"
+	       "  set_config('extra_float_digits', '3', false)";
+}

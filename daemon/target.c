@@ -1,0 +1,140 @@
+/*
+ * target.c - from the catalog lookup to a quoted, typed target.
+ *
+ * The key must be NOT NULL with a valid unique index on exactly its columns in order: that
+ * is what makes "key > cursor" a total order the index serves, so a batch never sees a row
+ * twice and never misses one between two batches.
+ */
+#include "backfilld/target.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *bf_quote_ident(PGconn *pg, const char *ident, char *err, size_t errlen)
+{
+	char *q, *copy;
+
+	if (pg == NULL) {
+		snprintf(err, errlen, "not connected");
+		return NULL;
+	}
+	q = PQescapeIdentifier(pg, ident, strlen(ident));
+	if (q == NULL) {
+		snprintf(err, errlen, "cannot quote identifier: %s", PQerrorMessage(pg));
+		return NULL;
+	}
+	copy = bf_xstrdup(q);
+	PQfreemem(q);
+	return copy;
+}
+
+char *bf_target_key_literal(const bf_job_config *c)
+{
+	bf_sbuf sb = {0};
+
+	if (c->n_key == 0)
+		return NULL;
+	bf_sbuf_append(&sb, "{");
+	for (size_t i = 0; i < c->n_key; i++) {
+		bf_sbuf_append(&sb, i ? ",\"" : "\"");
+		for (const char *p = c->key[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				bf_sbuf_append(&sb, "\\");
+			bf_sbuf_appendn(&sb, p, 1);
+		}
+		bf_sbuf_append(&sb, "\"");
+	}
+	bf_sbuf_append(&sb, "}");
+	return bf_sbuf_steal(&sb);
+}
+
+static void BF_PRINTF(2, 3) problem(bf_sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (sb->len)
+		bf_sbuf_append(sb, "; ");
+	va_start(ap, fmt);
+	bf_sbuf_vprintf(sb, fmt, ap);
+	va_end(ap);
+}
+
+/* The problems of the lookup, none when the job can run on this table. */
+static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf *p)
+{
+	int n = PQntuples(res);
+	const char *kind;
+
+	if (n == 0) {
+		problem(p, "table %s does not exist", cfg->table);
+		return;
+	}
+	kind = PQgetvalue(res, 0, 2);
+	if (strcmp(kind, "r") != 0 && strcmp(kind, "p") != 0) {
+		problem(p, "%s is not a table", cfg->table);
+		return;
+	}
+	if (PQgetisnull(res, 0, 5)) {
+		problem(p, "table %s has no primary key: give the job a key", cfg->table);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *col = PQgetvalue(res, i, 5);
+
+		if (PQgetvalue(res, i, 6)[0] == '\0')
+			problem(p, "key column %s does not exist in %s", col, cfg->table);
+		else if (PQgetvalue(res, i, 7)[0] != 't')
+			problem(p, "key column %s of %s is nullable: key columns must be NOT NULL",
+				col, cfg->table);
+	}
+	if (p->len == 0 && PQgetvalue(res, 0, 4)[0] != 't')
+		problem(p,
+			"key of %s is not unique: no valid unique index on exactly its columns in "
+			"key order",
+			cfg->table);
+	if (PQgetvalue(res, 0, 3)[0] != 't')
+		problem(p, "no UPDATE privilege on %s", cfg->table);
+}
+
+bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
+				 const char *control_schema, char **table_name, bf_sbuf *problems)
+{
+	bf_sql_target *t = NULL;
+	char err[256] = "";
+	char *qn = NULL, *qr = NULL;
+	int n = PQntuples(res);
+	size_t before = problems->len;
+
+	check_catalog(res, cfg, problems);
+	if (problems->len != before)
+		return NULL;
+	t = bf_xcalloc(1, sizeof(*t));
+	t->qkey = bf_xcalloc((size_t)n, sizeof(char *));
+	t->key_type = bf_xcalloc((size_t)n, sizeof(char *));
+	t->set = bf_xstrdup(cfg->set);
+	t->where = bf_xstrdup(cfg->where);
+	t->qschema = bf_quote_ident(pg, control_schema, err, sizeof(err));
+	qn = bf_quote_ident(pg, PQgetvalue(res, 0, 0), err, sizeof(err));
+	qr = bf_quote_ident(pg, PQgetvalue(res, 0, 1), err, sizeof(err));
+	if (t->qschema == NULL || qn == NULL || qr == NULL)
+		goto error;
+	t->qtable = bf_xasprintf("%s.%s", qn, qr);
+	for (int i = 0; i < n; i++, t->n_key++) {
+		t->qkey[i] = bf_quote_ident(pg, PQgetvalue(res, i, 5), err, sizeof(err));
+		if (t->qkey[i] == NULL)
+			goto error;
+		t->key_type[i] = bf_xstrdup(PQgetvalue(res, i, 6));
+	}
+	*table_name = bf_xasprintf("%s.%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	free(qn);
+	free(qr);
+	return t;
+error:
+	problem(problems, "%s", err);
+	free(qn);
+	free(qr);
+	bf_sql_target_free(t);
+	return NULL;
+}

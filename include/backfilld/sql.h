@@ -1,0 +1,101 @@
+/*
+ * sql.h - the text of every statement backfilld sends, built from a resolved job.
+ *
+ * Owns the SQL: the control schema, the catalog lookup that resolves a job's table and key,
+ * and the statements of a job's life (register, high-water mark, estimate, batch, remaining
+ * check, state changes). Pure string building, no I/O, so Check tests the text and the
+ * integration tests check what the server makes of it (plans, results).
+ *
+ * Promises:
+ *   - identifiers arrive already quoted by libpq (bf_conn_quote_ident) and are used as given;
+ *     every value (job name, cursor, high-water mark, sizes) is a parameter ($n), never text;
+ *   - the operator's `set` and `where` are embedded once each in parentheses and the result
+ *     is one statement, so the extended protocol refuses anything that tries to add another;
+ *   - the batch statement is one statement doing lock, update and checkpoint together, so a
+ *     crash at any moment loses nothing and counts nothing twice.
+ *
+ * Parameter layouts are documented at each builder; key values travel as text and are cast
+ * with the column's own type (format_type), so any key type with a text form works.
+ */
+#ifndef BACKFILLD_SQL_H
+#define BACKFILLD_SQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A job's table and key as resolved against the catalog, with quoted identifiers. */
+typedef struct bf_sql_target {
+	char *qschema; /* control schema, quoted */
+	char *qtable;  /* "nsp"."rel", quoted */
+	size_t n_key;
+	char **qkey;     /* key columns, quoted, in index order */
+	char **key_type; /* their types as format_type() writes them */
+	char *set;       /* the operator's SET list */
+	char *where;     /* the operator's predicate */
+} bf_sql_target;
+
+void bf_sql_target_free(bf_sql_target *t);
+
+/* SQLSTATE raised by the batch when an updated row still satisfies `where`. */
+#define BF_SQLSTATE_SET_KEEPS_WHERE "BF001"
+
+/* Current version of the control schema, and the script that creates or upgrades it to that
+ * version. Additive only (CREATE ... IF NOT EXISTS, ADD COLUMN IF NOT EXISTS, CREATE OR
+ * REPLACE of the view and functions with unchanged signatures), serialized by a transaction
+ * advisory lock, so it is safe to run while older daemons use the schema. For the simple
+ * protocol: several statements, no parameters. */
+#define BF_SCHEMA_VERSION 1
+char *bf_sql_schema(const char *qschema);
+
+/* Catalog lookup. $1 table as written (resolved with to_regclass), $2 key columns as a text
+ * array literal or NULL for the primary key. One row per key column, in key order, columns:
+ *   0 nspname, 1 relname, 2 relkind, 3 may_update (t/f), 4 unique_index (t/f: a valid,
+ *   non-partial unique index on exactly these columns in this order), 5 attname,
+ *   6 type (empty when the column does not exist), 7 notnull (t/f), 8 key_given (t/f).
+ * No row at all: no such table. One row with a NULL attname: no primary key. */
+const char *bf_sql_resolve(void);
+
+/* Register the job or find its row. $1 name, $2 table_name, $3 definition_hash, $4 batch
+ * size, $5 owner, $6 rows_estimate-to-be (may be NULL). Columns: 0 definition_hash, 1 state,
+ * 2 requested_state, 3 pass, 4 rows_done, 5 has_cursor (t/f), 6 has_high (t/f),
+ * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n]. */
+char *bf_sql_register(const bf_sql_target *t);
+
+/* Record the high-water mark if not yet recorded. $1 name. Columns: 0 has_high (t/f),
+ * 1.. high_key[1..n]. */
+char *bf_sql_high_water(const bf_sql_target *t);
+
+/* The planner's estimate of rows matching `where`: EXPLAIN of a count, no parameters. The
+ * first line holds "rows=N". */
+char *bf_sql_estimate(const bf_sql_target *t);
+
+/* One batch: lock the rows of the next key range that match `where` (FOR UPDATE SKIP
+ * LOCKED), apply `set`, advance the cursor and the counters, in one statement.
+ * Parameters: $1 name, $2 batch size (rows of key range), $3 recent rows/s (float8),
+ * $4 pass, then, unless `first`, the cursor's n values, then the high-water mark's n values.
+ * The range is (cursor, hi] where hi is the key $2 keys further on, or the high-water mark
+ * when fewer remain; `first` starts at the table's first key instead.
+ * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
+ * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. */
+char *bf_sql_batch(const bf_sql_target *t, bool first);
+
+/* Non-locking count of rows still matching `where` up to the high-water mark, capped at
+ * 10000. $1.. the high-water mark. Column 0: the count. */
+char *bf_sql_remaining(const bf_sql_target *t);
+
+/* Record a state change. $1 name, $2 state, $3 reason (may be NULL), $4 last_error (NULL
+ * keeps the old one), $5 owner (NULL clears it), $6 count an error (t/f), $7 pass (NULL
+ * keeps it), $8 rewind cursor (t/f), $9 batch size (NULL keeps it). Sets finished_at for a
+ * terminal state and clears requested_state when the new state honours it. Column 0: the
+ * requested_state after the change. */
+char *bf_sql_set_state(const char *qschema);
+
+/* Take the job's session advisory lock without waiting. $1 schema name, $2 job name
+ * (unquoted text). Column 0: t/f. */
+const char *bf_sql_try_lock(void);
+
+/* The session settings of a job's connection: $1 lock_timeout, $2 statement_timeout (both
+ * in ms as text), $3 synchronous_commit. */
+const char *bf_sql_session(void);
+
+#endif
