@@ -90,176 +90,186 @@ static bool is_host_port(const char *s);
 static bool is_nonempty(const char *s);
 
 static const struct choice log_levels[] = {
-	{.name = "debug", .value = BF_LOG_DEBUG},
-	{.name = "info", .value = BF_LOG_INFO},
-	{.name = "warn", .value = BF_LOG_WARN},
-	{.name = "error", .value = BF_LOG_ERROR},
-	{.name = "warning", .value = BF_LOG_WARN, .alias = true},
-	{.name = NULL},
+        {.name = "debug", .value = BF_LOG_DEBUG},
+        {.name = "info", .value = BF_LOG_INFO},
+        {.name = "warn", .value = BF_LOG_WARN},
+        {.name = "error", .value = BF_LOG_ERROR},
+        {.name = "warning", .value = BF_LOG_WARN, .alias = true},
+        {.name = NULL},
 };
 
 static const struct choice sync_commit_modes[] = {
-	{.name = "on", .value = 1},
-	{.name = "off", .value = 0},
-	{.name = "local", .value = 2},
-	{.name = "remote_write", .value = 3},
-	{.name = "remote_apply", .value = 4},
-	{.name = "true", .value = 1, .alias = true},
-	{.name = "yes", .value = 1, .alias = true},
-	{.name = "false", .value = 0, .alias = true},
-	{.name = "no", .value = 0, .alias = true},
-	{.name = NULL},
+        {.name = "on", .value = 1},
+        {.name = "off", .value = 0},
+        {.name = "local", .value = 2},
+        {.name = "remote_write", .value = 3},
+        {.name = "remote_apply", .value = 4},
+        {.name = "true", .value = 1, .alias = true},
+        {.name = "yes", .value = 1, .alias = true},
+        {.name = "false", .value = 0, .alias = true},
+        {.name = "no", .value = 0, .alias = true},
+        {.name = NULL},
 };
 
-#define NONEMPTY .check = is_nonempty, .expect = "a non-empty string"
-#define LAG(f)   offsetof(bf_lag_config, f)
-#define JOB(f)   offsetof(bf_job_config, f)
-#define TOP(f)   offsetof(bf_config, f)
+#define NONEMPTY   .check = is_nonempty, .expect = "a non-empty string"
+#define LAG(f)     offsetof(bf_lag_config, f)
+#define JOB(f)     offsetof(bf_job_config, f)
+#define TOP(f)     offsetof(bf_config, f)
 #define PG_INT_MAX INT64_C(2147483647) /* lock_timeout and statement_timeout are int ms */
 #define BATCH_MAX  INT64_C(100000000)
 
 static const struct key_def lag_keys[] = {
-	{.name = "max_replay_bytes", .type = KT_SIZE, .offset = LAG(max_replay_bytes), .def = "64MB"},
-	{.name = "max_replay_time",
-	 .type = KT_DURATION,
-	 .offset = LAG(max_replay_time_ms),
-	 .def = "10s"},
-	{.name = "max_slot_retained", .type = KT_SIZE, .offset = LAG(max_slot_retained), .def = "2GB"},
-	{.name = "max_archive_backlog",
-	 .type = KT_INT,
-	 .offset = LAG(max_archive_backlog),
-	 .def = "64"},
-	{.name = "min_standbys", .type = KT_INT, .offset = LAG(min_standbys), .def = "0"},
-	{.name = "standbys",
-	 .type = KT_STRING_LIST,
-	 .offset = LAG(standbys),
-	 .count_offset = LAG(n_standbys),
-	 .flags = KF_NULLABLE},
-	{.name = "stall_after", .type = KT_DURATION, .offset = LAG(stall_after_ms), .def = "30s"},
-	{.name = "resume_below",
-	 .type = KT_PERCENT,
-	 .offset = LAG(resume_below),
-	 .def = "50%",
-	 .min = 1},
-	{.name = "check_interval",
-	 .type = KT_DURATION,
-	 .offset = LAG(check_interval_ms),
-	 .def = "1s",
-	 .min = 1},
+        {.name = "max_replay_bytes",
+         .type = KT_SIZE,
+         .offset = LAG(max_replay_bytes),
+         .def = "64MB"},
+        {.name = "max_replay_time",
+         .type = KT_DURATION,
+         .offset = LAG(max_replay_time_ms),
+         .def = "10s"},
+        {.name = "max_slot_retained",
+         .type = KT_SIZE,
+         .offset = LAG(max_slot_retained),
+         .def = "2GB"},
+        {.name = "max_archive_backlog",
+         .type = KT_INT,
+         .offset = LAG(max_archive_backlog),
+         .def = "64"},
+        {.name = "min_standbys", .type = KT_INT, .offset = LAG(min_standbys), .def = "0"},
+        {.name = "standbys",
+         .type = KT_STRING_LIST,
+         .offset = LAG(standbys),
+         .count_offset = LAG(n_standbys),
+         .flags = KF_NULLABLE},
+        {.name = "stall_after", .type = KT_DURATION, .offset = LAG(stall_after_ms), .def = "30s"},
+        {.name = "resume_below",
+         .type = KT_PERCENT,
+         .offset = LAG(resume_below),
+         .def = "50%",
+         .min = 1},
+        {.name = "check_interval",
+         .type = KT_DURATION,
+         .offset = LAG(check_interval_ms),
+         .def = "1s",
+         .min = 1},
 };
 
 static const struct key_def job_keys[] = {
-	{.name = "name",
-	 .type = KT_STRING,
-	 .offset = JOB(name),
-	 .flags = KF_REQUIRED | KF_NOT_DEFAULT,
-	 .check = is_job_name,
-	 .expect = "a job name of 1 to 63 characters a-z, 0-9 or _"},
-	{.name = "database", .type = KT_STRING, .offset = JOB(database), .flags = KF_NULLABLE},
-	{.name = "table", .type = KT_STRING, .offset = JOB(table), .flags = KF_REQUIRED, NONEMPTY},
-	{.name = "key",
-	 .type = KT_KEY,
-	 .offset = JOB(key),
-	 .count_offset = JOB(n_key),
-	 .flags = KF_NULLABLE,
-	 NONEMPTY},
-	{.name = "set", .type = KT_STRING, .offset = JOB(set), .flags = KF_REQUIRED, NONEMPTY},
-	{.name = "where", .type = KT_STRING, .offset = JOB(where), .flags = KF_REQUIRED, NONEMPTY},
-	{.name = "batch_size",
-	 .type = KT_INT,
-	 .offset = JOB(batch_size),
-	 .def = "1000",
-	 .min = 1,
-	 .max = BATCH_MAX},
-	{.name = "min_batch_size",
-	 .type = KT_INT,
-	 .offset = JOB(min_batch_size),
-	 .def = "100",
-	 .min = 1,
-	 .max = BATCH_MAX},
-	{.name = "max_batch_size",
-	 .type = KT_INT,
-	 .offset = JOB(max_batch_size),
-	 .def = "20000",
-	 .min = 1,
-	 .max = BATCH_MAX},
-	{.name = "target_batch_time",
-	 .type = KT_DURATION,
-	 .offset = JOB(target_batch_time_ms),
-	 .def = "500ms"},
-	{.name = "sleep", .type = KT_DURATION, .offset = JOB(sleep_ms), .def = "100ms"},
-	{.name = "max_rows_per_second",
-	 .type = KT_INT,
-	 .offset = JOB(max_rows_per_second),
-	 .def = "0"},
-	{.name = "lock_timeout",
-	 .type = KT_DURATION,
-	 .offset = JOB(lock_timeout_ms),
-	 .def = "1s",
-	 .min = 1,
-	 .max = PG_INT_MAX},
-	{.name = "statement_timeout",
-	 .type = KT_DURATION,
-	 .offset = JOB(statement_timeout_ms),
-	 .def = "30s",
-	 .min = 1,
-	 .max = PG_INT_MAX},
-	{.name = "synchronous_commit",
-	 .type = KT_ENUM_STRING,
-	 .offset = JOB(synchronous_commit),
-	 .def = "off",
-	 .choices = sync_commit_modes},
-	{.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
-	{.name = "window", .type = KT_WINDOW, .offset = JOB(window), .flags = KF_NULLABLE},
-	{.name = "lag",
-	 .type = KT_MAPPING,
-	 .offset = JOB(lag),
-	 .sub = lag_keys,
-	 .n_sub = BF_ARRAY_LEN(lag_keys)},
+        {.name = "name",
+         .type = KT_STRING,
+         .offset = JOB(name),
+         .flags = KF_REQUIRED | KF_NOT_DEFAULT,
+         .check = is_job_name,
+         .expect = "a job name of 1 to 63 characters a-z, 0-9 or _"},
+        {.name = "database", .type = KT_STRING, .offset = JOB(database), .flags = KF_NULLABLE},
+        {.name = "table", .type = KT_STRING, .offset = JOB(table), .flags = KF_REQUIRED, NONEMPTY},
+        {.name = "key",
+         .type = KT_KEY,
+         .offset = JOB(key),
+         .count_offset = JOB(n_key),
+         .flags = KF_NULLABLE,
+         NONEMPTY},
+        {.name = "set", .type = KT_STRING, .offset = JOB(set), .flags = KF_REQUIRED, NONEMPTY},
+        {.name = "where", .type = KT_STRING, .offset = JOB(where), .flags = KF_REQUIRED, NONEMPTY},
+        {.name = "batch_size",
+         .type = KT_INT,
+         .offset = JOB(batch_size),
+         .def = "1000",
+         .min = 1,
+         .max = BATCH_MAX},
+        {.name = "min_batch_size",
+         .type = KT_INT,
+         .offset = JOB(min_batch_size),
+         .def = "100",
+         .min = 1,
+         .max = BATCH_MAX},
+        {.name = "max_batch_size",
+         .type = KT_INT,
+         .offset = JOB(max_batch_size),
+         .def = "20000",
+         .min = 1,
+         .max = BATCH_MAX},
+        {.name = "target_batch_time",
+         .type = KT_DURATION,
+         .offset = JOB(target_batch_time_ms),
+         .def = "500ms"},
+        {.name = "sleep", .type = KT_DURATION, .offset = JOB(sleep_ms), .def = "100ms"},
+        {.name = "max_rows_per_second",
+         .type = KT_INT,
+         .offset = JOB(max_rows_per_second),
+         .def = "0"},
+        {.name = "lock_timeout",
+         .type = KT_DURATION,
+         .offset = JOB(lock_timeout_ms),
+         .def = "1s",
+         .min = 1,
+         .max = PG_INT_MAX},
+        {.name = "statement_timeout",
+         .type = KT_DURATION,
+         .offset = JOB(statement_timeout_ms),
+         .def = "30s",
+         .min = 1,
+         .max = PG_INT_MAX},
+        {.name = "synchronous_commit",
+         .type = KT_ENUM_STRING,
+         .offset = JOB(synchronous_commit),
+         .def = "off",
+         .choices = sync_commit_modes},
+        {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
+        {.name = "window", .type = KT_WINDOW, .offset = JOB(window), .flags = KF_NULLABLE},
+        {.name = "lag",
+         .type = KT_MAPPING,
+         .offset = JOB(lag),
+         .sub = lag_keys,
+         .n_sub = BF_ARRAY_LEN(lag_keys)},
 };
 
 static const struct key_def top_keys[] = {
-	{.name = "database", .type = KT_STRING, .offset = TOP(database), .flags = KF_NULLABLE},
-	{.name = "control_schema",
-	 .type = KT_STRING,
-	 .offset = TOP(control_schema),
-	 .def = "backfill",
-	 .check = is_identifier,
-	 .expect = "an identifier of up to 63 characters a-z, 0-9 or _, not starting with a digit"},
-	{.name = "max_parallel_jobs",
-	 .type = KT_INT,
-	 .offset = TOP(max_parallel_jobs),
-	 .def = "4",
-	 .min = 1,
-	 .max = 1000},
-	{.name = "log_level",
-	 .type = KT_ENUM,
-	 .offset = TOP(log_level),
-	 .def = "info",
-	 .choices = log_levels},
-	{.name = "progress_interval",
-	 .type = KT_DURATION,
-	 .offset = TOP(progress_interval_ms),
-	 .def = "10s",
-	 .min = 1},
-	{.name = "shutdown_timeout",
-	 .type = KT_DURATION,
-	 .offset = TOP(shutdown_timeout_ms),
-	 .def = "30s"},
-	{.name = "metrics_listen",
-	 .type = KT_STRING,
-	 .offset = TOP(metrics_listen),
-	 .flags = KF_NULLABLE,
-	 .check = is_host_port,
-	 .expect = "host:port such as 127.0.0.1:9187"},
-	{.name = "include", .type = KT_STRING, .offset = TOP(include), .flags = KF_NULLABLE, NONEMPTY},
-	{.name = "defaults", .type = KT_NODE},
-	{.name = "jobs", .type = KT_NODE},
+        {.name = "database", .type = KT_STRING, .offset = TOP(database), .flags = KF_NULLABLE},
+        {.name = "control_schema",
+         .type = KT_STRING,
+         .offset = TOP(control_schema),
+         .def = "backfill",
+         .check = is_identifier,
+         .expect = "an identifier of up to 63 characters a-z, 0-9 or _, not starting with a digit"},
+        {.name = "max_parallel_jobs",
+         .type = KT_INT,
+         .offset = TOP(max_parallel_jobs),
+         .def = "4",
+         .min = 1,
+         .max = 1000},
+        {.name = "log_level",
+         .type = KT_ENUM,
+         .offset = TOP(log_level),
+         .def = "info",
+         .choices = log_levels},
+        {.name = "progress_interval",
+         .type = KT_DURATION,
+         .offset = TOP(progress_interval_ms),
+         .def = "10s",
+         .min = 1},
+        {.name = "shutdown_timeout",
+         .type = KT_DURATION,
+         .offset = TOP(shutdown_timeout_ms),
+         .def = "30s"},
+        {.name = "metrics_listen",
+         .type = KT_STRING,
+         .offset = TOP(metrics_listen),
+         .flags = KF_NULLABLE,
+         .check = is_host_port,
+         .expect = "host:port such as 127.0.0.1:9187"},
+        {.name = "include",
+         .type = KT_STRING,
+         .offset = TOP(include),
+         .flags = KF_NULLABLE,
+         NONEMPTY},
+        {.name = "defaults", .type = KT_NODE},
+        {.name = "jobs", .type = KT_NODE},
 };
 
 /* An included file holds a jobs: list and nothing else. */
 static const struct key_def include_keys[] = {
-	{.name = "jobs", .type = KT_NODE},
+        {.name = "jobs", .type = KT_NODE},
 };
 
 struct name_pos {
@@ -270,14 +280,14 @@ struct name_pos {
 struct loader {
 	bf_config *cfg;
 	bf_errors *errs;
-	size_t problems;          /* every problem found, reported or muted */
-	int quiet;                /* > 0: re-applying defaults, whose problems were reported once */
-	bool in_defaults;         /* walking defaults:, where "name" is refused */
-	struct src *main;         /* the main file: its defaults: node serves every job */
-	yaml_node_t *defaults;    /* NULL when absent or not a mapping */
-	bool database_given;      /* the main file has a non-null top-level database */
-	struct name_pos *names;   /* parallel to cfg->jobs, for "first at" */
-	const char *base_dir;     /* relative include: globs start here; NULL: the cwd */
+	size_t problems;        /* every problem found, reported or muted */
+	int quiet;              /* > 0: re-applying defaults, whose problems were reported once */
+	bool in_defaults;       /* walking defaults:, where "name" is refused */
+	struct src *main;       /* the main file: its defaults: node serves every job */
+	yaml_node_t *defaults;  /* NULL when absent or not a mapping */
+	bool database_given;    /* the main file has a non-null top-level database */
+	struct name_pos *names; /* parallel to cfg->jobs, for "first at" */
+	const char *base_dir;   /* relative include: globs start here; NULL: the cwd */
 	const struct stat *main_st; /* the main file, skipped if an include matches it */
 };
 
@@ -292,7 +302,7 @@ struct src {
 };
 
 static void apply_mapping(struct src *s, const struct key_def *table, size_t n, void *base,
-			  yaml_node_t *map, const char *path);
+                          yaml_node_t *map, const char *path);
 
 /* --- validators ---------------------------------------------------------------------- */
 
@@ -416,7 +426,7 @@ static char *quote(const char *s)
 }
 
 static void vreport(struct src *s, const yaml_mark_t *mark, const char *path, const char *fmt,
-		    va_list ap)
+                    va_list ap)
 {
 	bf_sbuf sb = {0};
 
@@ -436,7 +446,7 @@ static void vreport(struct src *s, const yaml_mark_t *mark, const char *path, co
 
 /* Reports "FILE:LINE:COL: PATH: message" at a mark (NULL: "FILE: PATH: message"). */
 static void BF_PRINTF(4, 5)
-	report_at(struct src *s, const yaml_mark_t *mark, const char *path, const char *fmt, ...)
+        report_at(struct src *s, const yaml_mark_t *mark, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -447,7 +457,7 @@ static void BF_PRINTF(4, 5)
 
 /* Reports at the start of a node (NULL: no position). */
 static void BF_PRINTF(4, 5)
-	report(struct src *s, const yaml_node_t *node, const char *path, const char *fmt, ...)
+        report(struct src *s, const yaml_node_t *node, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -603,7 +613,8 @@ static char *expand(struct src *s, const yaml_node_t *node, const char *path)
 		} else {
 			const char *val = getenv(var);
 			if (val == NULL) {
-				report(s, node, path, "environment variable \"%s\" is not set", var);
+				report(s, node, path, "environment variable \"%s\" is not set",
+				       var);
 				ok = false;
 			} else {
 				bf_sbuf_append(&sb, val);
@@ -696,9 +707,9 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 		if (parse_int(text, &v) < 0 || v < d->min)
 			return expected_phrase(d);
 		if (v > max)
-			return bf_xasprintf("%s no larger than %" PRId64,
-					    d->min > 0 ? "a positive integer" : "a non-negative integer",
-					    max);
+			return bf_xasprintf(
+			        "%s no larger than %" PRId64,
+			        d->min > 0 ? "a positive integer" : "a non-negative integer", max);
 		*(int64_t *)field = v;
 		return NULL;
 	case KT_DURATION:
@@ -767,9 +778,9 @@ static void init_defaults(const struct key_def *table, size_t n, void *base)
 		} else if (d->def) {
 			char *exp = store_scalar(d, base, d->def);
 			if (exp) {
-				/* a wrong row in a table above: a bug, not a configuration problem */
-				fprintf(stderr, "config.c: bad built-in default %s for %s\n", d->def,
-					d->name);
+				/* a wrong row in a table above: a bug, not a mistake in a file */
+				fprintf(stderr, "config.c: bad built-in default %s for %s\n",
+				        d->def, d->name);
 				abort();
 			}
 		}
@@ -789,7 +800,7 @@ static void free_values(const struct key_def *table, size_t n, void *base)
 }
 
 static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_node_t *node,
-		       const char *path)
+                       const char *path)
 {
 	if (node->type == YAML_SCALAR_NODE && (d->flags & KF_NULLABLE) && is_null(node)) {
 		clear_value(d, base);
@@ -812,7 +823,7 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 	if (node->type != YAML_SEQUENCE_NODE) {
 		char *exp = expected_phrase(d);
 		char *got = node->type == YAML_SCALAR_NODE ? quote(scalar(node))
-							   : bf_xstrdup(kind_name(node));
+		                                           : bf_xstrdup(kind_name(node));
 		report(s, node, path, "expected %s, got %s", exp, got);
 		free(got);
 		free(exp);
@@ -864,7 +875,7 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 }
 
 static void apply_value(struct src *s, const struct key_def *d, void *base, yaml_node_t *node,
-			const char *path)
+                        const char *path)
 {
 	switch (d->type) {
 	case KT_NODE:
@@ -969,7 +980,7 @@ static const struct key_def *closest_key(const struct key_def *table, size_t n, 
 }
 
 static void report_unknown(struct src *s, const struct key_def *table, size_t n,
-			   const yaml_node_t *key, const char *path, const char *name)
+                           const yaml_node_t *key, const char *path, const char *name)
 {
 	const struct key_def *near = closest_key(table, n, name);
 
@@ -987,7 +998,7 @@ static void report_unknown(struct src *s, const struct key_def *table, size_t n,
 
 /* Applies every pair of a mapping node to base through a key table. */
 static void apply_mapping(struct src *s, const struct key_def *table, size_t n, void *base,
-			  yaml_node_t *map, const char *path)
+                          yaml_node_t *map, const char *path)
 {
 	yaml_node_pair_t *start = map->data.mapping.pairs.start;
 
@@ -1044,7 +1055,7 @@ static void report_yaml_error(struct src *s, const yaml_parser_t *p)
 	}
 	if (p->context)
 		report_at(s, &mark, NULL, "YAML syntax error: %s (%s started at %zu:%zu)", problem,
-			  p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+		          p->context, p->context_mark.line + 1, p->context_mark.column + 1);
 	else
 		report_at(s, &mark, NULL, "YAML syntax error: %s", problem);
 }
@@ -1122,7 +1133,7 @@ static bool job_has(struct src *s, yaml_node_t *job, const char *key)
 }
 
 static void check_batch_sizes(struct src *s, yaml_node_t *node, const char *path,
-			      const bf_job_config *j)
+                              const bf_job_config *j)
 {
 	if (j->min_batch_size > j->max_batch_size)
 		report(s, node, path, "min_batch_size %" PRId64 " is above max_batch_size %" PRId64,
@@ -1152,7 +1163,7 @@ static void load_job(struct src *s, yaml_node_t *node, size_t index)
 	if (L->defaults) {
 		L->quiet++;
 		apply_mapping(L->main, job_keys, BF_ARRAY_LEN(job_keys), &job, L->defaults,
-			      "defaults");
+		              "defaults");
 		L->quiet--;
 	}
 	apply_mapping(s, job_keys, BF_ARRAY_LEN(job_keys), &job, node, path);
@@ -1181,8 +1192,9 @@ static void load_job(struct src *s, yaml_node_t *node, size_t index)
 	for (size_t i = 0; job.name && i < cfg->n_jobs; i++) {
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, job.name) == 0) {
 			char *npath = join_path(path, "name");
-			report(s, name_node, npath, "duplicate job name \"%s\" (first at %s:%zu:%zu)",
-			       job.name, cfg->jobs[i].file, L->names[i].line, L->names[i].col);
+			report(s, name_node, npath,
+			       "duplicate job name \"%s\" (first at %s:%zu:%zu)", job.name,
+			       cfg->jobs[i].file, L->names[i].line, L->names[i].col);
 			free(npath);
 			break;
 		}
@@ -1230,7 +1242,7 @@ static void load_include_file(struct loader *L, const char *path)
 			report(&inc, root, NULL, "expected a mapping with a \"jobs:\" list");
 		} else {
 			apply_mapping(&inc, include_keys, BF_ARRAY_LEN(include_keys), NULL, root,
-				      NULL);
+			              NULL);
 			yaml_node_t *jobs = lookup(&inc, root, "jobs");
 			if (jobs == NULL)
 				report(&inc, root, NULL, "missing required key \"jobs\"");
@@ -1310,7 +1322,7 @@ static void load_main(struct src *s, yaml_node_t *root)
 			init_defaults(job_keys, BF_ARRAY_LEN(job_keys), &scratch);
 			L->in_defaults = true;
 			apply_mapping(s, job_keys, BF_ARRAY_LEN(job_keys), &scratch, defaults,
-				      "defaults");
+			              "defaults");
 			L->in_defaults = false;
 			free_values(job_keys, BF_ARRAY_LEN(job_keys), &scratch);
 			L->defaults = defaults;
@@ -1322,7 +1334,7 @@ static void load_main(struct src *s, yaml_node_t *root)
 }
 
 static int load_text(const char *name, const char *text, size_t len, const char *base_dir,
-		     const struct stat *main_st, bf_config **out, bf_errors *errs)
+                     const struct stat *main_st, bf_config **out, bf_errors *errs)
 {
 	bf_config *cfg = bf_xcalloc(1, sizeof(*cfg));
 	struct loader L = {.cfg = cfg, .errs = errs, .base_dir = base_dir, .main_st = main_st};

@@ -23,10 +23,10 @@ static struct {
 
 /* syslog priorities for the journal's "<N>" prefix, by bf_log_level */
 static const int journal_priority[] = {
-	[BF_LOG_DEBUG] = 7,
-	[BF_LOG_INFO] = 6,
-	[BF_LOG_WARN] = 4,
-	[BF_LOG_ERROR] = 3,
+        [BF_LOG_DEBUG] = 7,
+        [BF_LOG_INFO] = 6,
+        [BF_LOG_WARN] = 4,
+        [BF_LOG_ERROR] = 3,
 };
 
 void bf_log_setup(int min_level, enum bf_log_format format, bool journal)
@@ -152,6 +152,21 @@ static bool append_unicode(bf_sbuf *val, const char *s)
 	return true;
 }
 
+/* The character a logfmt backslash escape stands for ("n" for a newline). */
+static char unescape(char c)
+{
+	switch (c) {
+	case 'n':
+		return '\n';
+	case 't':
+		return '\t';
+	case 'r':
+		return '\r';
+	default:
+		return c;
+	}
+}
+
 /* Read one logfmt pair from *p: key into `key`, value (unquoted, unescaped) into `val`.
  * Returns false at the end of the text. `quoted` tells whether the value was quoted, so
  * JSON keeps "007" a string. */
@@ -177,10 +192,11 @@ static bool next_pair(const char **p, bf_sbuf *key, bf_sbuf *val, bool *quoted)
 			s++;
 			while (*s && *s != '"') {
 				if (*s == '\\' && s[1] == 'u' && append_unicode(val, s + 2)) {
-					s += 5; /* the \u0001 that bf_log_q writes for a control byte */
+					/* the \u0001 that bf_log_q writes for a control byte */
+					s += 5;
 				} else if (*s == '\\' && s[1]) {
 					s++;
-					char c = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
+					char c = unescape(*s);
 					bf_sbuf_appendn(val, &c, 1);
 				} else {
 					bf_sbuf_appendn(val, s, 1);
@@ -237,7 +253,7 @@ static void format_time(int64_t ts_ms, char *buf, size_t len)
 }
 
 char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int level,
-		    const char *job, const char *msg, const char *kvs)
+                    const char *job, const char *msg, const char *kvs)
 {
 	bf_sbuf sb = {0};
 	char ts[40];
@@ -310,7 +326,7 @@ void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...)
 		va_end(ap);
 	}
 	char *line = bf_log_render(log_state.format, log_state.journal, bf_now_ms(), level, job,
-				   msg, kvs.data);
+	                           msg, kvs.data);
 	size_t len = strlen(line);
 	/* One write per line; a short write to a pipe of a crashed reader is not worth a retry. */
 	ssize_t w = write(STDERR_FILENO, line, len);

@@ -23,19 +23,19 @@ struct unit {
 };
 
 static const struct unit duration_units[] = {
-	{.name = "ms", .factor = 1},
-	{.name = "s", .factor = 1000},
-	{.name = "min", .factor = 60 * 1000},
-	{.name = "h", .factor = 60 * 60 * 1000},
-	{.name = "d", .factor = 24 * 60 * 60 * 1000},
+        {.name = "ms", .factor = 1},
+        {.name = "s", .factor = 1000},
+        {.name = "min", .factor = 60 * 1000},
+        {.name = "h", .factor = 60 * 60 * 1000},
+        {.name = "d", .factor = 24 * 60 * 60 * 1000},
 };
 
 static const struct unit size_units[] = {
-	{.name = "B", .factor = 1},
-	{.name = "kB", .factor = INT64_C(1) << 10},
-	{.name = "MB", .factor = INT64_C(1) << 20},
-	{.name = "GB", .factor = INT64_C(1) << 30},
-	{.name = "TB", .factor = INT64_C(1) << 40},
+        {.name = "B", .factor = 1},
+        {.name = "kB", .factor = INT64_C(1) << 10},
+        {.name = "MB", .factor = INT64_C(1) << 20},
+        {.name = "GB", .factor = INT64_C(1) << 30},
+        {.name = "TB", .factor = INT64_C(1) << 40},
 };
 
 static bool is_blank(char c)
@@ -69,7 +69,7 @@ static int read_uint(const char **p, int64_t *out)
 
 /* "<digits> [blanks] [unit]" with blanks around; the unit from the table, or `bare` when none. */
 static int parse_with_units(const char *text, const struct unit *units, size_t n_units,
-			    int64_t bare, int64_t *out)
+                            int64_t bare, int64_t *out)
 {
 	const char *p = text;
 	int64_t v;
@@ -111,14 +111,14 @@ static int parse_with_units(const char *text, const struct unit *units, size_t n
 
 int bf_units_parse_duration(const char *text, int64_t *ms_out)
 {
-	return parse_with_units(text, duration_units, sizeof(duration_units) / sizeof(duration_units[0]),
-				1, ms_out);
+	return parse_with_units(text, duration_units,
+	                        sizeof(duration_units) / sizeof(duration_units[0]), 1, ms_out);
 }
 
 int bf_units_parse_size(const char *text, int64_t *bytes_out)
 {
 	return parse_with_units(text, size_units, sizeof(size_units) / sizeof(size_units[0]), 1,
-				bytes_out);
+	                        bytes_out);
 }
 
 int bf_units_parse_percent(const char *text, double *fraction_out)
@@ -193,7 +193,7 @@ char *bf_units_format_size(int64_t bytes, char *buf, size_t len)
 	const size_t n_units = sizeof(size_units) / sizeof(size_units[0]);
 	const char *sign = bytes < 0 ? "-" : "";
 	unsigned long long u =
-		bytes < 0 ? 0ULL - (unsigned long long)bytes : (unsigned long long)bytes;
+	        bytes < 0 ? 0ULL - (unsigned long long)bytes : (unsigned long long)bytes;
 	size_t i = 0;
 
 	if (len == 0)

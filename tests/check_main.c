@@ -12,6 +12,7 @@
 static Suite *(*const suites[])(void) = {
 	units_suite,
 	config_suite,
+	log_suite,
 };
 
 int main(void)

@@ -46,9 +46,23 @@ END_TEST
 START_TEST(test_duration_rejects)
 {
 	static const char *const bad[] = {
-		"",      "   ",   "fast",   "-5s",  "+5s", "5x",  "5m",   "5S",
-		"5MS",   "1.5s",  "s",      "5s5",  "5 s s",
-		"5min x", "9223372036854775808", "9223372036854775807s", "106751991167301d",
+	        "",
+	        "   ",
+	        "fast",
+	        "-5s",
+	        "+5s",
+	        "5x",
+	        "5m",
+	        "5S",
+	        "5MS",
+	        "1.5s",
+	        "s",
+	        "5s5",
+	        "5 s s",
+	        "5min x",
+	        "9223372036854775808",
+	        "9223372036854775807s",
+	        "106751991167301d",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t v = 77;
@@ -82,8 +96,17 @@ END_TEST
 START_TEST(test_size_rejects)
 {
 	static const char *const bad[] = {
-		"", "big", "-1MB", "1KB", "1mb", "1 MiB", "1.5GB", "kB", "1PB", "8388608TB",
-		"99999999999999999999",
+	        "",
+	        "big",
+	        "-1MB",
+	        "1KB",
+	        "1mb",
+	        "1 MiB",
+	        "1.5GB",
+	        "kB",
+	        "1PB",
+	        "8388608TB",
+	        "99999999999999999999",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t v = 77;
@@ -111,8 +134,9 @@ START_TEST(test_percent)
 	ck_assert_int_eq(bf_units_parse_percent("75 %", &f), 0);
 	ck_assert_double_eq_tol(f, 0.75, 1e-12);
 
-	static const char *const bad[] = {"", "50", "%", "-5%", "100.1%", "101%", "1e2%", ".5%",
-					  "5.%", "50%%", "fifty%", "nan%", "inf%", "0x10%"};
+	static const char *const bad[] = {"",       "50",   "%",    "-5%",  "100.1%",
+	                                  "101%",   "1e2%", ".5%",  "5.%",  "50%%",
+	                                  "fifty%", "nan%", "inf%", "0x10%"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		f = 7;
 		ck_assert_msg(bf_units_parse_percent(bad[i], &f) == -1, "accepted \"%s\"", bad[i]);
@@ -127,29 +151,17 @@ START_TEST(test_format_duration)
 		int64_t ms;
 		const char *text;
 	} cases[] = {
-		{0, "0ms"},
-		{850, "850ms"},
-		{999, "999ms"},
-		{1000, "1s"},
-		{12500, "12.5s"},
-		{12000, "12s"},
-		{12099, "12s"},
-		{59999, "59.9s"},
-		{60000, "1m00s"},
-		{194000, "3m14s"},
-		{3599999, "59m59s"},
-		{3600000, "1h00m"},
-		{7500000, "2h05m"},
-		{86399999, "23h59m"},
-		{86400000, "1d00h"},
-		{273600000, "3d04h"},
-		{-1500, "-1.5s"},
+	        {0, "0ms"},         {850, "850ms"},       {999, "999ms"},      {1000, "1s"},
+	        {12500, "12.5s"},   {12000, "12s"},       {12099, "12s"},      {59999, "59.9s"},
+	        {60000, "1m00s"},   {194000, "3m14s"},    {3599999, "59m59s"}, {3600000, "1h00m"},
+	        {7500000, "2h05m"}, {86399999, "23h59m"}, {86400000, "1d00h"}, {273600000, "3d04h"},
+	        {-1500, "-1.5s"},
 	};
 	char buf[32];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		ck_assert_str_eq(bf_units_format_duration(cases[i].ms, buf, sizeof(buf)),
-				 cases[i].text);
+		                 cases[i].text);
 	/* never more than asked for, always terminated */
 	char small[4];
 	ck_assert_str_eq(bf_units_format_duration(273600000, small, sizeof(small)), "3d0");
@@ -165,25 +177,25 @@ START_TEST(test_format_size)
 		int64_t bytes;
 		const char *text;
 	} cases[] = {
-		{0, "0B"},
-		{512, "512B"},
-		{1023, "1023B"},
-		{1024, "1kB"},
-		{1536, "1.5kB"},
-		{10 * 1024 + 900, "10kB"},
-		{(INT64_C(81) << 20) + (INT64_C(900) << 10), "81MB"},
-		{(INT64_C(21) << 30) / 10 + 1, "2.1GB"},
-		{INT64_C(2) << 30, "2GB"},
-		{(INT64_C(64) << 20), "64MB"},
-		{INT64_C(3) << 40, "3TB"},
-		{INT64_C(5000) << 40, "5000TB"},
-		{-2048, "-2kB"},
+	        {0, "0B"},
+	        {512, "512B"},
+	        {1023, "1023B"},
+	        {1024, "1kB"},
+	        {1536, "1.5kB"},
+	        {10 * 1024 + 900, "10kB"},
+	        {(INT64_C(81) << 20) + (INT64_C(900) << 10), "81MB"},
+	        {(INT64_C(21) << 30) / 10 + 1, "2.1GB"},
+	        {INT64_C(2) << 30, "2GB"},
+	        {(INT64_C(64) << 20), "64MB"},
+	        {INT64_C(3) << 40, "3TB"},
+	        {INT64_C(5000) << 40, "5000TB"},
+	        {-2048, "-2kB"},
 	};
 	char buf[32];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		ck_assert_str_eq(bf_units_format_size(cases[i].bytes, buf, sizeof(buf)),
-				 cases[i].text);
+		                 cases[i].text);
 	ck_assert_str_eq(bf_units_format_size(INT64_MAX, buf, sizeof(buf)), "8388607TB");
 }
 END_TEST

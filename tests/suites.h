@@ -6,5 +6,6 @@
 
 Suite *units_suite(void);
 Suite *config_suite(void);
+Suite *log_suite(void);
 
 #endif
