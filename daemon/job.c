@@ -107,6 +107,7 @@ struct bf_job {
 	struct rate_slot rate[RATE_SLOTS];
 	size_t rate_head, rate_len;
 	bool logged_waiting_lock;
+	bool resumed; /* "resuming from the checkpoint" said once */
 };
 
 static void step(bf_job *j);
@@ -283,7 +284,7 @@ static void set_state(bf_job *j, bf_job_state s, const char *reason)
 
 	if (s == j->state && same_reason)
 		return;
-	if (s != j->state || bf_log_enabled(BF_LOG_DEBUG))
+	if (s != j->state || reason)
 		bf_log(s == BF_JOB_FAILED ? BF_LOG_ERROR : BF_LOG_INFO, j->cfg->name, "state",
 		       "state=%s from=%s%s%s", bf_job_state_name(s), bf_job_state_name(j->state),
 		       reason ? " reason=" : "", reason ? bf_log_q(q, sizeof(q), reason) : "");
@@ -1019,9 +1020,10 @@ static void on_register(bf_job *j, const PGresult *res)
 	if (j->db_state == BF_JOB_FAILED)
 		bf_log(BF_LOG_INFO, j->cfg->name, "restarting a failed job from its checkpoint",
 		       "rows=%lld", (long long)j->rows_done);
-	else if (j->rows_done > 0 || j->cursor)
+	else if (!j->resumed && (j->rows_done > 0 || j->cursor))
 		bf_log(BF_LOG_INFO, j->cfg->name, "resuming from the checkpoint",
 		       "rows=%lld pass=%d", (long long)j->rows_done, j->pass);
+	j->resumed = true;
 	/* make step() write the state this process shows */
 	free(j->db_reason);
 	j->db_reason = bf_xstrdup("(registered)");

@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# tests/lib/daemon.sh - run backfilld from an integration test and look at its jobs.
+#
+# API
+#   bf_conf FILE                  write a configuration from stdin, with $BF_DB_CONNINFO
+#                                 available to the here-document (the test's database)
+#   daemon_start CONF LOG [ARG...] start $BF_BIN -c CONF ARG... in the background, logging to
+#                                 LOG; sets DAEMON_PID; killed at cleanup if still running
+#   daemon_wait TIMEOUT            wait for DAEMON_PID to exit; sets DAEMON_RC (124 on timeout)
+#   job COL NAME                   one column of the job's row in backfill.jobs
+#   job_state NAME                 its state
+#   job_is NAME STATE              true when the job is in STATE (for wait_for)
+#   rows_done_at_least NAME N      true when rows_done >= N (for wait_for)
+
+BF_DB_CONNINFO=$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB")
+export BF_DB_CONNINFO
+
+bf_conf() {
+	cat >"$1"
+}
+
+daemon_start() {
+	local conf=$1 log=$2
+	shift 2
+	"$BF_BIN" -c "$conf" "$@" >"$log" 2>&1 &
+	DAEMON_PID=$!
+	bf_defer kill -9 "$DAEMON_PID"
+}
+
+# daemon_wait TIMEOUT: polls (no sleep-as-synchronisation) until the process is gone.
+daemon_wait() {
+	local timeout=$1 rc=0
+	if ! wait_for "backfilld (pid $DAEMON_PID) exits" "$timeout" _bf_daemon_gone "$DAEMON_PID"; then
+		DAEMON_RC=124
+		return 0
+	fi
+	wait "$DAEMON_PID" || rc=$?
+	DAEMON_RC=$rc
+}
+
+_bf_daemon_gone() {
+	[[ ! -e /proc/$1 ]] || grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null
+}
+
+job() {
+	psql_q "SELECT $1 FROM backfill.jobs WHERE name = '$2'"
+}
+
+job_state() {
+	job state "$1"
+}
+
+job_is() {
+	[[ $(job_state "$1" 2>/dev/null) == "$2" ]]
+}
+
+rows_done_at_least() {
+	local n
+	n=$(job rows_done "$1" 2>/dev/null)
+	[[ -n $n && $n -ge $2 ]]
+}
