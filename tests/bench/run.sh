@@ -1,0 +1,769 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer
+# shellcheck disable=SC2016 # backquotes in Markdown text
+# tests/bench/run.sh - `make bench`: backfilld against the single UPDATE and the hand-written loops,
+# side by side, on one throwaway PostgreSQL 15 server (tests/lib/pg.sh), in one invocation.
+#
+# 1. Starts a server with bench settings (fsync and full_page_writes ON, unlike the tests: a
+#    realistic commit and checkpoint cost), generates items(id bigint primary key, old_col text not
+#    null, new_col text, filler text) with BENCH_ROWS rows (~100-byte filler) in a template
+#    database, VACUUM ANALYZE. Every strategy runs on a fresh copy of it (CREATE DATABASE ...
+#    TEMPLATE), after a CHECKPOINT, so each starts equal.
+# 2. Strategies, each setting new_col = upper(old_col) where new_col IS NULL:
+#      single       one UPDATE (locks every row until it commits)           sql/single.sql
+#      seed-loop    DO loop, UPDATE ... WHERE id IN (SELECT ... LIMIT 1000 FOR UPDATE SKIP LOCKED),
+#                   COMMIT per batch, no sleep, bounded by BENCH_LOOP_TIMEOUT  sql/seed_loop.sql
+#      keyset-loop  DO loop over id ranges of BENCH_KEYSET_BATCH, plain UPDATE, COMMIT per range,
+#                   synchronous_commit BENCH_KEYSET_SYNC                      sql/keyset_loop.sql
+#      backfilld    $BF_ROOT/backfilld -c YAML --exit-when-done, default tuning and sleep: 0
+# 3. For each: wall seconds, rows/s, WAL bytes per row (pg_current_wal_lsn difference less the WAL
+#    of the application's own statements, from pg_stat_statements), ratio to single and to
+#    keyset-loop; for backfilld its peak RSS (VmHWM, polled) and CPU seconds (getrusage of its
+#    reaped process: no GNU time needed). Then a correctness check: no new_col IS NULL left, and
+#    new_col = upper(old_col) on every row, else WRONG (and its database is kept for inspection).
+# 4. Application impact: pgbench (-c 4 -j 2; half UPDATE filler, half SELECT, random id) runs on
+#    the strategy's database during each strategy and alone as a baseline: TPS, p50, p99, max
+#    latency and failed transactions, from its per-transaction log, for transactions scheduled
+#    inside the strategy's interval (with -R the latency counts from the scheduled start, so a
+#    request queued behind a lock counts all of its wait).
+# 5. Writes tests/bench/results/latest.{csv,md,png}, prints the Markdown table and PASS/MISS lines
+#    for the targets of the bench issue (informational).
+# Exit status: 0 when the bench ran (targets missed or not); 1 when it broke: a strategy left wrong
+# data (WRONG), the daemon failed, or a step of the bench itself failed.
+#
+# Knobs (environment):
+#   BENCH_ROWS=1000000          rows in items
+#   BENCH_STRATEGIES="single seed-loop keyset-loop backfilld"   a subset (spaces or commas)
+#   BENCH_KEEP=1                keep the temporary directory (server and strategy logs, pgbench logs)
+#   BENCH_LOOP_TIMEOUT=SECONDS  bound for seed-loop and backfilld (default 20x the single time,
+#                               at least 60 s; without single: BENCH_ROWS/5000 s, at least 60 s)
+#   BENCH_APP=0                 no application load (no baseline, no app columns)
+#   BENCH_APP_RATE=400          the application's total rate in transactions/s (pgbench -R);
+#                               0 = as fast as it can (saturates a small machine)
+#   BENCH_BASELINE_SECONDS=15   how long the application runs alone for the baseline
+#   BENCH_KEYSET_BATCH=1000     rows per range of keyset-loop
+#   BENCH_KEYSET_SYNC=off       synchronous_commit of keyset-loop's session (on|off)
+#   BENCH_FSYNC=on              fsync and full_page_writes of the server (on|off)
+#   BENCH_SHARED_BUFFERS=MB     default: a quarter of RAM, at most 2048 (the issue's 2GB)
+#   BENCH_MAX_WAL_SIZE=8GB      max_wal_size (the issue's figure); a checkpoint started during a
+#                               strategy (WAL past ~max_wal_size/1.9) is counted and noted
+#   BENCH_RESULTS=DIR           where latest.* go (default tests/bench/results)
+#   BF_PG_BIN                   PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+BF_ROOT=$(cd "$BENCH_DIR/../.." && pwd -P)
+cd "$BF_ROOT"
+
+die() {
+	printf 'bench: error: %s\n' "$*" >&2
+	exit 1
+}
+say() {
+	printf 'bench: %s\n' "$*"
+}
+warn() {
+	printf 'bench: warning: %s\n' "$*" >&2
+}
+
+# --- knobs -------------------------------------------------------------------------------------
+
+ALL_STRATEGIES=(single seed-loop keyset-loop backfilld)
+ROWS=${BENCH_ROWS:-1000000}
+APP=${BENCH_APP:-1}
+APP_RATE=${BENCH_APP_RATE:-400}
+BASELINE_S=${BENCH_BASELINE_SECONDS:-15}
+KEYSET_BATCH=${BENCH_KEYSET_BATCH:-1000}
+KEYSET_SYNC=${BENCH_KEYSET_SYNC:-off}
+FSYNC=${BENCH_FSYNC:-on}
+MAX_WAL=${BENCH_MAX_WAL_SIZE:-8GB}
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
+LOOP_TIMEOUT=${BENCH_LOOP_TIMEOUT:-}
+
+is_uint() {
+	[[ $1 =~ ^[0-9]+$ ]]
+}
+# need_uint NAME VALUE MIN: die unless VALUE is an integer >= MIN.
+need_uint() {
+	if ! is_uint "$2" || (($2 < $3)); then
+		die "$1 must be an integer >= $3, got '$2'"
+	fi
+}
+need_uint BENCH_ROWS "$ROWS" 1000
+need_uint BENCH_APP_RATE "$APP_RATE" 0
+need_uint BENCH_BASELINE_SECONDS "$BASELINE_S" 1
+need_uint BENCH_KEYSET_BATCH "$KEYSET_BATCH" 1
+[[ -z $LOOP_TIMEOUT ]] || need_uint BENCH_LOOP_TIMEOUT "$LOOP_TIMEOUT" 1
+[[ $APP == 0 || $APP == 1 ]] || die "BENCH_APP must be 0 or 1, got '$APP'"
+[[ $KEYSET_SYNC == on || $KEYSET_SYNC == off ]] ||
+	die "BENCH_KEYSET_SYNC must be on or off, got '$KEYSET_SYNC'"
+[[ $FSYNC == on || $FSYNC == off ]] || die "BENCH_FSYNC must be on or off, got '$FSYNC'"
+[[ $MAX_WAL =~ ^[0-9]+(kB|MB|GB|TB)?$ ]] ||
+	die "BENCH_MAX_WAL_SIZE must be a PostgreSQL size like 8GB, got '$MAX_WAL'"
+
+RAM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+if [[ -n ${BENCH_SHARED_BUFFERS-} ]]; then
+	SB_MB=$BENCH_SHARED_BUFFERS
+	need_uint "BENCH_SHARED_BUFFERS (MB)" "$SB_MB" 16
+else
+	SB_MB=$((RAM_KB / 1024 / 4))
+	((SB_MB <= 2048)) || SB_MB=2048
+	((SB_MB >= 128)) || SB_MB=128
+fi
+
+# The strategies to run, in the canonical order.
+wanted=" $(tr ',' ' ' <<<"${BENCH_STRATEGIES-${ALL_STRATEGIES[*]}}") "
+for w in $wanted; do
+	[[ " ${ALL_STRATEGIES[*]} " == *" $w "* ]] ||
+		die "BENCH_STRATEGIES: unknown strategy '$w' (known: ${ALL_STRATEGIES[*]})"
+done
+STRATEGIES=()
+for s in "${ALL_STRATEGIES[@]}"; do
+	[[ $wanted == *" $s "* ]] && STRATEGIES+=("$s")
+done
+((${#STRATEGIES[@]})) || die "BENCH_STRATEGIES names no strategy (known: ${ALL_STRATEGIES[*]})"
+
+# --- prerequisites ------------------------------------------------------------------------------
+
+# Start clean: harness state inherited from a caller's environment would be misread as ours.
+unset BF_TMPDIR BF_PG_PRIMARY BF_TEST_DB BF_TEST_NAME
+for v in $(compgen -v BF_PG_PORT_) $(compgen -v BF_PG_DATA_) $(compgen -v BF_PG_DIR_); do
+	unset "$v"
+done
+if [[ ${BENCH_KEEP-} == 1 ]]; then
+	export BF_KEEP_TMP=1
+else
+	unset BF_KEEP_TMP
+fi
+
+# shellcheck source=tests/lib/pg.sh
+. tests/lib/pg.sh
+
+pg_require_bins || die "cannot run the bench without PostgreSQL 15"
+[[ -x $BF_PG_BIN/pgbench ]] || ((APP == 0)) ||
+	die "pgbench not found in $BF_PG_BIN (postgresql-15 ships it; or set BENCH_APP=0)"
+command -v gnuplot >/dev/null || die "gnuplot not found (package gnuplot-nox: run 'make deps' as root)"
+BF_BIN=$BF_ROOT/backfilld
+if [[ " ${STRATEGIES[*]} " == *" backfilld "* ]]; then
+	[[ -x $BF_BIN ]] ||
+		die "$BF_BIN is not built: run 'make all' (or leave backfilld out of BENCH_STRATEGIES)"
+	"$BF_BIN" --help >/dev/null 2>&1 || die "$BF_BIN --help fails: is the daemon complete?"
+fi
+
+# --- small helpers ------------------------------------------------------------------------------
+
+now_us() {
+	printf '%s\n' "${EPOCHREALTIME/./}"
+}
+
+# calc FORMAT EXPR: evaluate an awk expression, print it with a printf FORMAT. (The parentheses
+# keep a > in EXPR a comparison, not printf's output redirection.)
+calc() {
+	awk "BEGIN { printf \"$1\", ($2) }"
+}
+
+# kill_ours PID NAME: on cleanup, stop a background process we started if it still runs (checks
+# its command line so a recycled pid is left alone).
+kill_ours() {
+	local pid=$1 name=$2 cmd
+	[[ -r /proc/$pid/cmdline ]] || return 0
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+	[[ $cmd == *"$name"* ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+}
+
+# bench_psql DB [PSQL_ARG...]: psql on the bench server, database DB, tuples only.
+bench_psql() {
+	local db=$1
+	shift
+	psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+
+# run_sql DB FILE LOG [PSQL_ARG...]: run a strategy's SQL file; on error show its log and fail.
+run_sql() {
+	local db=$1 file=$2 log=$3
+	shift 3
+	if ! psql -X -q -v ON_ERROR_STOP=1 -d "$db" -o /dev/null -f "$BENCH_DIR/sql/$file" "$@" \
+		>>"$log" 2>&1; then
+		printf -- '--- %s ---\n' "$log" >&2
+		tail -n 20 "$log" >&2
+		die "$file failed on database $db"
+	fi
+}
+
+# --- the server and the template ----------------------------------------------------------------
+
+bf_tmpdir_init
+WORK=$BF_TMPDIR
+mkdir -p "$WORK/logs" "$WORK/app"
+
+say "starting PostgreSQL 15: shared_buffers=${SB_MB}MB max_wal_size=$MAX_WAL fsync=$FSYNC" \
+	"full_page_writes=$FSYNC checkpoint_timeout=1h"
+pg_start bench \
+	"fsync = $FSYNC" \
+	"full_page_writes = $FSYNC" \
+	"synchronous_commit = on" \
+	"wal_level = replica" \
+	"shared_buffers = ${SB_MB}MB" \
+	"max_wal_size = $MAX_WAL" \
+	"min_wal_size = 1GB" \
+	"checkpoint_timeout = 1h" \
+	"log_checkpoints = on" \
+	"shared_preload_libraries = 'pg_stat_statements'" \
+	"pg_stat_statements.track = top" ||
+	die "could not start the bench server (BENCH_KEEP=1 keeps its log)"
+PORT=$BF_PG_PORT_BENCH
+PG_VERSION=$(bench_psql postgres -c 'SHOW server_version')
+bench_psql postgres -c 'CREATE EXTENSION pg_stat_statements' >/dev/null
+
+say "generating items with $ROWS rows in the template database"
+gen_start=$(now_us)
+bench_psql postgres -c 'CREATE DATABASE bench_template' >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d bench_template -v rows="$ROWS" -f "$BENCH_DIR/sql/schema.sql" \
+	>"$WORK/logs/schema.log" 2>&1 || {
+	cat "$WORK/logs/schema.log" >&2
+	die "generating the table failed"
+}
+# No connections (autovacuum included) to the template: copies need it idle.
+bench_psql postgres -c 'ALTER DATABASE bench_template WITH IS_TEMPLATE true ALLOW_CONNECTIONS false' \
+	>/dev/null
+TABLE_SIZE=$(bench_psql postgres -c \
+	"SELECT pg_size_pretty(pg_database_size('bench_template'))")
+say "template ready in $(calc '%.1f' "($(now_us) - $gen_start) / 1e6") s ($TABLE_SIZE)"
+
+# new_db NAME: a fresh copy of the template (FILE_COPY: a file copy, not the whole database
+# written to the WAL as the default WAL_LOG strategy would).
+new_db() {
+	bench_psql postgres -c "CREATE DATABASE $1 TEMPLATE bench_template STRATEGY FILE_COPY" >/dev/null
+}
+drop_db() {
+	bench_psql postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+}
+
+# --- the application (pgbench) ------------------------------------------------------------------
+
+APP_PID=""
+APP_DIR=""
+
+# app_start NAME DB: pgbench on DB in the background until app_stop; logs in $WORK/app/NAME.
+app_start() {
+	local name=$1 db=$2
+	local -a args=(-n -c 4 -j 2 -T 86400 -D "n=$ROWS" -l --log-prefix="$WORK/app/$name/log"
+		-f "$BENCH_DIR/app_update.sql@1" -f "$BENCH_DIR/app_select.sql@1")
+	((APP_RATE == 0)) || args+=(-R "$APP_RATE")
+	APP_DIR=$WORK/app/$name
+	mkdir -p "$APP_DIR"
+	pgbench "${args[@]}" "$db" >"$APP_DIR/out" 2>"$APP_DIR/err" &
+	APP_PID=$!
+	bf_defer kill_ours "$APP_PID" pgbench
+	sleep 1 # connect and settle
+	if ! kill -0 "$APP_PID" 2>/dev/null; then
+		cat "$APP_DIR/out" "$APP_DIR/err" >&2
+		die "pgbench (the application load) exited at once"
+	fi
+}
+
+# app_complete_lines: every complete line of the pgbench logs (a killed pgbench leaves a partial
+# last line in its stdio buffer).
+app_complete_lines() {
+	local f
+	for f in "$APP_DIR"/log.*; do
+		[[ -f $f ]] || continue
+		if [[ -n $(tail -c 1 "$f") ]]; then
+			sed '$d' "$f"
+		else
+			cat "$f"
+		fi
+	done
+}
+
+# app_covered T1_US: true when each of the 4 clients has logged a transaction scheduled after T1:
+# a client runs its transactions in order, so all it started before T1 are then in the log.
+app_covered() {
+	local t1=$1 f
+	for f in "$APP_DIR"/log.*; do
+		[[ -f $f ]] || continue
+		tail -n 4000 "$f"
+	done | awk -v t1="$t1" '
+		NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
+			if ($5 * 1000000 + $6 - $3 > t1 && !($1 in seen)) { seen[$1] = 1; n++ }
+		}
+		END { exit !(n == 4) }'
+}
+
+# app_stop T1_US: wait (60 s at most) until the logs cover the interval, then stop pgbench (it
+# has no clean stop: SIGTERM; its unflushed log tail lies past T1). Sets APP_TSTOP.
+app_stop() {
+	local t1=$1 deadline
+	deadline=$(($(now_us) + 60000000))
+	until app_covered "$t1"; do
+		if ! kill -0 "$APP_PID" 2>/dev/null; then
+			warn "pgbench ended before the interval was covered (see $APP_DIR/err)"
+			break
+		fi
+		if (($(now_us) > deadline)); then
+			warn "pgbench's log does not cover the interval after 60 s; latency figures may miss" \
+				"late transactions"
+			break
+		fi
+		sleep 0.2
+	done
+	APP_TSTOP=$(now_us)
+	kill -TERM "$APP_PID" 2>/dev/null || true
+	wait "$APP_PID" 2>/dev/null || true
+	APP_PID=""
+}
+
+# app_stats KEY T0_US T1_US: the application's figures for transactions scheduled in [T0, T1]
+# into A_TPS, A_P50, A_P99, A_MAX (ms), A_FAILED (failed transactions + aborted clients), A_N.
+declare -A A_TPS A_P50 A_P99 A_MAX A_FAILED A_N
+app_stats() {
+	local key=$1 t0=$2 t1=$3 stats failed aborted
+	stats=$(app_complete_lines | awk -v t0="$t0" -v t1="$t1" '
+		NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
+			start = $5 * 1000000 + $6 - $3
+			if (start >= t0 && start <= t1) print $3
+		}' | sort -n | awk -v secs="$(calc '%.6f' "($t1 - $t0) / 1e6")" '
+		{ a[NR] = $1 }
+		function pct(p,  i) { i = int(p * NR); if (i < p * NR) i++; if (i < 1) i = 1; return a[i] }
+		END {
+			if (NR == 0) { print "0 - - - 0"; exit }
+			printf "%.1f %.3f %.3f %.3f %d\n", NR / secs, pct(0.50) / 1000, pct(0.99) / 1000,
+				a[NR] / 1000, NR
+		}')
+	failed=$(app_complete_lines | awk -v t0="$t0" -v t2="$APP_TSTOP" '
+		NF >= 6 && $3 == "failed" && $5 * 1000000 + $6 >= t0 && $5 * 1000000 + $6 <= t2 { n++ }
+		END { print n + 0 }')
+	aborted=$(grep -c 'aborted' "$APP_DIR/err" || true)
+	read -r "A_TPS[$key]" "A_P50[$key]" "A_P99[$key]" "A_MAX[$key]" "A_N[$key]" <<<"$stats"
+	A_FAILED[$key]=$((failed + aborted))
+	((aborted == 0)) || warn "$key: $aborted pgbench client(s) aborted: $(grep -m1 aborted "$APP_DIR/err")"
+}
+
+# app_wal_bytes DB: WAL written by the application's statements on DB since the last
+# pg_stat_statements_reset() (its queries are the only ones that mention filler).
+app_wal_bytes() {
+	bench_psql postgres -c "SELECT coalesce(sum(s.wal_bytes), 0)::bigint
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+		WHERE d.datname = '$1' AND s.query LIKE '%filler%'"
+}
+
+# --- the daemon ---------------------------------------------------------------------------------
+
+# run_daemon DB TIMEOUT_S: backfilld --exit-when-done on DB. Sets D_RC, D_TIMED_OUT, D_RSS_KB
+# (peak RSS: VmHWM, polled every 0.1 s, so a rise in its last 0.1 s would be missed) and D_CPU_S
+# (user + system time from the getrusage of the subshell that reaped it: exact).
+run_daemon() {
+	local db=$1 timeout_s=$2 yaml=$WORK/backfilld.yaml log=$WORK/logs/backfilld.log
+	local pidf=$WORK/backfilld.pid timesf=$WORK/backfilld.times sub dpid="" deadline k v _
+	local rc=0
+	cat >"$yaml" <<EOF
+database: "host=127.0.0.1 port=$PORT user=postgres dbname=$db"
+jobs:
+  - name: bench
+    table: items
+    set: "new_col = upper(old_col)"
+    where: "new_col IS NULL"
+    sleep: 0
+EOF
+	rm -f "$pidf" "$timesf"
+	(
+		"$BF_BIN" -c "$yaml" --exit-when-done </dev/null >"$log" 2>&1 &
+		echo $! >"$pidf"
+		r=0
+		wait $! || r=$?
+		times >"$timesf"
+		exit "$r"
+	) &
+	sub=$!
+	D_RSS_KB=0
+	D_TIMED_OUT=0
+	deadline=$(($(now_us) + timeout_s * 1000000))
+	while kill -0 "$sub" 2>/dev/null; do
+		if [[ -z $dpid && -s $pidf ]]; then
+			dpid=$(<"$pidf")
+			bf_defer kill_ours "$dpid" backfilld
+		fi
+		if [[ -n $dpid ]]; then
+			while read -r k v _; do
+				if [[ $k == VmHWM: ]]; then
+					((v <= D_RSS_KB)) || D_RSS_KB=$v
+					break
+				fi
+			done <"/proc/$dpid/status" 2>/dev/null || true
+			if ((D_TIMED_OUT == 0 && $(now_us) > deadline)); then
+				warn "backfilld still runs after ${timeout_s}s (BENCH_LOOP_TIMEOUT): sending SIGTERM"
+				D_TIMED_OUT=1
+				kill -TERM "$dpid" 2>/dev/null || true
+				deadline=$(($(now_us) + 60000000))
+			elif ((D_TIMED_OUT == 1 && $(now_us) > deadline)); then
+				warn "backfilld ignores SIGTERM for 60 s: SIGKILL"
+				D_TIMED_OUT=2
+				kill -KILL "$dpid" 2>/dev/null || true
+			fi
+		fi
+		sleep 0.1
+	done
+	wait "$sub" || rc=$?
+	D_RC=$rc
+	# times: the shell's own user/system line, then its children's (the daemon) line.
+	D_CPU_S=$(awk 'NR == 2 {
+			split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2]
+		}' "$timesf" 2>/dev/null || true)
+	[[ -n $D_CPU_S ]] || D_CPU_S=-
+}
+
+# --- one strategy -------------------------------------------------------------------------------
+
+declare -A R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT
+NOTES=()
+BROKEN=0
+
+# checkpoints: how many checkpoints the server has started (timed or requested).
+checkpoints() {
+	bench_psql postgres -c 'SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter'
+}
+
+# loop_timeout: the bound for seed-loop and backfilld.
+loop_timeout() {
+	if [[ -n $LOOP_TIMEOUT ]]; then
+		echo "$LOOP_TIMEOUT"
+	elif [[ ${R_STATUS[single]-} == ok ]]; then
+		calc '%d' "(t = 20 * ${R_WALL[single]}) < 60 ? 60 : int(t) + 1"
+	else
+		calc '%d' "(t = $ROWS / 5000) < 60 ? 60 : int(t)"
+	fi
+}
+
+run_strategy() {
+	local name=$1 db=bench_${1//-/_} log=$WORK/logs/$1.log lsn0 lsn1 t0 t1 wal appwal=0
+	local timeout_s total nulls wrong ckpt0 ckpt1 autovac
+	local status=ok
+	: >"$log"
+	new_db "$db"
+	((APP == 0)) || app_start "$name" "$db"
+	bench_psql "$db" -c 'CHECKPOINT' >/dev/null
+	bench_psql postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
+	ckpt0=$(checkpoints)
+	lsn0=$(bench_psql postgres -c 'SELECT pg_current_wal_lsn()')
+	say "$name: running"
+	t0=$(now_us)
+	case $name in
+	single)
+		run_sql "$db" single.sql "$log"
+		;;
+	seed-loop)
+		timeout_s=$(loop_timeout)
+		run_sql "$db" seed_loop.sql "$log" -v timeout_s="$timeout_s"
+		if grep -q 'stopped by its timeout' "$log"; then
+			status="did not finish"
+			NOTES+=("seed-loop stopped by its ${timeout_s}s timeout (BENCH_LOOP_TIMEOUT)")
+		fi
+		;;
+	keyset-loop)
+		run_sql "$db" keyset_loop.sql "$log" -v batch="$KEYSET_BATCH" -v sync="$KEYSET_SYNC"
+		;;
+	backfilld)
+		timeout_s=$(loop_timeout)
+		run_daemon "$db" "$timeout_s"
+		R_RSS[$name]=$D_RSS_KB
+		R_CPU[$name]=$D_CPU_S
+		if ((D_TIMED_OUT)); then
+			status="did not finish"
+			NOTES+=("backfilld stopped by the ${timeout_s}s timeout (BENCH_LOOP_TIMEOUT)")
+		elif ((D_RC != 0)); then
+			status="FAILED (exit $D_RC)"
+			BROKEN=1
+			printf -- '--- last lines of %s ---\n' "$WORK/logs/backfilld.log" >&2
+			tail -n 20 "$WORK/logs/backfilld.log" >&2
+		fi
+		;;
+	esac
+	t1=$(now_us)
+	lsn1=$(bench_psql postgres -c 'SELECT pg_current_wal_lsn()')
+	wal=$(bench_psql postgres -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint")
+	ckpt1=$(checkpoints)
+	if ((APP)); then
+		appwal=$(app_wal_bytes "$db")
+		app_stop "$t1"
+		app_stats "$name" "$t0" "$t1"
+	fi
+
+	# Correctness: every row done, and done right.
+	IFS='|' read -r total nulls wrong < <(bench_psql "$db" -c "SELECT count(*),
+		count(*) FILTER (WHERE new_col IS NULL),
+		count(*) FILTER (WHERE new_col IS DISTINCT FROM upper(old_col) AND new_col IS NOT NULL)
+		FROM items")
+	if ((total != ROWS || wrong != 0)) || [[ $nulls != 0 && $status == ok ]]; then
+		NOTES+=("$name: WRONG: $total rows (expected $ROWS), $nulls still NULL, $wrong with a wrong value")
+		status=WRONG
+		BROKEN=1
+	fi
+	R_CKPT[$name]=$((ckpt1 - ckpt0))
+	if ((ckpt1 > ckpt0)); then
+		NOTES+=("$name: $((ckpt1 - ckpt0)) checkpoint(s) started during the run (max_wal_size $MAX_WAL)")
+	fi
+	autovac=$(bench_psql "$db" -c "SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables
+		WHERE relname = 'items'")
+	if ((autovac > 0)); then
+		NOTES+=("$name: autovacuum/autoanalyze ran $autovac time(s) on items during the run")
+	fi
+	if [[ $name == backfilld ]]; then
+		local job
+		job=$(bench_psql "$db" -c "SELECT format('state %s, %s rows in %s batches, last batch size %s, %s errors%s',
+				state, rows_done, batches_done, batch_size, errors,
+				CASE WHEN last_error IS NOT NULL THEN ', last error: ' || last_error END)
+			FROM backfill.jobs WHERE name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
+		NOTES+=("backfilld job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
+	fi
+
+	R_STATUS[$name]=$status
+	R_WALL[$name]=$(calc '%.3f' "($t1 - $t0) / 1e6")
+	R_ROWS[$name]=$((ROWS - nulls))
+	R_WAL[$name]=$((wal > appwal ? wal - appwal : 0))
+	R_APPWAL[$name]=$appwal
+	local app_txt=""
+	((APP == 0)) ||
+		app_txt="; app p99 ${A_P99[$name]} ms, max ${A_MAX[$name]} ms, failed ${A_FAILED[$name]}"
+	say "$name: $status in ${R_WALL[$name]} s, $(calc '%.0f' "${R_ROWS[$name]} / ${R_WALL[$name]}")" \
+		"rows/s, $(wal_per_row "$name") WAL bytes/row$app_txt"
+	if [[ $status == WRONG ]]; then
+		warn "$name produced wrong data: keeping database $db for inspection"
+	else
+		drop_db "$db"
+	fi
+}
+
+# wal_per_row NAME: WAL bytes per row the strategy updated.
+wal_per_row() {
+	calc '%.1f' "${R_ROWS[$1]} > 0 ? ${R_WAL[$1]} / ${R_ROWS[$1]} : 0"
+}
+
+run_baseline() {
+	local db=bench_baseline t0 t1
+	new_db "$db"
+	app_start baseline "$db"
+	bench_psql "$db" -c 'CHECKPOINT' >/dev/null
+	say "baseline: the application alone for ${BASELINE_S}s"
+	t0=$(now_us)
+	sleep "$BASELINE_S"
+	t1=$(now_us)
+	app_stop "$t1"
+	app_stats baseline "$t0" "$t1"
+	say "baseline: ${A_TPS[baseline]} TPS, p50 ${A_P50[baseline]} ms, p99 ${A_P99[baseline]} ms," \
+		"max ${A_MAX[baseline]} ms, failed ${A_FAILED[baseline]}"
+	drop_db "$db"
+}
+
+# --- run ----------------------------------------------------------------------------------------
+
+((APP == 0)) || run_baseline
+for s in "${STRATEGIES[@]}"; do
+	run_strategy "$s"
+done
+
+# --- report -------------------------------------------------------------------------------------
+
+mkdir -p "$RESULTS"
+CSV=$RESULTS/latest.csv
+MD=$RESULTS/latest.md
+PNG=$RESULTS/latest.png
+
+rate() { # rows/s of a strategy, empty if it did not run
+	[[ -n ${R_WALL[$1]-} ]] && calc '%.1f' "${R_ROWS[$1]} / ${R_WALL[$1]}"
+	return 0
+}
+ratio() { # rows/s of $1 over rows/s of $2, when both ran and $2 finished
+	[[ -n ${R_WALL[$1]-} && ${R_STATUS[$2]-} == ok ]] && calc '%.2f' "$(rate "$1") / $(rate "$2")"
+	return 0
+}
+
+# The rows: key|label, baseline first.
+KEYS=()
+((APP == 0)) || KEYS+=(baseline)
+KEYS+=("${STRATEGIES[@]}")
+
+{
+	echo "strategy,status,wall_s,rows_done,rows_per_s,wal_bytes,wal_bytes_per_row,x_single,x_keyset_loop,app_wal_bytes,app_tps,app_p50_ms,app_p99_ms,app_max_ms,app_failed,app_txns,rss_kb,cpu_s,cpu_pct,checkpoints"
+	for k in "${KEYS[@]}"; do
+		if [[ $k == baseline ]]; then
+			printf 'baseline,ok,%s,,,,,,,,%s,%s,%s,%s,%s,%s,,,,\n' "$BASELINE_S" \
+				"${A_TPS[$k]}" "${A_P50[$k]}" "${A_P99[$k]}" "${A_MAX[$k]}" "${A_FAILED[$k]}" "${A_N[$k]}"
+			continue
+		fi
+		cpu_pct=""
+		[[ ${R_CPU[$k]-} == [0-9]* ]] && cpu_pct=$(calc '%.2f' "100 * ${R_CPU[$k]} / ${R_WALL[$k]}")
+		printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$k" "${R_STATUS[$k]}" \
+			"${R_WALL[$k]}" "${R_ROWS[$k]}" "$(rate "$k")" "${R_WAL[$k]}" \
+			"$(wal_per_row "$k")" "$(ratio "$k" single)" "$(ratio "$k" keyset-loop)" \
+			"$( ((APP)) && echo "${R_APPWAL[$k]}")" \
+			"${A_TPS[$k]-}" "${A_P50[$k]-}" "${A_P99[$k]-}" "${A_MAX[$k]-}" "${A_FAILED[$k]-}" \
+			"${A_N[$k]-}" "${R_RSS[$k]-}" "${R_CPU[$k]-}" "$cpu_pct" "${R_CKPT[$k]}"
+	done
+} >"$CSV.tmp"
+mv "$CSV.tmp" "$CSV"
+
+# --- targets (the bench issue's; informational) ---
+TARGETS=()
+target() { # NAME OK(1/0/"") DETAIL
+	local verdict=SKIP
+	[[ $2 == 1 ]] && verdict=PASS
+	[[ $2 == 0 ]] && verdict=MISS
+	TARGETS+=("$verdict $1: $3")
+}
+check_ge() { # awk condition -> 1/0
+	calc '%d' "($1) ? 1 : 0"
+}
+if [[ ${R_STATUS[backfilld]-} == ok ]]; then
+	bf_rate=$(rate backfilld)
+	if [[ ${R_STATUS[single]-} == ok ]]; then
+		target "throughput >= 1.2x single" "$(check_ge "$bf_rate >= 1.2 * $(rate single)")" \
+			"$(ratio backfilld single)x ($bf_rate vs $(rate single) rows/s)"
+	else
+		target "throughput >= 1.2x single" "" "single did not run or finish"
+	fi
+	if [[ ${R_STATUS[keyset-loop]-} == ok ]]; then
+		target "throughput >= 0.9x keyset-loop" "$(check_ge "$bf_rate >= 0.9 * $(rate keyset-loop)")" \
+			"$(ratio backfilld keyset-loop)x ($bf_rate vs $(rate keyset-loop) rows/s)"
+	else
+		target "throughput >= 0.9x keyset-loop" "" "keyset-loop did not run or finish"
+	fi
+	if ((APP)) && [[ ${A_P99[backfilld]} != - && ${A_P99[baseline]} != - ]]; then
+		target "app p99 <= 1.2x baseline" \
+			"$(check_ge "${A_P99[backfilld]} <= 1.2 * ${A_P99[baseline]}")" \
+			"${A_P99[backfilld]} ms vs ${A_P99[baseline]} ms ($(calc '%.2f' "${A_P99[backfilld]} / ${A_P99[baseline]}")x)"
+		target "no app transaction > 200 ms" "$(check_ge "${A_MAX[backfilld]} <= 200")" \
+			"max ${A_MAX[backfilld]} ms"
+	else
+		target "app p99 <= 1.2x baseline" "" "no application load (BENCH_APP=0)"
+		target "no app transaction > 200 ms" "" "no application load (BENCH_APP=0)"
+	fi
+	if ((APP)); then
+		target "no failed app transaction" "$(check_ge "${A_FAILED[backfilld]} == 0")" \
+			"${A_FAILED[backfilld]} failed"
+	else
+		target "no failed app transaction" "" "no application load (BENCH_APP=0)"
+	fi
+	target "peak RSS <= 10 MB" "$(check_ge "${R_RSS[backfilld]} <= 10240")" \
+		"$(calc '%.1f' "${R_RSS[backfilld]} / 1024") MB"
+	if [[ ${R_CPU[backfilld]} == [0-9]* ]]; then
+		target "CPU <= 5% of wall" "$(check_ge "${R_CPU[backfilld]} <= 0.05 * ${R_WALL[backfilld]}")" \
+			"${R_CPU[backfilld]} s of ${R_WALL[backfilld]} s ($(calc '%.1f' "100 * ${R_CPU[backfilld]} / ${R_WALL[backfilld]}")%)"
+	else
+		target "CPU <= 5% of wall" "" "CPU time not measured"
+	fi
+	target "10M time <= 11x 1M time" "" "needs two runs (BENCH_ROWS=1000000 and 10000000)"
+else
+	target "all backfilld targets" "" "backfilld $([[ -n ${R_STATUS[backfilld]-} ]] &&
+		echo "result: ${R_STATUS[backfilld]}" || echo "not in BENCH_STRATEGIES")"
+fi
+
+# --- Markdown ---
+dash() { # a value or an en dash
+	if [[ -n ${1-} ]]; then printf '%s' "$1"; else printf '–'; fi
+}
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
+GIT_REV=$(git -C "$BF_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$BF_ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV="$GIT_REV (with uncommitted changes)"
+BF_VERSION="backfilld (not built)"
+[[ -x $BF_BIN ]] && BF_VERSION=$("$BF_BIN" --version 2>/dev/null | head -n 1 || echo "backfilld (no --version)")
+if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="$APP_RATE TPS (-R)"; fi
+{
+	printf '# backfilld bench: %s rows\n\n' "$ROWS"
+	printf -- '- Date: %s; machine: %s cores (`nproc`), %s GiB RAM, %s; PostgreSQL %s\n' \
+		"$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" "$(calc '%.1f' "$RAM_KB / 1048576")" \
+		"$CPU_MODEL" "$PG_VERSION"
+	printf -- '- %s, commit %s\n' "$BF_VERSION" "$GIT_REV"
+	printf -- '- Server: shared_buffers=%sMB, max_wal_size=%s, checkpoint_timeout=1h, fsync=%s,' \
+		"$SB_MB" "$MAX_WAL" "$FSYNC"
+	printf ' full_page_writes=%s, synchronous_commit=on (keyset-loop: %s), a CHECKPOINT before each\n' \
+		"$FSYNC" "$KEYSET_SYNC"
+	printf -- '- Table: items, %s rows, %s with its index; each strategy on a fresh copy\n' \
+		"$ROWS" "$TABLE_SIZE"
+	if ((APP)); then
+		printf -- '- Application: pgbench -c 4 -j 2 at %s, half `UPDATE items SET filler` and half' \
+			"$app_rate_txt"
+		printf ' `SELECT` of a random id; baseline: alone for %s s' "$BASELINE_S"
+		((APP_RATE == 0)) || printf '; latency counts from the scheduled start'
+		printf '.\n  WAL per row excludes the WAL of the application'"'"'s statements (pg_stat_statements)\n'
+	else
+		printf -- '- No application load (BENCH_APP=0)\n'
+	fi
+	printf '\n| strategy | result | wall s | rows/s | WAL B/row | x single | x keyset-loop |'
+	printf ' app TPS | app p50 ms | app p99 ms | app max ms | app failed | RSS MB | CPU s | CPU %% |\n'
+	printf '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n'
+	for k in "${KEYS[@]}"; do
+		if [[ $k == baseline ]]; then
+			printf '| baseline (app alone) | ok | %s | – | – | – | – | %s | %s | %s | %s | %s | – | – | – |\n' \
+				"$BASELINE_S" "${A_TPS[$k]}" "${A_P50[$k]}" "${A_P99[$k]}" "${A_MAX[$k]}" "${A_FAILED[$k]}"
+			continue
+		fi
+		rss="" cpu="" pct=""
+		if [[ -n ${R_RSS[$k]-} ]]; then
+			rss=$(calc '%.1f' "${R_RSS[$k]} / 1024")
+			cpu=${R_CPU[$k]}
+			[[ $cpu == [0-9]* ]] && pct=$(calc '%.1f' "100 * $cpu / ${R_WALL[$k]}")
+		fi
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+			"$k" "${R_STATUS[$k]}" "$(calc '%.2f' "${R_WALL[$k]}")" \
+			"$(calc '%.0f' "$(rate "$k")")" "$(wal_per_row "$k")" \
+			"$(dash "$(ratio "$k" single)")" "$(dash "$(ratio "$k" keyset-loop)")" \
+			"$(dash "${A_TPS[$k]-}")" "$(dash "${A_P50[$k]-}")" "$(dash "${A_P99[$k]-}")" \
+			"$(dash "${A_MAX[$k]-}")" "$(dash "${A_FAILED[$k]-}")" \
+			"$(dash "$rss")" "$(dash "$cpu")" "$(dash "$pct")"
+	done
+	printf '\nTargets (bench issue, informational):\n\n'
+	for t in "${TARGETS[@]}"; do
+		printf -- '- %s\n' "$t"
+	done
+	if ((${#NOTES[@]})); then
+		printf '\nNotes:\n\n'
+		for n in "${NOTES[@]}"; do
+			printf -- '- %s\n' "$n"
+		done
+	fi
+	printf '\n![rows/s and application p99 per strategy](latest.png)\n'
+} >"$MD.tmp"
+mv "$MD.tmp" "$MD"
+
+# --- chart ---
+term=png
+gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo && term=pngcairo
+{
+	printf '# strategy\trows_per_s\n'
+	for k in "${STRATEGIES[@]}"; do
+		printf '%s\t%s\n' "$k" "$(rate "$k")"
+	done
+} >"$WORK/chart_rates.tsv"
+{
+	printf '# label\tapp_p99_ms\n'
+	for k in "${KEYS[@]}"; do
+		p99=${A_P99[$k]:--}
+		[[ $p99 != 0 && $p99 != 0.000 ]] || p99=- # a log scale has no place for 0
+		printf '%s\t%s\n' "$k" "$p99"
+	done
+} >"$WORK/chart_p99.tsv"
+p99s=$WORK/chart_p99.tsv
+((APP)) || p99s=""
+if ! gnuplot -e "term='$term'; rates='$WORK/chart_rates.tsv'; p99s='$p99s'; out='$PNG.tmp';
+		title='backfilld bench: $ROWS rows, $(nproc) cores, PostgreSQL $PG_VERSION'" \
+	"$BENCH_DIR/chart.gp" >"$WORK/logs/gnuplot.log" 2>&1; then
+	cat "$WORK/logs/gnuplot.log" >&2
+	die "gnuplot failed to draw $PNG"
+fi
+mv "$PNG.tmp" "$PNG"
+
+echo
+cat "$MD"
+echo
+for t in "${TARGETS[@]}"; do
+	echo "$t"
+done
+echo
+say "wrote $CSV, $MD, $PNG"
+if ((BROKEN)); then
+	say "FAILED: a strategy produced wrong data or the daemon failed (see above)"
+	exit 1
+fi
