@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "backfilld/job.h"
+#include "backfilld/listener.h"
 #include "backfilld/log.h"
 #include "backfilld/notify.h"
 #include "backfilld/util.h"
@@ -29,6 +30,9 @@ struct bf_daemon {
 	bf_config *cfg;
 	bf_job **jobs;
 	size_t n_jobs;
+	bf_listener **listeners; /* one per database, for backfillctl's NOTIFY */
+	size_t n_listeners;
+	int64_t next_poll_ms;
 	char owner_id[300];
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
 	ev_timer tick;
@@ -39,6 +43,41 @@ struct bf_daemon {
 };
 
 static void schedule(bf_daemon *d);
+
+#define POLL_INTERVAL_MS 5000
+
+/* A request from backfillctl: the named job (or every job, "*") of that database looks at
+ * its row now. */
+static void on_notify(bf_listener *l, const char *database, const char *payload, void *owner)
+{
+	bf_daemon *d = owner;
+
+	(void)l;
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
+
+		if (strcmp(jc->database, database) != 0)
+			continue;
+		if (strcmp(payload, "*") == 0 || strcmp(payload, jc->name) == 0)
+			bf_job_poke(d->jobs[i]);
+	}
+}
+
+/* A control connection for every database a job runs in. */
+static void ensure_listeners(bf_daemon *d)
+{
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		const char *db = bf_job_config_of(d->jobs[i])->database;
+		bool have = false;
+
+		for (size_t k = 0; k < d->n_listeners && !have; k++)
+			have = strcmp(bf_listener_database(d->listeners[k]), db) == 0;
+		if (have)
+			continue;
+		d->listeners = bf_xrealloc(d->listeners, (d->n_listeners + 1) * sizeof(*d->listeners));
+		d->listeners[d->n_listeners++] = bf_listener_new(d->loop, db, on_notify, d);
+	}
+}
 
 static bf_job_env job_env(bf_daemon *d);
 
@@ -223,6 +262,7 @@ static void reload(bf_daemon *d)
 	bf_log_set_level(d->cfg->log_level);
 	bf_log(BF_LOG_INFO, NULL, "configuration reloaded", "jobs=%zu", d->cfg->n_jobs);
 	bf_notify("READY=1");
+	ensure_listeners(d);
 	schedule(d);
 }
 
@@ -281,6 +321,14 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		for (size_t i = 0; i < d->n_jobs; i++)
 			bf_job_log_progress(d->jobs[i]);
 		status_line(d);
+	}
+	if (!d->stopping && now >= d->next_poll_ms) {
+		/* the fallback for a NOTIFY lost with a control connection: a paused job has no
+		 * batch that would read its row */
+		d->next_poll_ms = now + POLL_INTERVAL_MS;
+		for (size_t i = 0; i < d->n_jobs; i++)
+			if (bf_job_get_state(d->jobs[i]) == BF_JOB_PAUSED)
+				bf_job_poke(d->jobs[i]);
 	}
 	if (d->stopping && !d->aborted && now >= d->stop_deadline_ms) {
 		d->aborted = true;
@@ -352,6 +400,9 @@ void bf_daemon_free(bf_daemon *d)
 	for (size_t i = 0; i < d->n_jobs; i++)
 		bf_job_free(d->jobs[i]);
 	free(d->jobs);
+	for (size_t i = 0; i < d->n_listeners; i++)
+		bf_listener_free(d->listeners[i]);
+	free(d->listeners);
 	bf_config_free(d->cfg);
 	ev_loop_destroy(d->loop);
 	free(d);
@@ -369,6 +420,7 @@ int bf_daemon_run(bf_daemon *d)
 		bf_log(BF_LOG_INFO, NULL, "no job to run, exiting", NULL);
 		return 0;
 	}
+	ensure_listeners(d);
 	schedule(d);
 	ev_run(d->loop, 0);
 	bf_log(BF_LOG_INFO, NULL, "stopped", "exit=%d", d->exit_code);

@@ -48,6 +48,7 @@ enum phase {
 	PH_STATE,    /* a state change */
 	PH_BATCH,    /* a batch */
 	PH_REMAIN,   /* the non-locking check at the end of a pass */
+	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -70,6 +71,8 @@ struct bf_job {
 
 	/* what the current connection carries; all false after a reconnect */
 	bool session_ok, schema_ok, locked, prepared;
+	bool in_txn;    /* a dry-run batch's transaction is open */
+	bool sleep_due; /* the pause between batches comes before the next one */
 	/* what the job knows from the database */
 	bf_sql_target *target;
 	char *table_name; /* nsp.rel for the jobs row */
@@ -333,7 +336,7 @@ static int64_t backoff_ms(int64_t attempt)
 static void drop_connection(bf_job *j)
 {
 	bf_conn_close(j->conn);
-	j->session_ok = j->schema_ok = j->locked = j->prepared = false;
+	j->session_ok = j->schema_ok = j->locked = j->prepared = j->in_txn = false;
 	j->registered = false;
 	forget_checkpoint(j);
 	j->high_known = false;
@@ -431,6 +434,11 @@ void bf_job_resume(bf_job *j)
 void bf_job_poke(bf_job *j)
 {
 	j->poke = true;
+	/* a sleep or a backoff between batches must not delay a pause or cancel request */
+	if (j->phase == PH_TIMER && j->registered && bf_conn_is_ready(j->conn)) {
+		ev_timer_stop(j->env.loop, &j->timer);
+		j->phase = PH_IDLE;
+	}
 	wake(j);
 }
 
@@ -567,10 +575,17 @@ static void send_session(bf_job *j)
 	send_params(j, PH_SESSION, bf_sql_session(), 3, v);
 }
 
+/* The control schema; a dry run keeps its bookkeeping in the session's temporary schema, so
+ * neither the table nor the real control schema changes. */
+static const char *schema_name(const bf_job *j)
+{
+	return j->env.dry_run ? "pg_temp" : j->env.control_schema;
+}
+
 static char *quoted_schema(bf_job *j)
 {
 	char err[ERR_LEN];
-	char *q = bf_quote_ident(bf_conn_pg(j->conn), j->env.control_schema, err, sizeof(err));
+	char *q = bf_quote_ident(bf_conn_pg(j->conn), schema_name(j), err, sizeof(err));
 
 	if (q == NULL)
 		fail(j, err);
@@ -586,7 +601,7 @@ static void send_schema(bf_job *j)
 		finish(j);
 		return;
 	}
-	sql = bf_sql_schema(qs);
+	sql = j->env.dry_run ? bf_sql_schema_temp() : bf_sql_schema(qs);
 	send_simple(j, PH_SCHEMA, sql);
 	free(sql);
 	free(qs);
@@ -779,6 +794,10 @@ static void step(bf_job *j)
 		finish(j);
 		return;
 	}
+	if (j->in_txn) {
+		send_simple(j, PH_TXN, "ROLLBACK");
+		return;
+	}
 	if (j->poke) {
 		/* backfillctl asked something: read the row again before going on */
 		j->poke = false;
@@ -824,8 +843,23 @@ static void step(bf_job *j)
 		send_prepare(j);
 		return;
 	}
+	if (j->pass_end && j->env.dry_run) {
+		/* rolled back, every row is still to do: a dry run ends after one pass */
+		set_state(j, BF_JOB_DONE, "dry run: one pass done, every batch rolled back");
+		step(j);
+		return;
+	}
 	if (j->pass_end) {
 		send_remaining(j);
+		return;
+	}
+	if (j->sleep_due) {
+		j->sleep_due = false;
+		arm_timer(j, j->cfg->sleep_ms);
+		return;
+	}
+	if (j->env.dry_run) {
+		send_simple(j, PH_TXN, "BEGIN");
 		return;
 	}
 	send_batch(j);
@@ -953,7 +987,7 @@ static void on_resolve(bf_job *j, const PGresult *res)
 {
 	bf_sbuf problems = {0};
 
-	j->target = bf_target_resolve(bf_conn_pg(j->conn), res, j->cfg, j->env.control_schema,
+	j->target = bf_target_resolve(bf_conn_pg(j->conn), res, j->cfg, schema_name(j),
 				      &j->table_name, &problems);
 	if (j->target == NULL)
 		fail(j, problems.data ? problems.data : "cannot resolve the table");
@@ -1121,8 +1155,10 @@ static void after_result(bf_job *j, enum phase ph)
 			}
 		}
 	}
-	if (ph == PH_BATCH && j->cfg->sleep_ms > 0 && !j->pass_end) {
-		arm_timer(j, j->cfg->sleep_ms);
+	if (ph == PH_BATCH)
+		j->sleep_due = j->cfg->sleep_ms > 0 && !j->pass_end;
+	if (ph == PH_TXN && j->in_txn) {
+		send_batch(j);
 		return;
 	}
 	step(j);
@@ -1175,6 +1211,9 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_PREPARE:
 		j->prepared = true;
+		break;
+	case PH_TXN:
+		j->in_txn = strcmp(PQcmdStatus((PGresult *)res), "BEGIN") == 0;
 		break;
 	case PH_STATE:
 		free(j->requested);

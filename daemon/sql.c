@@ -41,17 +41,20 @@ void bf_sql_target_free(bf_sql_target *t)
 	free(t);
 }
 
-char *bf_sql_schema(const char *s)
+static char *schema_script(const char *s, bool temp)
 {
 	bf_sbuf sb = {0};
 
+	if (!temp)
+		bf_sbuf_printf(&sb,
+			       "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
+			       "CREATE SCHEMA IF NOT EXISTS %s;\n",
+			       s);
 	bf_sbuf_printf(&sb,
-		       "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
-		       "CREATE SCHEMA IF NOT EXISTS %s;\n"
 		       "CREATE TABLE IF NOT EXISTS %s.schema_version (\n"
 		       "  version int PRIMARY KEY,\n"
 		       "  applied_at timestamptz NOT NULL DEFAULT now());\n",
-		       s, s);
+		       s);
 	bf_sbuf_printf(
 	    &sb,
 	    "CREATE TABLE IF NOT EXISTS %s.jobs (\n"
@@ -118,6 +121,16 @@ char *bf_sql_schema(const char *s)
 		       "ON CONFLICT DO NOTHING;\n",
 		       s, BF_SCHEMA_VERSION);
 	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_schema(const char *qschema)
+{
+	return schema_script(qschema, false);
+}
+
+char *bf_sql_schema_temp(void)
+{
+	return schema_script("pg_temp", true);
 }
 
 const char *bf_sql_resolve(void)

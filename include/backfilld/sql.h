@@ -47,6 +47,10 @@ void bf_sql_target_free(bf_sql_target *t);
 #define BF_SCHEMA_VERSION 1
 char *bf_sql_schema(const char *qschema);
 
+/* The same objects in the session's temporary schema (pg_temp), for --dry-run: they vanish
+ * with the session and leave the real control schema untouched. */
+char *bf_sql_schema_temp(void);
+
 /* Catalog lookup. $1 table as written (resolved with to_regclass), $2 key columns as a text
  * array literal or NULL for the primary key. One row per key column, in key order, columns:
  *   0 nspname, 1 relname, 2 relkind, 3 may_update (t/f), 4 unique_index (t/f: a valid,

@@ -1,0 +1,125 @@
+/*
+ * listener.c - the control connection of one database, as a small state machine:
+ * connecting -> LISTEN sent -> listening, and back to a backoff timer when the connection
+ * goes. Notifications arrive through bf_conn's BF_CONN_NOTIFY event.
+ */
+#include "backfilld/listener.h"
+
+#include <stdlib.h>
+
+#include "backfilld/conn.h"
+#include "backfilld/log.h"
+#include "backfilld/util.h"
+
+#define CHANNEL "backfilld"
+#define CONNECT_TIMEOUT_MS 10000
+#define RETRY_MAX_MS 30000
+
+enum lstate { LS_CONNECTING, LS_LISTEN_SENT, LS_LISTENING, LS_BACKOFF };
+
+struct bf_listener {
+	struct ev_loop *loop;
+	char *database;
+	bf_listener_cb cb;
+	void *owner;
+	bf_conn *conn;
+	enum lstate state;
+	ev_timer retry;
+	int64_t retry_ms;
+};
+
+static void start(bf_listener *l);
+
+static void backoff(bf_listener *l, const char *why)
+{
+	char q[512];
+
+	bf_conn_close(l->conn);
+	l->retry_ms = l->retry_ms ? l->retry_ms * 2 : 1000;
+	if (l->retry_ms > RETRY_MAX_MS)
+		l->retry_ms = RETRY_MAX_MS;
+	bf_log(BF_LOG_WARN, NULL, "control connection lost, will retry",
+	       "error=%s retry_ms=%lld", bf_log_q(q, sizeof(q), why), (long long)l->retry_ms);
+	l->state = LS_BACKOFF;
+	ev_timer_set(&l->retry, (double)l->retry_ms / 1000.0, 0.0);
+	ev_timer_start(l->loop, &l->retry);
+}
+
+static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
+		    const char *err, const PGnotify *notify)
+{
+	bf_listener *l = owner;
+	char e[256];
+
+	(void)conn;
+	switch (ev) {
+	case BF_CONN_CONNECTED:
+		l->state = LS_LISTEN_SENT;
+		if (bf_conn_send_simple(l->conn, "LISTEN " CHANNEL, e, sizeof(e)) != 0)
+			backoff(l, e);
+		break;
+	case BF_CONN_RESULT:
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			backoff(l, PQresultErrorMessage(res));
+			break;
+		}
+		l->state = LS_LISTENING;
+		l->retry_ms = 0;
+		bf_log(BF_LOG_DEBUG, NULL, "listening for backfillctl", "channel=" CHANNEL);
+		break;
+	case BF_CONN_LOST:
+		backoff(l, err ? err : "connection lost");
+		break;
+	case BF_CONN_NOTIFY:
+		l->cb(l, l->database, notify->extra, l->owner);
+		break;
+	}
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	start(w->data);
+}
+
+static void start(bf_listener *l)
+{
+	char err[256];
+
+	l->state = LS_CONNECTING;
+	if (bf_conn_connect(l->conn, l->database, "backfilld control", CONNECT_TIMEOUT_MS, err,
+			    sizeof(err)) != 0)
+		backoff(l, err);
+}
+
+bf_listener *bf_listener_new(struct ev_loop *loop, const char *database, bf_listener_cb cb,
+			     void *owner)
+{
+	bf_listener *l = bf_xcalloc(1, sizeof(*l));
+
+	l->loop = loop;
+	l->database = bf_xstrdup(database);
+	l->cb = cb;
+	l->owner = owner;
+	l->conn = bf_conn_new(loop, "control", conn_cb, l);
+	ev_init(&l->retry, retry_cb);
+	l->retry.data = l;
+	start(l);
+	return l;
+}
+
+void bf_listener_free(bf_listener *l)
+{
+	if (l == NULL)
+		return;
+	ev_timer_stop(l->loop, &l->retry);
+	bf_conn_free(l->conn);
+	free(l->database);
+	free(l);
+}
+
+const char *bf_listener_database(const bf_listener *l)
+{
+	return l->database;
+}
