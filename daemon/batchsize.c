@@ -24,10 +24,10 @@
 
 #include <math.h>
 
-#define GROWTH_MAX 1.5    /* at most this factor per step */
-#define FAST_CUT   3      /* a batch this many times the target cuts at once */
-#define DEAD_BAND  0.10   /* no change while the predicted time is within +-10% */
-#define MIN_MS     0.5    /* a batch measured at 0 ms took less than 1 ms */
+#define GROWTH_MAX 1.5  /* at most this factor per step */
+#define FAST_CUT   3    /* a batch this many times the target cuts at once */
+#define DEAD_BAND  0.10 /* no change while the predicted time is within +-10% */
+#define MIN_MS     0.5  /* a batch measured at 0 ms took less than 1 ms */
 
 static int64_t clamp(const bf_batchsize *c, int64_t v)
 {
@@ -49,7 +49,7 @@ static int64_t clamp_d(const bf_batchsize *c, double v)
 }
 
 static void set_limits(bf_batchsize *c, int64_t initial, int64_t min, int64_t max,
-		       int64_t target_ms)
+                       int64_t target_ms)
 {
 	c->min = min < 1 ? 1 : min;
 	c->max = max < c->min ? c->min : max;
@@ -71,10 +71,11 @@ static void push_cost(bf_batchsize *c, double ms_per_row)
 		c->n_cost++;
 }
 
-/* The median of the recorded costs (the mean of the middle two for an even count). */
+/* The median of the recorded costs (the mean of the middle two for an even count); only
+ * called after a cost was recorded. */
 static double median_cost(const bf_batchsize *c)
 {
-	double v[BF_BATCHSIZE_WINDOW];
+	double v[BF_BATCHSIZE_WINDOW] = {0};
 	int n = c->n_cost;
 
 	for (int i = 0; i < n; i++) {
@@ -100,7 +101,7 @@ static void update_floor(bf_batchsize *c, bool over_target)
 }
 
 void bf_batchsize_init(bf_batchsize *c, int64_t initial, int64_t min, int64_t max,
-		       int64_t target_ms)
+                       int64_t target_ms)
 {
 	*c = (bf_batchsize){0};
 	set_limits(c, initial, min, max, target_ms);
@@ -159,7 +160,7 @@ int64_t bf_batchsize_on_timeout(bf_batchsize *c)
 }
 
 void bf_batchsize_set_limits(bf_batchsize *c, int64_t initial, int64_t min, int64_t max,
-			     int64_t target_ms)
+                             int64_t target_ms)
 {
 	bool was_fixed = c->target_ms == 0;
 

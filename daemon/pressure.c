@@ -63,36 +63,33 @@ static void consider(struct offense *best, const struct offense *o)
 }
 
 static void yes_no(struct verdict *v, enum signal sig, const char *name, const char *detail,
-		   const bf_lag_slot *slot, int64_t value, int64_t limit)
+                   const bf_lag_slot *slot, int64_t value, int64_t limit)
 {
 	struct offense o = {.set = true,
-			    .sig = sig,
-			    .severity = HUGE_VAL,
-			    .name = name,
-			    .detail = detail,
-			    .slot = slot,
-			    .value = value,
-			    .limit = limit};
+	                    .sig = sig,
+	                    .severity = HUGE_VAL,
+	                    .name = name,
+	                    .detail = detail,
+	                    .slot = slot,
+	                    .value = value,
+	                    .limit = limit};
 	consider(&v->over, &o);
 }
 
-/* The resume threshold of a limit: ceil(limit * resume_below), at least 1 and at most the
- * limit. "value < threshold" is then "value < limit * resume_below" for integer values. */
+/* The resume threshold of a limit: ceil(limit * resume_below), so "value < threshold" is
+ * "value < limit * resume_below" for integer values. With limit >= 1 and resume_below in
+ * [0.01, 1] it is at least 1 (a value of 0 always resumes) and at most the limit. */
 static int64_t threshold(int64_t limit, double resume_below)
 {
 	double t = (double)limit * resume_below;
 
 	t = ceil(t - t * 1e-12); /* 10000 * 0.3 must give 3000, not 3001 */
-	if (t < 1)
-		return 1;
-	if (t >= (double)limit)
-		return limit;
-	return (int64_t)t;
+	return t >= (double)limit ? limit : (int64_t)t;
 }
 
 /* A numeric signal: off when limit <= 0, not measured when value < 0. */
 static void numeric(struct verdict *v, enum signal sig, const char *name, const char *detail,
-		    int64_t value, int64_t limit)
+                    int64_t value, int64_t limit)
 {
 	if (limit <= 0 || value < 0)
 		return;
@@ -130,7 +127,8 @@ static void check_required(struct verdict *v, const bf_lag_config *cfg, const bf
 			const bf_lag_standby *sb = &s->standbys[j];
 			if (strcmp(str(sb->name), name) != 0)
 				continue;
-			if (listed == NULL)
+			/* name the state of the standby, not of a base backup under its name */
+			if (listed == NULL || strcmp(str(listed->state), "backup") == 0)
 				listed = sb;
 			streaming = is_streaming(sb);
 		}
@@ -150,8 +148,7 @@ static void check_required(struct verdict *v, const bf_lag_config *cfg, const bf
 	}
 }
 
-static void check_min_standbys(struct verdict *v, const bf_lag_config *cfg,
-			       const bf_lag_sample *s)
+static void check_min_standbys(struct verdict *v, const bf_lag_config *cfg, const bf_lag_sample *s)
 {
 	int64_t n = 0;
 
@@ -170,9 +167,9 @@ static void check_standbys(struct verdict *v, const bf_lag_config *cfg, const bf
 		if (strcmp(str(sb->state), "backup") == 0)
 			continue; /* a base backup replays nothing */
 		numeric(v, SIG_REPLAY_BYTES, sb->name, NULL, sb->replay_bytes,
-			cfg->max_replay_bytes);
+		        cfg->max_replay_bytes);
 		numeric(v, SIG_REPLAY_TIME, sb->name, NULL, sb->replay_lag_ms,
-			cfg->max_replay_time_ms);
+		        cfg->max_replay_time_ms);
 		numeric(v, SIG_STALL, sb->name, NULL, sb->reply_age_ms, cfg->stall_after_ms);
 	}
 }
@@ -182,23 +179,35 @@ static void check_slots(struct verdict *v, const bf_lag_config *cfg, const bf_la
 	for (size_t j = 0; j < s->n_slots; j++) {
 		const bf_lag_slot *sl = &s->slots[j];
 		numeric(v, SIG_SLOT, sl->name, sl->wal_status, sl->retained_bytes,
-			cfg->max_slot_retained);
+		        cfg->max_slot_retained);
 	}
 }
 
+/* A value in words: rounded for reading ("81MB", "12.5s"), or exact ("67108865B"). */
 static void format(enum unit u, int64_t x, bool exact, char *buf, size_t len)
 {
-	if (u == U_BYTES && !exact)
-		bf_units_format_size(x, buf, len);
-	else if (u == U_MS && !exact)
-		bf_units_format_duration(x, buf, len);
-	else
-		snprintf(buf, len, "%" PRId64 "%s", x, u == U_BYTES ? "B" : u == U_MS ? "ms" : "");
+	switch (u) {
+	case U_BYTES:
+		if (exact)
+			snprintf(buf, len, "%" PRId64 "B", x);
+		else
+			bf_units_format_size(x, buf, len);
+		break;
+	case U_MS:
+		if (exact)
+			snprintf(buf, len, "%" PRId64 "ms", x);
+		else
+			bf_units_format_duration(x, buf, len);
+		break;
+	case U_COUNT:
+		snprintf(buf, len, "%" PRId64, x);
+		break;
+	}
 }
 
 /* A value and its limit in words; the value exactly when rounding would make them equal. */
 static void format_pair(enum unit u, int64_t value, int64_t limit, char *vbuf, char *lbuf,
-			size_t len)
+                        size_t len)
 {
 	format(u, value, false, vbuf, len);
 	format(u, limit, false, lbuf, len);
@@ -209,10 +218,13 @@ static void format_pair(enum unit u, int64_t value, int64_t limit, char *vbuf, c
 static void write_reason(const struct offense *o, bool over, char *out, size_t len)
 {
 	static const enum unit units[] = {
-		[SIG_NOT_STREAMING] = U_COUNT, [SIG_MIN_STANDBYS] = U_COUNT,
-		[SIG_REPLAY_BYTES] = U_BYTES,  [SIG_REPLAY_TIME] = U_MS,
-		[SIG_STALL] = U_MS,            [SIG_SLOT] = U_BYTES,
-		[SIG_ARCHIVE] = U_COUNT,
+	        [SIG_NOT_STREAMING] = U_COUNT,
+	        [SIG_MIN_STANDBYS] = U_COUNT,
+	        [SIG_REPLAY_BYTES] = U_BYTES,
+	        [SIG_REPLAY_TIME] = U_MS,
+	        [SIG_STALL] = U_MS,
+	        [SIG_SLOT] = U_BYTES,
+	        [SIG_ARCHIVE] = U_COUNT,
 	};
 	char val[32], lim[32], extra[32];
 	const char *sep = over ? " > " : ", resuming below ";
@@ -222,11 +234,11 @@ static void write_reason(const struct offense *o, bool over, char *out, size_t l
 	case SIG_NOT_STREAMING:
 		if (o->detail != NULL) {
 			snprintf(out, len, "%s not streaming (state %s)", o->name,
-				 o->detail[0] ? o->detail : "unknown");
+			         o->detail[0] ? o->detail : "unknown");
 		} else if (o->slot != NULL) {
 			bf_units_format_size(o->slot->retained_bytes, extra, sizeof(extra));
 			snprintf(out, len, "%s not streaming (not connected; slot %s retains %s)",
-				 o->name, str(o->slot->name), extra);
+			         o->name, str(o->slot->name), extra);
 		} else {
 			snprintf(out, len, "%s not streaming (not connected)", o->name);
 		}
@@ -242,13 +254,13 @@ static void write_reason(const struct offense *o, bool over, char *out, size_t l
 		break;
 	case SIG_STALL:
 		snprintf(out, len, "%s stalled: last reply %s ago%s%s", who(o->name), val, sep,
-			 lim);
+		         lim);
 		break;
 	case SIG_SLOT:
 		snprintf(out, len, "slot %s retains %s%s%s%s", who(o->name), val, sep, lim,
-			 o->detail && strcmp(o->detail, "unreserved") == 0
-				 ? " (wal_status unreserved)"
-				 : "");
+		         o->detail && strcmp(o->detail, "unreserved") == 0
+		                 ? " (wal_status unreserved)"
+		                 : "");
 		break;
 	case SIG_ARCHIVE:
 		snprintf(out, len, "archive backlog %s segments%s%s", val, sep, lim);
@@ -272,7 +284,7 @@ bool bf_pressure_enabled(const bf_lag_config *cfg)
 }
 
 bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool throttled,
-			int64_t now_ms, char *reason, size_t len)
+                        int64_t now_ms, char *reason, size_t len)
 {
 	struct verdict v = {.resume_below = cfg->resume_below};
 	int64_t stale_after = cfg->check_interval_ms * BF_PRESSURE_STALE_CHECKS;
@@ -284,7 +296,8 @@ bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool t
 	if (s == NULL)
 		return unreadable(reason, len, "no sample yet");
 	if (!s->ok)
-		return unreadable(reason, len, s->error && s->error[0] ? s->error : "unknown error");
+		return unreadable(reason, len,
+		                  s->error && s->error[0] ? s->error : "unknown error");
 	if (stale_after < 1000)
 		stale_after = 1000;
 	if (now_ms - s->taken_ms > stale_after) {

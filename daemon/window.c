@@ -62,7 +62,7 @@ char *bf_window_reason(const bf_window *w, char *buf, size_t len)
 		if (end == 0 && start != 0)
 			end = DAY; /* midnight as an end reads 24:00 */
 		snprintf(buf, len, "outside window %02d:%02d-%02d:%02d", start / 60, start % 60,
-			 end / 60, end % 60);
+		         end / 60, end % 60);
 	}
 	return buf;
 }

@@ -6,6 +6,10 @@
 
 Suite *units_suite(void);
 Suite *config_suite(void);
+Suite *batchsize_suite(void);
+Suite *bucket_suite(void);
+Suite *window_suite(void);
+Suite *pressure_suite(void);
 Suite *log_suite(void);
 
 #endif

@@ -54,7 +54,7 @@ typedef struct bf_batchsize {
  * the configuration already validated are taken as they are; nonsense is made safe (min < 1
  * becomes 1, max < min becomes min, a negative target becomes 0). */
 void bf_batchsize_init(bf_batchsize *c, int64_t initial, int64_t min, int64_t max,
-		       int64_t target_ms);
+                       int64_t target_ms);
 
 /* After each committed batch: it updated `rows` rows and took `elapsed_ms` of the batch's own
  * time (its round trips to the server; never sleep, throttle or reconnect time). Returns the
@@ -69,7 +69,7 @@ int64_t bf_batchsize_on_timeout(bf_batchsize *c);
  * size becomes `initial`; otherwise the current size is kept (clamped into the new limits)
  * along with the measured costs, which do not depend on the target. */
 void bf_batchsize_set_limits(bf_batchsize *c, int64_t initial, int64_t min, int64_t max,
-			     int64_t target_ms);
+                             int64_t target_ms);
 
 /* The size of the next batch. */
 int64_t bf_batchsize_size(const bf_batchsize *c);

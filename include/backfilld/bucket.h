@@ -29,9 +29,9 @@
 
 /* One job's bucket; the fields are private to bucket.c. */
 typedef struct bf_bucket {
-	int64_t rate;     /* rows per second; 0 = no cap */
-	int64_t balance;  /* thousandths of a row at last_ms; negative = debt */
-	int64_t last_ms;  /* when balance was brought up to date */
+	int64_t rate;    /* rows per second; 0 = no cap */
+	int64_t balance; /* thousandths of a row at last_ms; negative = debt */
+	int64_t last_ms; /* when balance was brought up to date */
 } bf_bucket;
 
 /* A bucket earning `rate_per_s` rows per second (0 = no cap), full at now_ms. */

@@ -96,6 +96,6 @@ bool bf_pressure_enabled(const bf_lag_config *cfg);
  * throttle, with the reason in `reason` (NUL-terminated, truncated to len; may be NULL when
  * len is 0); returns false with reason "". */
 bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *sample, bool throttled,
-			int64_t now_ms, char *reason, size_t len);
+                        int64_t now_ms, char *reason, size_t len);
 
 #endif
