@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_21_reload: SIGHUP with a broken file keeps the daemon and its job running and logs every
+# error with line:column; SIGHUP with a new job starts it; a smaller batch_size applies from
+# the next batch; a changed `set` fails that job with a message telling to reset or rename.
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+psql_q "CREATE TABLE a (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO a (id) SELECT g FROM generate_series(1, 200000) g"
+psql_q "CREATE TABLE b (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO b (id) SELECT g FROM generate_series(1, 5000) g"
+conf=$BF_TMPDIR/bf.yaml
+job_a() {
+	cat <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: job_a
+    table: a
+    set: "$1"
+    where: "y IS NULL"
+    batch_size: $2
+    target_batch_time: 0
+    sleep: 100ms
+YAML
+}
+job_a "y = id" 400 >"$conf"
+daemon_start "$conf" "$BF_TMPDIR/daemon.log"
+batch_is() { [[ $(job batch_size job_a) == "$1" ]] && rows_done_at_least job_a 1; }
+wait_for "job_a runs with batch 400" 30 batch_is 400
+
+# a broken file: three mistakes, all reported, nothing changes
+cat >"$conf" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: job_a
+    table: a
+    set: "y = id"
+    where: "y IS NULL"
+    batch_size: abc
+    sleep: forever
+    colour: blue
+YAML
+kill -HUP "$DAEMON_PID"
+logged_failure() { grep -q 'reload failed' "$BF_TMPDIR/daemon.log"; }
+wait_for "the bad reload is logged" 10 logged_failure
+assert_true "batch_size error with line:col" grep -q 'bf.yaml:7:[0-9]*: jobs\[0\].batch_size' "$BF_TMPDIR/daemon.log"
+assert_true "sleep error with line:col" grep -q 'bf.yaml:8:[0-9]*: jobs\[0\].sleep' "$BF_TMPDIR/daemon.log"
+assert_true "unknown key with line:col" grep -q 'bf.yaml:9:[0-9]*: jobs\[0\].colour' "$BF_TMPDIR/daemon.log"
+assert_true "the daemon is still alive" kill -0 "$DAEMON_PID"
+r=$(job rows_done job_a)
+progressed() { rows_done_at_least job_a $((r + 1)); }
+wait_for "job_a keeps running on the old configuration" 10 progressed
+
+# a good file: smaller batch for job_a, a new job_b
+{
+	job_a "y = id" 150
+	cat <<YAML
+  - name: job_b
+    table: b
+    set: "y = -id"
+    where: "y IS NULL"
+    sleep: 0
+YAML
+} >"$conf"
+kill -HUP "$DAEMON_PID"
+wait_for "job_a's next batches use batch 150" 10 batch_is 150
+wait_for "the new job_b ran to the end" 30 job_is job_b done
+assert_eq "job_b correct" 0 "$(psql_q "SELECT count(*) FROM b WHERE y IS DISTINCT FROM -id")"
+assert_eq "job_a still running" running "$(job_state job_a)"
+
+# a changed definition of a running job fails it, with what to do
+job_a "y = id + 1" 150 >"$conf"
+kill -HUP "$DAEMON_PID"
+wait_for "job_a failed on its changed definition" 10 job_is job_a failed
+assert_match "the reason says reset or rename" "reset.*rename" "$(job last_error job_a)"
+assert_true "the daemon is still alive" kill -0 "$DAEMON_PID"
+kill -TERM "$DAEMON_PID"
+daemon_wait 30
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+test_finish

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_22_check: --check names each problem (a missing table, a non-unique key, a set
+# referring to a missing column), exits 1, prints the batch SQL and estimate of the good
+# jobs, exits 0 on a good file, and leaves the database as it was (no control schema).
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+psql_q "CREATE TABLE good (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO good (id) SELECT g FROM generate_series(1, 1000) g"
+psql_q "ANALYZE good"
+psql_q "CREATE TABLE dup (k int NOT NULL, y int)"
+snapshot() {
+	psql_q "SELECT md5(string_agg(c.relname || c.relkind, ',' ORDER BY c.relname))
+	        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+	psql_q "SELECT md5(string_agg(id || ':' || coalesce(y::text, ''), ',' ORDER BY id)) FROM good"
+}
+before=$(snapshot)
+bf_conf "$BF_TMPDIR/bad.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: no_table
+    table: missing_table
+    set: "y = 1"
+    where: "y IS NULL"
+  - name: not_unique
+    table: dup
+    key: k
+    set: "y = 1"
+    where: "y IS NULL"
+  - name: bad_set
+    table: good
+    set: "no_such_column = 1"
+    where: "y IS NULL"
+  - name: fine
+    table: good
+    set: "y = id"
+    where: "y IS NULL"
+YAML
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/bad.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+cat "$BF_TMPDIR/out" "$BF_TMPDIR/err"
+assert_eq "exit status on a bad file" 1 "$rc"
+err=$(cat "$BF_TMPDIR/err")
+assert_match "the missing table" "bad.yaml:3: jobs.no_table: table missing_table does not exist" "$err"
+assert_match "the non-unique key" "bad.yaml:7: jobs.not_unique: key of dup is not unique" "$err"
+assert_match "the missing column" 'bad.yaml:12: jobs.bad_set: set or where do not compile: column "no_such_column"' "$err"
+assert_match "the count" "3 of 4 jobs cannot run" "$err"
+assert_match "the good job's batch SQL" 'job fine .*UPDATE "public"."good" SET y = id' "$(tr '\n' ' ' <"$BF_TMPDIR/out")"
+assert_match "the good job's estimate" "estimated rows to do: 1000" "$(cat "$BF_TMPDIR/out")"
+
+bf_conf "$BF_TMPDIR/good.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: fine
+    table: good
+    set: "y = id"
+    where: "y IS NULL"
+YAML
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/good.yaml" --check >"$BF_TMPDIR/out" 2>&1 || rc=$?
+assert_eq "exit status on a good file" 0 "$rc"
+assert_eq "the database is unchanged" "$before" "$(snapshot)"
+assert_eq "no control schema was left behind" f \
+	"$(psql_q "SELECT to_regnamespace('backfill') IS NOT NULL")"
+test_finish
