@@ -8,14 +8,16 @@
 #   make check SANITIZE=1   the same tests under AddressSanitizer and UBSan
 
 CC       ?= cc
+MAKEFLAGS += --no-print-directory
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
 DEB_PKGS  = build-essential pkg-config libpq-dev libev-dev libyaml-dev check postgresql-15 \
-            postgresql-contrib-15 clang-format gnuplot-nox procps
+            postgresql-contrib-15 clang-format gnuplot-nox procps python3
 # Commands that tell whether a package's part is present, in DEB_PKGS order where it matters.
 DEPS_OK   = test -f /usr/include/ev.h && pkg-config --exists yaml-0.1 check libpq \
             && test -x /usr/lib/postgresql/15/bin/initdb && command -v clang-format >/dev/null \
-            && command -v gnuplot >/dev/null && command -v pgrep >/dev/null
+            && command -v gnuplot >/dev/null && command -v pgrep >/dev/null \
+            && command -v python3 >/dev/null
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 libpq 2>/dev/null) \
               -I$(shell $(PG_CONFIG) --includedir 2>/dev/null || echo /usr/include/postgresql)
@@ -50,10 +52,12 @@ HEADERS  = $(wildcard include/backfilld/*.h)
 all: backfilld backfillctl
 
 $(BUILD)/%.o: daemon/%.c $(HEADERS) | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/%.c $(HEADERS) | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -Wno-conversion -c -o $@ $<
+$(BUILD)/tests/%.o: tests/%.c $(HEADERS) tests/suites.h | $(BUILD)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -Wno-conversion -c -o $@ $<
 
 $(BUILD):
 	mkdir -p $(BUILD)/tests
@@ -108,10 +112,10 @@ bench: deps
 	tests/bench/run.sh
 
 format:
-	clang-format -i daemon/*.c include/backfilld/*.h tests/*.c
+	clang-format -i daemon/*.c include/backfilld/*.h tests/*.c tests/*.h
 
 format-check:
-	clang-format --dry-run --Werror daemon/*.c include/backfilld/*.h tests/*.c
+	clang-format --dry-run --Werror daemon/*.c include/backfilld/*.h tests/*.c tests/*.h
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
