@@ -11,5 +11,6 @@ Suite *bucket_suite(void);
 Suite *window_suite(void);
 Suite *pressure_suite(void);
 Suite *log_suite(void);
+Suite *ctl_suite(void);
 
 #endif
