@@ -63,22 +63,25 @@ $(BUILD):
 	mkdir -p $(BUILD)/tests
 
 $(BUILD)/libbackfilld.a: $(LIB_OBJS)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/backfilld: $(BUILD)/backfilld.o $(BUILD)/libbackfilld.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/backfillctl: $(BUILD)/backfillctl.o $(BUILD)/libbackfilld.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The binaries at the top of the tree are the ones the tests, the demo and the README use.
 backfilld: $(BUILD)/backfilld
-	cp $< $@
+	@rm -f $@ && install -m 755 $< $@
 backfillctl: $(BUILD)/backfillctl
-	cp $< $@
+	@rm -f $@ && install -m 755 $< $@
 
 $(BUILD)/check_unit: $(TEST_OBJS) $(BUILD)/libbackfilld.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
 
 deps:
 	@if $(DEPS_OK); then exit 0; fi; \

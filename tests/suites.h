@@ -12,5 +12,6 @@ Suite *window_suite(void);
 Suite *pressure_suite(void);
 Suite *log_suite(void);
 Suite *ctl_suite(void);
+Suite *sql_suite(void);
 
 #endif

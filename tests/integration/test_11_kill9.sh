@@ -30,6 +30,9 @@ wait_for "the job is a third through" 60 rows_done_at_least items_fill $((N / 3)
 kill -9 "$DAEMON_PID"
 daemon_wait 10
 assert_eq "first daemon died of SIGKILL" 137 "$DAEMON_RC"
+# its server session may still finish (commit or roll back) the batch in flight
+no_session() { [[ $(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld'") == 0 ]]; }
+wait_for "the killed daemon's sessions are gone" 30 no_session
 before=$(job rows_done items_fill)
 assert_eq "the row still says running after the crash" running "$(job_state items_fill)"
 assert_eq "rows_done at the crash equals the rows changed so far" \

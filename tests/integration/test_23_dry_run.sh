@@ -37,8 +37,9 @@ jobs:
     table: t
     set: "y = id"
     where: "y IS NULL"
-    batch_size: 1000
-    sleep: 20ms
+    batch_size: 500
+    target_batch_time: 0
+    sleep: 50ms
 YAML
 rc=0
 "$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --dry-run --exit-when-done 2>"$BF_TMPDIR/daemon.log" || rc=$?

@@ -1,0 +1,162 @@
+/*
+ * check_sql.c - the text of the statements: what each form promises, checked without a
+ * database (the integration tests check what the server makes of it).
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backfilld/sql.h"
+#include "suites.h"
+
+static char *keys1[] = {"\"id\""};
+static char *types1[] = {"bigint"};
+static char *keys2[] = {"\"tenant_id\"", "\"id\""};
+static char *types2[] = {"integer", "uuid"};
+
+static bf_sql_target target(size_t n)
+{
+	return (bf_sql_target){
+	        .qschema = "\"backfill\"",
+	        .qtable = "\"public\".\"users\"",
+	        .n_key = n,
+	        .qkey = n == 1 ? keys1 : keys2,
+	        .key_type = n == 1 ? types1 : types2,
+	        .set = "email_lower = lower(email)",
+	        .where = "email_lower IS NULL",
+	};
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+START_TEST(test_batch_skip_locked)
+{
+	bf_sql_target t = target(1);
+	char *sql = bf_sql_batch(&t, false, false);
+
+	/* the range starts after the cursor ($5) and ends at hi, bounded by the mark ($6) */
+	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") > ($5::bigint)"));
+	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") <= ($6::bigint)"));
+	ck_assert_ptr_nonnull(strstr(sql, "OFFSET $2::int - 1 LIMIT 1"));
+	ck_assert_ptr_nonnull(strstr(sql, "FOR UPDATE SKIP LOCKED"));
+	ck_assert_ptr_nonnull(strstr(sql, "ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))"));
+	ck_assert_ptr_null(strstr(sql, "set_config"));
+	/* set once, where in the lock scan and in RETURNING, always in parentheses */
+	ck_assert_int_eq(count(sql, "SET email_lower = lower(email)"), 1);
+	ck_assert_int_eq(count(sql, "(email_lower IS NULL)"), 2);
+	/* the checkpoint in the same statement, guarded by the where check */
+	ck_assert_ptr_nonnull(strstr(sql, "UPDATE \"backfill\".jobs AS j SET cursor = ARRAY["));
+	ck_assert_ptr_nonnull(strstr(sql, "\"backfill\".assert_batch(n.still)"));
+	ck_assert_ptr_nonnull(strstr(sql, "RETURNING n.rows, hi.bf_last, j.requested_state"));
+	ck_assert_ptr_null(strchr(sql, ';'));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_batch_fast_path)
+{
+	bf_sql_target t = target(1);
+	char *sql = bf_sql_batch(&t, false, true);
+
+	ck_assert_ptr_null(strstr(sql, "FOR UPDATE"));
+	ck_assert_ptr_nonnull(
+	        strstr(sql, "set_config('lock_timeout', '" BF_FAST_LOCK_TIMEOUT "', true)"));
+	ck_assert_ptr_nonnull(strstr(sql, "UPDATE \"public\".\"users\" SET email_lower"));
+	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") > ($5::bigint) AND (\"id\") <= ((SELECT "
+	                                  "bf_hi_1 FROM hi))"));
+	ck_assert_int_eq(count(sql, "(email_lower IS NULL)"), 2);
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_batch_first_has_no_cursor)
+{
+	bf_sql_target t = target(1);
+	char *sql = bf_sql_batch(&t, true, false);
+
+	ck_assert_ptr_null(strstr(sql, " > ("));
+	/* the high-water mark moves to $5 when there is no cursor */
+	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") <= ($5::bigint)"));
+	ck_assert_ptr_null(strstr(sql, "$6"));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_batch_composite_row_values)
+{
+	bf_sql_target t = target(2);
+	char *sql = bf_sql_batch(&t, false, false);
+
+	ck_assert_ptr_nonnull(strstr(sql, "(\"tenant_id\", \"id\") > ($5::integer, $6::uuid)"));
+	ck_assert_ptr_nonnull(strstr(sql, "(\"tenant_id\", \"id\") <= ($7::integer, $8::uuid)"));
+	ck_assert_ptr_nonnull(strstr(sql, "((SELECT bf_hi_1 FROM hi), (SELECT bf_hi_2 FROM hi))"));
+	ck_assert_ptr_nonnull(strstr(sql, "ORDER BY \"tenant_id\", \"id\""));
+	ck_assert_ptr_nonnull(strstr(sql, "hi.bf_hi_1::text, hi.bf_hi_2::text"));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_remaining_and_high_water)
+{
+	bf_sql_target t = target(2);
+	char *rem = bf_sql_remaining(&t);
+	char *high = bf_sql_high_water(&t);
+	char *reg = bf_sql_register(&t);
+
+	ck_assert_str_eq(rem, "SELECT count(*) FROM (SELECT 1 FROM \"public\".\"users\" WHERE "
+	                      "(\"tenant_id\", \"id\") <= ($1::integer, $2::uuid) AND "
+	                      "(email_lower IS NULL) LIMIT 10000) AS s");
+	ck_assert_ptr_nonnull(strstr(high, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
+	ck_assert_ptr_nonnull(
+	        strstr(high, "RETURNING high_key IS NOT NULL, high_key[1], high_key[2]"));
+	ck_assert_ptr_nonnull(
+	        strstr(reg, "j.cursor[1], j.cursor[2], j.high_key[1], j.high_key[2]"));
+	ck_assert_ptr_nonnull(strstr(reg, "ON CONFLICT (name) DO UPDATE"));
+	free(rem);
+	free(high);
+	free(reg);
+}
+END_TEST
+
+START_TEST(test_schema_script)
+{
+	char *s = bf_sql_schema("\"bf\"");
+	char *tmp = bf_sql_schema_temp();
+
+	ck_assert_ptr_nonnull(strstr(s, "pg_advisory_xact_lock"));
+	ck_assert_ptr_nonnull(strstr(s, "CREATE SCHEMA IF NOT EXISTS \"bf\";"));
+	ck_assert_ptr_nonnull(strstr(s, "CREATE TABLE IF NOT EXISTS \"bf\".jobs"));
+	ck_assert_ptr_nonnull(strstr(s, "CREATE OR REPLACE VIEW \"bf\".progress"));
+	ck_assert_ptr_nonnull(strstr(s, "ERRCODE = '" BF_SQLSTATE_SET_KEEPS_WHERE "'"));
+	ck_assert_ptr_nonnull(strstr(s, "ON CONFLICT DO NOTHING"));
+	/* additive only: nothing is ever dropped */
+	ck_assert_ptr_null(strstr(s, "DROP "));
+	ck_assert_ptr_null(strstr(tmp, "CREATE SCHEMA"));
+	ck_assert_ptr_nonnull(strstr(tmp, "CREATE TABLE IF NOT EXISTS pg_temp.jobs"));
+	free(s);
+	free(tmp);
+}
+END_TEST
+
+Suite *sql_suite(void)
+{
+	Suite *s = suite_create("sql");
+	TCase *tc = tcase_create("statements");
+
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_batch_skip_locked);
+	tcase_add_test(tc, test_batch_fast_path);
+	tcase_add_test(tc, test_batch_first_has_no_cursor);
+	tcase_add_test(tc, test_batch_composite_row_values);
+	tcase_add_test(tc, test_remaining_and_high_water);
+	tcase_add_test(tc, test_schema_script);
+	suite_add_tcase(s, tc);
+	return s;
+}
