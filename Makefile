@@ -12,12 +12,12 @@ MAKEFLAGS += --no-print-directory
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
 DEB_PKGS  = build-essential pkg-config libpq-dev libev-dev libyaml-dev check postgresql-15 \
-            postgresql-contrib-15 clang-format gnuplot-nox procps python3
+            postgresql-contrib-15 clang-format gnuplot-nox procps python3 jq
 # Commands that tell whether a package's part is present, in DEB_PKGS order where it matters.
 DEPS_OK   = test -f /usr/include/ev.h && pkg-config --exists yaml-0.1 check libpq \
             && test -x /usr/lib/postgresql/15/bin/initdb && command -v clang-format >/dev/null \
             && command -v gnuplot >/dev/null && command -v pgrep >/dev/null \
-            && command -v python3 >/dev/null
+            && command -v python3 >/dev/null && command -v jq >/dev/null
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 libpq 2>/dev/null) \
               -I$(shell $(PG_CONFIG) --includedir 2>/dev/null || echo /usr/include/postgresql)

@@ -20,33 +20,34 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: backfilld [-c FILE] [--check] [--dry-run] [--exit-when-done] [-v|--verbose]\n"
-		"                 [--log-format text|json] [--version] [--help]\n"
-		"\n"
-		"  -c FILE             configuration (default " DEFAULT_CONFIG ")\n"
-		"  --check             validate the file and every job against the live schema,\n"
-		"                      print each job's batch SQL and estimate; change nothing\n"
-		"  --dry-run           run as usual but roll back every batch\n"
-		"  --exit-when-done    exit once every job is done or failed (0, or 3 if one "
-		"failed)\n"
-		"  -v, --verbose       log at debug level\n"
-		"  --log-format FMT    text (logfmt, default) or json\n"
-		"\n"
-		"Signals: SIGUSR1 pause, SIGUSR2 resume, SIGHUP reload, SIGTERM/SIGINT stop.\n");
+	        "usage: backfilld [-c FILE] [--check] [--dry-run] [--exit-when-done] "
+	        "[-v|--verbose]\n"
+	        "                 [--log-format text|json] [--version] [--help]\n"
+	        "\n"
+	        "  -c FILE             configuration (default " DEFAULT_CONFIG ")\n"
+	        "  --check             validate the file and every job against the live schema,\n"
+	        "                      print each job's batch SQL and estimate; change nothing\n"
+	        "  --dry-run           run as usual but roll back every batch\n"
+	        "  --exit-when-done    exit once every job is done or failed (0, or 3 if one "
+	        "failed)\n"
+	        "  -v, --verbose       log at debug level\n"
+	        "  --log-format FMT    text (logfmt, default) or json\n"
+	        "\n"
+	        "Signals: SIGUSR1 pause, SIGUSR2 resume, SIGHUP reload, SIGTERM/SIGINT stop.\n");
 }
 
 int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 256, OPT_DRY, OPT_EXIT, OPT_FORMAT, OPT_VERSION, OPT_HELP };
 	static const struct option longopts[] = {
-	    {"check", no_argument, NULL, OPT_CHECK},
-	    {"dry-run", no_argument, NULL, OPT_DRY},
-	    {"exit-when-done", no_argument, NULL, OPT_EXIT},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"log-format", required_argument, NULL, OPT_FORMAT},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {NULL, 0, NULL, 0},
+	        {"check", no_argument, NULL, OPT_CHECK},
+	        {"dry-run", no_argument, NULL, OPT_DRY},
+	        {"exit-when-done", no_argument, NULL, OPT_EXIT},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"log-format", required_argument, NULL, OPT_FORMAT},
+	        {"version", no_argument, NULL, OPT_VERSION},
+	        {"help", no_argument, NULL, OPT_HELP},
+	        {NULL, 0, NULL, 0},
 	};
 	bf_daemon_opts opts = {.config_path = DEFAULT_CONFIG};
 	enum bf_log_format format = BF_LOG_TEXT;
@@ -80,8 +81,10 @@ int main(int argc, char **argv)
 			} else if (strcmp(optarg, "json") == 0) {
 				format = BF_LOG_JSON;
 			} else {
-				fprintf(stderr, "backfilld: --log-format: expected text or json, got "
-						"\"%s\"\n", optarg);
+				fprintf(stderr,
+				        "backfilld: --log-format: expected text or json, got "
+				        "\"%s\"\n",
+				        optarg);
 				return 1;
 			}
 			break;
@@ -107,7 +110,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msgs[i]);
 		fprintf(stderr, "backfilld: %s: %zu error%s, nothing started\n", opts.config_path,
-			errs.n, errs.n == 1 ? "" : "s");
+		        errs.n, errs.n == 1 ? "" : "s");
 		bf_errors_clear(&errs);
 		return 1;
 	}

@@ -18,7 +18,7 @@
 
 /* Run a statement; on error append "what: message" to problems and return -1. */
 static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresult **out,
-	       const char *what, bf_sbuf *problems)
+               const char *what, bf_sbuf *problems)
 {
 	PGresult *res = n >= 0 ? PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0) : PQexec(pg, sql);
 	ExecStatusType st = PQresultStatus(res);
@@ -27,7 +27,7 @@ static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresul
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		bf_sbuf_printf(problems, "%s%s: %s", problems->len ? "; " : "", what,
-			       msg ? msg : PQerrorMessage(pg));
+		               msg ? msg : PQerrorMessage(pg));
 		PQclear(res);
 		return -1;
 	}
@@ -38,8 +38,7 @@ static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresul
 	return 0;
 }
 
-static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
-		     bf_sbuf *problems)
+static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
 {
 	PGresult *res = NULL;
 	bf_sql_target *t = NULL;
@@ -59,7 +58,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	if (t == NULL)
 		goto out;
 	schema_sql = bf_sql_schema(t->qschema);
-	batch = bf_sql_batch(t, false);
+	batch = bf_sql_batch(t, false, false);
 	estimate = bf_sql_estimate(t);
 	if (run(pg, schema_sql, -1, NULL, NULL, "control schema", problems) != 0)
 		goto out;
@@ -68,7 +67,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		bf_sbuf_printf(problems, "%sset or where do not compile: %s",
-			       problems->len ? "; " : "", msg ? msg : PQerrorMessage(pg));
+		               problems->len ? "; " : "", msg ? msg : PQerrorMessage(pg));
 		goto out;
 	}
 	PQclear(res);
@@ -115,12 +114,13 @@ int bf_check_run(const bf_config *cfg)
 			while (problems.len && problems.data[problems.len - 1] == '\n')
 				problems.data[--problems.len] = '\0';
 		} else {
-			PQclear(PQexec(pg, "SET statement_timeout = '30s'; SET lock_timeout = '1s'"));
+			PQclear(PQexec(pg,
+			               "SET statement_timeout = '30s'; SET lock_timeout = '1s'"));
 			check_job(pg, cfg, job, &problems);
 		}
 		if (problems.len) {
 			fprintf(stderr, "%s:%d: jobs.%s: %s\n", job->file, job->line, job->name,
-				problems.data);
+			        problems.data);
 			failed++;
 		}
 		bf_sbuf_free(&problems);
@@ -128,7 +128,7 @@ int bf_check_run(const bf_config *cfg)
 	}
 	if (failed) {
 		fprintf(stderr, "backfilld --check: %d of %zu job%s cannot run\n", failed,
-			cfg->n_jobs, cfg->n_jobs == 1 ? "" : "s");
+		        cfg->n_jobs, cfg->n_jobs == 1 ? "" : "s");
 		return 1;
 	}
 	printf("backfilld --check: %zu job%s ok\n", cfg->n_jobs, cfg->n_jobs == 1 ? "" : "s");

@@ -108,7 +108,7 @@ void bf_conn_close(bf_conn *c)
 /* Call the owner. Returns false when the connection was closed, reconnected or freed by the
  * callback, so the caller must not touch it any more. */
 static bool dispatch(bf_conn *c, bf_conn_event ev, const PGresult *res, const char *err,
-		     const PGnotify *notify)
+                     const PGnotify *notify)
 {
 	unsigned gen = c->gen;
 
@@ -165,13 +165,16 @@ static void notice_receiver(void *arg, const PGresult *res)
 }
 
 int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
-		    int connect_timeout_ms, char *err, size_t errlen)
+                    int connect_timeout_ms, char *err, size_t errlen)
 {
 	/* Our keys come before dbname so that the operator's conninfo can override them. */
-	const char *keys[] = {"keepalives",     "keepalives_idle",
-			      "keepalives_interval", "keepalives_count",
-			      "fallback_application_name", "dbname",
-			      NULL};
+	const char *keys[] = {"keepalives",
+	                      "keepalives_idle",
+	                      "keepalives_interval",
+	                      "keepalives_count",
+	                      "fallback_application_name",
+	                      "dbname",
+	                      NULL};
 	const char *vals[] = {"1", "10", "5", "3", application_name, conninfo, NULL};
 
 	bf_conn_close(c);
@@ -274,7 +277,7 @@ static void read_results(bf_conn *c)
 		ExecStatusType st = PQresultStatus(r);
 		bool is_error = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
 		bool held_error = c->held && (PQresultStatus(c->held) == PGRES_FATAL_ERROR ||
-					      PQresultStatus(c->held) == PGRES_BAD_RESPONSE);
+		                              PQresultStatus(c->held) == PGRES_BAD_RESPONSE);
 		if (held_error && !is_error) {
 			PQclear(r); /* the first error wins */
 		} else {
@@ -358,15 +361,14 @@ int bf_conn_send_simple(bf_conn *c, const char *sql, char *err, size_t errlen)
 }
 
 int bf_conn_send_params(bf_conn *c, const char *sql, int nparams, const char *const *values,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	if (check_idle(c, err, errlen) < 0)
 		return -1;
 	return after_send(c, PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0));
 }
 
-int bf_conn_send_prepare(bf_conn *c, const char *name, const char *sql, char *err,
-			 size_t errlen)
+int bf_conn_send_prepare(bf_conn *c, const char *name, const char *sql, char *err, size_t errlen)
 {
 	if (check_idle(c, err, errlen) < 0)
 		return -1;
@@ -374,7 +376,7 @@ int bf_conn_send_prepare(bf_conn *c, const char *name, const char *sql, char *er
 }
 
 int bf_conn_send_prepared(bf_conn *c, const char *name, int nparams, const char *const *values,
-			  char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
 	if (check_idle(c, err, errlen) < 0)
 		return -1;

@@ -19,9 +19,11 @@
 #include <unistd.h>
 
 #include "backfilld/job.h"
+#include "backfilld/lagmon.h"
 #include "backfilld/listener.h"
 #include "backfilld/log.h"
 #include "backfilld/notify.h"
+#include "backfilld/pressure.h"
 #include "backfilld/util.h"
 
 struct bf_daemon {
@@ -32,6 +34,8 @@ struct bf_daemon {
 	size_t n_jobs;
 	bf_listener **listeners; /* one per database, for backfillctl's NOTIFY */
 	size_t n_listeners;
+	bf_lagmon **lagmons; /* one per database whose jobs have lag limits */
+	size_t n_lagmons;
 	int64_t next_poll_ms;
 	char owner_id[300];
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
@@ -63,6 +67,41 @@ static void on_notify(bf_listener *l, const char *database, const char *payload,
 	}
 }
 
+/* A lag monitor for every database with a job that has lag limits, probing at the smallest
+ * check_interval among them; each such job gets its monitor. */
+static void ensure_lagmons(bf_daemon *d)
+{
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
+		bf_lagmon *m = NULL;
+		int64_t interval = jc->lag.check_interval_ms;
+
+		if (!bf_pressure_enabled(&jc->lag)) {
+			bf_job_set_lagmon(d->jobs[i], NULL);
+			continue;
+		}
+		for (size_t k = 0; k < d->n_lagmons && m == NULL; k++)
+			if (strcmp(bf_lagmon_database(d->lagmons[k]), jc->database) == 0)
+				m = d->lagmons[k];
+		if (m == NULL) {
+			m = bf_lagmon_new(d->loop, jc->database, interval);
+			d->lagmons =
+			        bf_xrealloc(d->lagmons, (d->n_lagmons + 1) * sizeof(*d->lagmons));
+			d->lagmons[d->n_lagmons++] = m;
+		}
+		for (size_t k = 0; k < d->n_jobs; k++) {
+			const bf_job_config *other = bf_job_config_of(d->jobs[k]);
+
+			if (bf_pressure_enabled(&other->lag) &&
+			    strcmp(other->database, jc->database) == 0 &&
+			    other->lag.check_interval_ms < interval)
+				interval = other->lag.check_interval_ms;
+		}
+		bf_lagmon_set_interval(m, interval);
+		bf_job_set_lagmon(d->jobs[i], m);
+	}
+}
+
 /* A control connection for every database a job runs in. */
 static void ensure_listeners(bf_daemon *d)
 {
@@ -74,7 +113,8 @@ static void ensure_listeners(bf_daemon *d)
 			have = strcmp(bf_listener_database(d->listeners[k]), db) == 0;
 		if (have)
 			continue;
-		d->listeners = bf_xrealloc(d->listeners, (d->n_listeners + 1) * sizeof(*d->listeners));
+		d->listeners =
+		        bf_xrealloc(d->listeners, (d->n_listeners + 1) * sizeof(*d->listeners));
 		d->listeners[d->n_listeners++] = bf_listener_new(d->loop, db, on_notify, d);
 	}
 }
@@ -163,8 +203,8 @@ static void begin_stop(bf_daemon *d, const char *why)
 static void pause_all(bf_daemon *d, bool pause)
 {
 	d->paused_by_signal = pause;
-	bf_log(BF_LOG_INFO, NULL, pause ? "pausing every job" : "resuming every job",
-	       "signal=%s", pause ? "SIGUSR1" : "SIGUSR2");
+	bf_log(BF_LOG_INFO, NULL, pause ? "pausing every job" : "resuming every job", "signal=%s",
+	       pause ? "SIGUSR1" : "SIGUSR2");
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		if (pause)
 			bf_job_pause(d->jobs[i], "paused by SIGUSR1");
@@ -233,8 +273,9 @@ static void reload(bf_daemon *d)
 			bf_log(BF_LOG_INFO, jc->name, "new job", NULL);
 			jobs[n++] = bf_job_new(&env, jc);
 		} else if (!same_definition(bf_job_config_of(old), jc)) {
-			bf_job_fail(old, "definition changed (table, key, set, where or database) "
-					 "in the reloaded configuration: reset the job or rename it");
+			bf_job_fail(old,
+			            "definition changed (table, key, set, where or database) "
+			            "in the reloaded configuration: reset the job or rename it");
 			jobs[n++] = old;
 		} else {
 			bf_job_retune(old, jc);
@@ -248,8 +289,8 @@ static void reload(bf_daemon *d)
 		for (size_t k = 0; k < n && !kept; k++)
 			kept = jobs[k] == d->jobs[i];
 		if (!kept) {
-			bf_log(BF_LOG_INFO, bf_job_name(d->jobs[i]), "removed from the configuration",
-			       NULL);
+			bf_log(BF_LOG_INFO, bf_job_name(d->jobs[i]),
+			       "removed from the configuration", NULL);
 			bf_job_remove(d->jobs[i]);
 			jobs[n++] = d->jobs[i];
 		}
@@ -263,6 +304,7 @@ static void reload(bf_daemon *d)
 	bf_log(BF_LOG_INFO, NULL, "configuration reloaded", "jobs=%zu", d->cfg->n_jobs);
 	bf_notify("READY=1");
 	ensure_listeners(d);
+	ensure_lagmons(d);
 	schedule(d);
 }
 
@@ -302,9 +344,9 @@ static void status_line(bf_daemon *d)
 	for (size_t i = 0; i < d->n_jobs; i++)
 		counts[bf_job_get_state(d->jobs[i])]++;
 	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu done, "
-		  "%zu failed",
-		  counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
-		  counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED]);
+	          "%zu failed",
+	          counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
+	          counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED]);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -342,12 +384,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static bf_job_env job_env(bf_daemon *d)
 {
 	return (bf_job_env){
-	    .loop = d->loop,
-	    .control_schema = d->cfg->control_schema,
-	    .owner_id = d->owner_id,
-	    .dry_run = d->opts.dry_run,
-	    .finished = job_finished,
-	    .owner = d,
+	        .loop = d->loop,
+	        .control_schema = d->cfg->control_schema,
+	        .owner_id = d->owner_id,
+	        .dry_run = d->opts.dry_run,
+	        .finished = job_finished,
+	        .owner = d,
 	};
 }
 
@@ -359,8 +401,8 @@ bf_daemon *bf_daemon_new(const bf_daemon_opts *opts, bf_config *cfg)
 		ev_signal *w;
 		int signum;
 	} sigs[] = {
-	    {&d->sig_term, SIGTERM}, {&d->sig_int, SIGINT}, {&d->sig_usr1, SIGUSR1},
-	    {&d->sig_usr2, SIGUSR2}, {&d->sig_hup, SIGHUP},
+	        {&d->sig_term, SIGTERM}, {&d->sig_int, SIGINT}, {&d->sig_usr1, SIGUSR1},
+	        {&d->sig_usr2, SIGUSR2}, {&d->sig_hup, SIGHUP},
 	};
 
 	d->opts = *opts;
@@ -403,6 +445,9 @@ void bf_daemon_free(bf_daemon *d)
 	for (size_t i = 0; i < d->n_listeners; i++)
 		bf_listener_free(d->listeners[i]);
 	free(d->listeners);
+	for (size_t i = 0; i < d->n_lagmons; i++)
+		bf_lagmon_free(d->lagmons[i]);
+	free(d->lagmons);
 	bf_config_free(d->cfg);
 	ev_loop_destroy(d->loop);
 	free(d);
@@ -421,6 +466,7 @@ int bf_daemon_run(bf_daemon *d)
 		return 0;
 	}
 	ensure_listeners(d);
+	ensure_lagmons(d);
 	schedule(d);
 	ev_run(d->loop, 0);
 	bf_log(BF_LOG_INFO, NULL, "stopped", "exit=%d", d->exit_code);

@@ -18,21 +18,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backfilld/batchsize.h"
+#include "backfilld/bucket.h"
 #include "backfilld/conn.h"
+#include "backfilld/lagmon.h"
 #include "backfilld/log.h"
 #include "backfilld/sql.h"
 #include "backfilld/target.h"
 #include "backfilld/units.h"
 #include "backfilld/util.h"
+#include "backfilld/window.h"
 
-#define CONNECT_TIMEOUT_MS 10000
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-#define LOCK_RETRY_MS 5000
-#define RATE_WINDOW_MS 60000
-#define RATE_SLOTS 512
-#define ERR_LEN 512
+#define CONNECT_TIMEOUT_MS  10000
+#define BACKOFF_MIN_MS      500
+#define BACKOFF_MAX_MS      30000
+#define LOCK_RETRY_MS       5000
+#define RATE_WINDOW_MS      60000
+#define RATE_SLOTS          512
+#define ERR_LEN             512
+#define FIRST_PROBE_WAIT_MS 50
+#define SKIP_LOCKED_STREAK  10 /* batches with SKIP LOCKED after the fast path met a lock */
 
 enum phase {
 	PH_IDLE,     /* nothing in flight: step() decides */
@@ -70,7 +77,8 @@ struct bf_job {
 	ev_timer timer;
 
 	/* what the current connection carries; all false after a reconnect */
-	bool session_ok, schema_ok, locked, prepared;
+	bool session_ok, schema_ok, locked;
+	int prepared;   /* how many of the two batch statements are prepared */
 	bool in_txn;    /* a dry-run batch's transaction is open */
 	bool sleep_due; /* the pause between batches comes before the next one */
 	/* what the job knows from the database */
@@ -97,15 +105,21 @@ struct bf_job {
 
 	bool started, stopping, finished;
 	const char *stop_reason; /* the reason written when stopping leaves the job pending */
-	char *pause_reason;     /* set while paused by the daemon (a signal) */
-	char *requested;        /* requested_state from the control table */
-	bool poke;              /* re-read requested_state before the next batch */
-	int64_t batch_size;     /* rows per batch now */
-	int64_t retries;        /* consecutive transient errors */
-	int64_t reconnects;     /* consecutive failed connection attempts */
-	int64_t sweep_idle;     /* consecutive passes that updated nothing */
-	int64_t batch_sent_ms;  /* monotonic, for the batch's round-trip time */
-	int64_t running_since;  /* monotonic, when batches began in this process */
+	char *pause_reason;      /* set while paused by the daemon (a signal) */
+	char *requested;         /* requested_state from the control table */
+	bool poke;               /* re-read requested_state before the next batch */
+	int64_t batch_size;      /* keys per batch now, from the controller */
+	bool fast;               /* the batch in flight is the plain-UPDATE fast path */
+	int64_t skip_locked;     /* batches left to run straight with SKIP LOCKED */
+	bf_batchsize ctl;        /* adapts batch_size toward target_batch_time */
+	bf_bucket bucket;        /* max_rows_per_second */
+	bf_lagmon *lagmon;       /* the server's lag signals, shared, owned by the daemon */
+	bool lag_throttled;      /* the last lag decision throttled (its hysteresis input) */
+	int64_t retries;         /* consecutive transient errors */
+	int64_t reconnects;      /* consecutive failed connection attempts */
+	int64_t sweep_idle;      /* consecutive passes that updated nothing */
+	int64_t batch_sent_ms;   /* monotonic, for the batch's round-trip time */
+	int64_t running_since;   /* monotonic, when batches began in this process */
 	int64_t last_batch_ms;
 	struct rate_slot rate[RATE_SLOTS];
 	size_t rate_head, rate_len;
@@ -115,14 +129,14 @@ struct bf_job {
 
 static void step(bf_job *j);
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
-		    const char *err, const PGnotify *notify);
+                    const char *err, const PGnotify *notify);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static const char *const state_names[] = {
-    [BF_JOB_PENDING] = "pending", [BF_JOB_RUNNING] = "running",
-    [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
-    [BF_JOB_DONE] = "done",       [BF_JOB_FAILED] = "failed",
-    [BF_JOB_CANCELLED] = "cancelled",
+        [BF_JOB_PENDING] = "pending",     [BF_JOB_RUNNING] = "running",
+        [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
+        [BF_JOB_DONE] = "done",           [BF_JOB_FAILED] = "failed",
+        [BF_JOB_CANCELLED] = "cancelled",
 };
 
 const char *bf_job_state_name(bf_job_state s)
@@ -218,7 +232,10 @@ bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
 	j->phase = PH_IDLE;
 	j->pass = 1;
 	j->remaining = -1;
-	j->batch_size = cfg->batch_size;
+	bf_batchsize_init(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
+	                  cfg->target_batch_time_ms);
+	j->batch_size = bf_batchsize_size(&j->ctl);
+	bf_bucket_init(&j->bucket, cfg->max_rows_per_second, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
 	return j;
 }
@@ -253,6 +270,11 @@ void bf_job_free(bf_job *j)
 	free(j);
 }
 
+void bf_job_set_lagmon(bf_job *j, bf_lagmon *m)
+{
+	j->lagmon = m;
+}
+
 const char *bf_job_name(const bf_job *j)
 {
 	return j->cfg->name;
@@ -282,12 +304,14 @@ bool bf_job_is_finished(const bf_job *j)
 static void set_state(bf_job *j, bf_job_state s, const char *reason)
 {
 	bool same_reason = (reason == NULL && j->reason == NULL) ||
-			   (reason && j->reason && strcmp(reason, j->reason) == 0);
+	                   (reason && j->reason && strcmp(reason, j->reason) == 0);
 	char q[512];
 
 	if (s == j->state && same_reason)
 		return;
-	if (s != j->state || reason)
+	/* a throttle's reason changes with every reading (81MB, 90MB...): logged when it
+	 * starts and when it ends, shown fresh in the control table meanwhile */
+	if (s != j->state || (reason && s != BF_JOB_THROTTLED))
 		bf_log(s == BF_JOB_FAILED ? BF_LOG_ERROR : BF_LOG_INFO, j->cfg->name, "state",
 		       "state=%s from=%s%s%s", bf_job_state_name(s), bf_job_state_name(j->state),
 		       reason ? " reason=" : "", reason ? bf_log_q(q, sizeof(q), reason) : "");
@@ -336,7 +360,8 @@ static int64_t backoff_ms(int64_t attempt)
 static void drop_connection(bf_job *j)
 {
 	bf_conn_close(j->conn);
-	j->session_ok = j->schema_ok = j->locked = j->prepared = j->in_txn = false;
+	j->session_ok = j->schema_ok = j->locked = j->in_txn = false;
+	j->prepared = 0;
 	j->registered = false;
 	forget_checkpoint(j);
 	j->high_known = false;
@@ -413,7 +438,8 @@ void bf_job_abort(bf_job *j)
 {
 	if (j->finished || !bf_conn_is_busy(j->conn))
 		return;
-	bf_log(BF_LOG_WARN, j->cfg->name, "cancelling the in-flight query", "reason=shutdown_timeout");
+	bf_log(BF_LOG_WARN, j->cfg->name, "cancelling the in-flight query",
+	       "reason=shutdown_timeout");
 	bf_conn_cancel(j->conn);
 }
 
@@ -447,12 +473,10 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	bf_job_config *old = j->cfg;
 
 	j->cfg = config_dup(cfg);
-	if (cfg->batch_size != old->batch_size)
-		j->batch_size = cfg->batch_size;
-	if (j->batch_size > cfg->max_batch_size)
-		j->batch_size = cfg->max_batch_size;
-	if (j->batch_size < cfg->min_batch_size)
-		j->batch_size = cfg->min_batch_size;
+	bf_batchsize_set_limits(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
+	                        cfg->target_batch_time_ms);
+	j->batch_size = bf_batchsize_size(&j->ctl);
+	bf_bucket_set_rate(&j->bucket, cfg->max_rows_per_second, bf_mono_ms());
 	/* timeouts are session settings: send them again before the next batch */
 	if (cfg->lock_timeout_ms != old->lock_timeout_ms ||
 	    cfg->statement_timeout_ms != old->statement_timeout_ms ||
@@ -508,8 +532,8 @@ void bf_job_log_progress(bf_job *j)
 	if (est > 0)
 		pct = 100.0 * (double)j->rows_done / (double)est;
 	if (rate > 0)
-		bf_units_format_duration((int64_t)((double)(est - j->rows_done) * 1000.0 / rate), eta,
-					 sizeof(eta));
+		bf_units_format_duration((int64_t)((double)(est - j->rows_done) * 1000.0 / rate),
+		                         eta, sizeof(eta));
 	bf_log(BF_LOG_INFO, j->cfg->name, "progress",
 	       "rows=%lld estimate=%lld percent=%.1f rate=%.0f eta=%s batch=%lld pass=%d "
 	       "state=%s%s%s",
@@ -554,7 +578,7 @@ static void connect_db(bf_job *j)
 
 	j->phase = PH_CONNECT;
 	if (bf_conn_connect(j->conn, j->cfg->database, "backfilld", CONNECT_TIMEOUT_MS, err,
-			    sizeof(err)) != 0) {
+	                    sizeof(err)) != 0) {
 		/* a conninfo libpq cannot parse will not get better by retrying */
 		char msg[ERR_LEN + 64];
 
@@ -653,15 +677,19 @@ static void send_high(bf_job *j)
 	free(sql);
 }
 
+/* The two prepared forms of a batch (see sql.h): the fast path, a plain UPDATE of the range
+ * under a short lock_timeout, and the SKIP LOCKED form it falls back to. The first batch of
+ * a pass has no cursor and goes unprepared: it runs once per pass. */
+static const char *const stmt_names[2] = {"bf_fast", "bf_skip"};
+
 static void send_prepare(bf_job *j)
 {
 	char err[ERR_LEN];
-	/* both statements in one round trip would need pipeline mode; the first-batch variant
-	 * is used once per pass, so it goes unprepared and only the hot one is prepared */
-	char *sql = bf_sql_batch(j->target, false);
+	bool plain = j->prepared == 0;
+	char *sql = bf_sql_batch(j->target, false, plain);
 
 	j->phase = PH_PREPARE;
-	if (bf_conn_send_prepare(j->conn, "bf_batch", sql, err, sizeof(err)) != 0)
+	if (bf_conn_send_prepare(j->conn, stmt_names[j->prepared], sql, err, sizeof(err)) != 0)
 		send_failed(j, err);
 	free(sql);
 }
@@ -674,11 +702,9 @@ static void send_state(bf_job *j, enum after_state after)
 	bool terminal = bf_job_state_terminal(j->state);
 	const char *owner = terminal || j->stopping ? NULL : j->env.owner_id;
 	const char *v[9] = {
-	    j->cfg->name,     bf_job_state_name(j->state),
-	    j->reason,        j->last_error,
-	    owner,            j->count_error ? "t" : "f",
-	    pass,             j->rewind ? "t" : "f",
-	    batch,
+	        j->cfg->name, bf_job_state_name(j->state), j->reason, j->last_error,
+	        owner,        j->count_error ? "t" : "f",  pass,      j->rewind ? "t" : "f",
+	        batch,
 	};
 
 	if (qs == NULL) {
@@ -717,10 +743,16 @@ static void send_batch(bf_job *j)
 		v[k++] = j->high[i];
 	j->phase = PH_BATCH;
 	j->batch_sent_ms = bf_mono_ms();
+	/* the fast path, unless it met a lock lately: then SKIP LOCKED for a while, since the
+	 * application is busy with these rows and each failed try would cost a batch */
+	j->fast = j->skip_locked == 0;
+	if (j->skip_locked > 0)
+		j->skip_locked--;
 	if (j->cursor) {
-		rc = bf_conn_send_prepared(j->conn, "bf_batch", (int)k, v, err, sizeof(err));
+		rc = bf_conn_send_prepared(j->conn, stmt_names[j->fast ? 0 : 1], (int)k, v, err,
+		                           sizeof(err));
 	} else {
-		char *sql = bf_sql_batch(j->target, true);
+		char *sql = bf_sql_batch(j->target, true, j->fast);
 
 		rc = bf_conn_send_params(j->conn, sql, (int)k, v, err, sizeof(err));
 		free(sql);
@@ -768,9 +800,49 @@ static void apply_requests(bf_job *j)
 		set_state(j, BF_JOB_RUNNING, NULL);
 }
 
+/* Back-pressure before the next batch: the window, the lag signals, the rate cap. Sets the
+ * state (throttled with why, or running again) and returns how long to wait; 0 = go. */
+static int64_t gate(bf_job *j)
+{
+	int64_t now = bf_mono_ms();
+	char reason[512];
+
+	if (j->cfg->window.set) {
+		time_t t = time(NULL);
+		struct tm lt;
+		int64_t wait;
+
+		localtime_r(&t, &lt);
+		wait = bf_window_ms_until_open(&j->cfg->window, &lt);
+		if (wait > 0) {
+			set_state(j, BF_JOB_THROTTLED,
+			          bf_window_reason(&j->cfg->window, reason, sizeof(reason)));
+			j->lag_throttled = false;
+			return wait < BF_WINDOW_RECHECK_MS ? wait : BF_WINDOW_RECHECK_MS;
+		}
+	}
+	if (j->lagmon && bf_pressure_enabled(&j->cfg->lag)) {
+		const bf_lag_sample *sample = bf_lagmon_sample(j->lagmon);
+
+		if (!sample->ok && sample->taken_ms == 0)
+			return FIRST_PROBE_WAIT_MS; /* the monitor has just started: no throttle */
+		j->lag_throttled = bf_pressure_decide(&j->cfg->lag, sample, j->lag_throttled, now,
+		                                      reason, sizeof(reason));
+		if (j->lag_throttled) {
+			set_state(j, BF_JOB_THROTTLED, reason);
+			return j->cfg->lag.check_interval_ms;
+		}
+	}
+	if (j->state == BF_JOB_THROTTLED)
+		set_state(j, BF_JOB_RUNNING, NULL);
+	return bf_bucket_wait_ms(&j->bucket, now, j->batch_size);
+}
+
 /* What to do next, from what the job knows. Called whenever nothing is in flight. */
 static void step(bf_job *j)
 {
+	int64_t wait = 0;
+
 	if (j->phase != PH_IDLE || j->finished)
 		return;
 	if (!bf_conn_is_open(j->conn)) {
@@ -824,6 +896,8 @@ static void step(bf_job *j)
 		set_state(j, BF_JOB_PENDING, j->stop_reason);
 	else
 		apply_requests(j);
+	if (j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED)
+		wait = gate(j);
 	if (j->state != j->db_state || reason_differs(j->reason, j->db_reason) || j->rewind ||
 	    j->count_error) {
 		send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
@@ -839,7 +913,7 @@ static void step(bf_job *j)
 		send_high(j);
 		return;
 	}
-	if (!j->prepared) {
+	if (j->prepared < 2) {
 		send_prepare(j);
 		return;
 	}
@@ -856,6 +930,10 @@ static void step(bf_job *j)
 	if (j->sleep_due) {
 		j->sleep_due = false;
 		arm_timer(j, j->cfg->sleep_ms);
+		return;
+	}
+	if (wait > 0) {
+		arm_timer(j, wait);
 		return;
 	}
 	if (j->env.dry_run) {
@@ -904,7 +982,7 @@ static char *error_text(const PGresult *res)
 	if (msg == NULL)
 		return bf_xstrdup(PQresultErrorMessage(res));
 	return bf_xasprintf("%s (SQLSTATE %s)%s%s", msg, code ? code : "?", hint ? "; hint: " : "",
-			    hint ? hint : "");
+	                    hint ? hint : "");
 }
 
 static void schedule_reconnect(bf_job *j, const char *why)
@@ -934,6 +1012,16 @@ static void on_error(bf_job *j, const PGresult *res)
 	j->phase = PH_IDLE;
 	if (code == NULL)
 		code = "";
+	if (ph == PH_BATCH && j->fast && strcmp(code, "55P03") == 0 && !j->stopping) {
+		/* the fast path met a row the application holds: redo this range with SKIP
+		 * LOCKED at once; not an error, the contract's path */
+		bf_log(BF_LOG_DEBUG, j->cfg->name, "fast path met a lock, redoing with SKIP LOCKED",
+		       NULL);
+		j->skip_locked = SKIP_LOCKED_STREAK;
+		free(text);
+		step(j);
+		return;
+	}
 	if (is_connection_error(code)) {
 		schedule_reconnect(j, text);
 	} else if (j->stopping) {
@@ -944,13 +1032,10 @@ static void on_error(bf_job *j, const PGresult *res)
 		char reason[128];
 		int64_t ms = backoff_ms(j->retries);
 
-		if (ph == PH_BATCH) {
-			j->batch_size /= 2;
-			if (j->batch_size < j->cfg->min_batch_size)
-				j->batch_size = j->cfg->min_batch_size;
-		}
+		if (ph == PH_BATCH)
+			j->batch_size = bf_batchsize_on_timeout(&j->ctl);
 		snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
-			 transient_name(code), (long long)j->batch_size);
+		         transient_name(code), (long long)j->batch_size);
 		free(j->last_error);
 		j->last_error = bf_xstrdup(text);
 		j->count_error = true;
@@ -961,12 +1046,13 @@ static void on_error(bf_job *j, const PGresult *res)
 		char msg[ERR_LEN + 64];
 
 		snprintf(msg, sizeof(msg), "%lld consecutive transient errors, last: %s",
-			 (long long)j->retries - 1, text);
+		         (long long)j->retries - 1, text);
 		fail(j, msg);
 		step(j);
 	} else if (ph == PH_STATE) {
 		/* the control row cannot be written: nothing more this job can do safely */
-		bf_log(BF_LOG_ERROR, j->cfg->name, "cannot record the job's state", "error=%s", code);
+		bf_log(BF_LOG_ERROR, j->cfg->name, "cannot record the job's state", "error=%s",
+		       code);
 		set_state(j, BF_JOB_FAILED, text);
 		finish(j);
 	} else {
@@ -975,8 +1061,9 @@ static void on_error(bf_job *j, const PGresult *res)
 		snprintf(msg, sizeof(msg), "%s", text);
 		if (strcmp(code, BF_SQLSTATE_SET_KEEPS_WHERE) == 0)
 			snprintf(msg, sizeof(msg),
-				 "set does not make where false: an updated row still matches "
-				 "where, so the job would never end (%s)", text);
+			         "set does not make where false: an updated row still matches "
+			         "where, so the job would never end (%s)",
+			         text);
 		fail(j, msg);
 		step(j);
 	}
@@ -988,7 +1075,7 @@ static void on_resolve(bf_job *j, const PGresult *res)
 	bf_sbuf problems = {0};
 
 	j->target = bf_target_resolve(bf_conn_pg(j->conn), res, j->cfg, schema_name(j),
-				      &j->table_name, &problems);
+	                              &j->table_name, &problems);
 	if (j->target == NULL)
 		fail(j, problems.data ? problems.data : "cannot resolve the table");
 	bf_sbuf_free(&problems);
@@ -1036,9 +1123,9 @@ static void on_register(bf_job *j, const PGresult *res)
 		char msg[256];
 
 		snprintf(msg, sizeof(msg),
-			 "definition changed (table, key, set or where) since the job was "
-			 "registered: reset it (backfillctl reset %s) or rename it",
-			 j->cfg->name);
+		         "definition changed (table, key, set or where) since the job was "
+		         "registered: reset it (backfillctl reset %s) or rename it",
+		         j->cfg->name);
 		fail(j, msg);
 		return;
 	}
@@ -1101,6 +1188,18 @@ static void on_batch(bf_job *j, const PGresult *res)
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
 	free_values(j->cursor, n);
 	j->cursor = get_values(res, 3, n);
+	bf_bucket_take(&j->bucket, now, rows);
+	if (!j->pass_end) {
+		/* a full range of batch_size keys: its time tells the controller the cost */
+		j->batch_size = bf_batchsize_observe(&j->ctl, j->batch_size, j->last_batch_ms);
+		if (bf_batchsize_floor_news(&j->ctl))
+			bf_log(BF_LOG_WARN, j->cfg->name,
+			       "batch size at its floor and batches still take longer than the "
+			       "target",
+			       "batch=%lld ms=%lld target_ms=%lld", (long long)j->batch_size,
+			       (long long)j->last_batch_ms,
+			       (long long)j->cfg->target_batch_time_ms);
+	}
 	if (j->state == BF_JOB_RUNNING && j->reason) {
 		/* a retry succeeded: the reason no longer holds */
 		set_state(j, BF_JOB_RUNNING, NULL);
@@ -1127,7 +1226,7 @@ static void on_remaining(bf_job *j, const PGresult *res)
 	 * each time a whole pass found nothing it could lock */
 	j->sweep_idle = j->pass_rows == 0 ? j->sweep_idle + 1 : 0;
 	snprintf(reason, sizeof(reason), "waiting for %lld%s rows locked by other sessions",
-		 (long long)left, left >= 10000 ? "+" : "");
+	         (long long)left, left >= 10000 ? "+" : "");
 	set_state(j, BF_JOB_RUNNING, reason);
 	j->pass++;
 	j->pass_rows = 0;
@@ -1210,16 +1309,16 @@ static void on_result(bf_job *j, const PGresult *res)
 		on_high(j, res);
 		break;
 	case PH_PREPARE:
-		j->prepared = true;
+		j->prepared++;
 		break;
 	case PH_TXN:
 		j->in_txn = strcmp(PQcmdStatus((PGresult *)res), "BEGIN") == 0;
 		break;
 	case PH_STATE:
 		free(j->requested);
-		j->requested =
-		    PQntuples(res) && !PQgetisnull(res, 0, 0) ? bf_xstrdup(PQgetvalue(res, 0, 0))
-							      : NULL;
+		j->requested = PQntuples(res) && !PQgetisnull(res, 0, 0)
+		                       ? bf_xstrdup(PQgetvalue(res, 0, 0))
+		                       : NULL;
 		break;
 	case PH_BATCH:
 		on_batch(j, res);
@@ -1237,7 +1336,7 @@ static void on_result(bf_job *j, const PGresult *res)
 }
 
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
-		    const char *err, const PGnotify *notify)
+                    const char *err, const PGnotify *notify)
 {
 	bf_job *j = owner;
 

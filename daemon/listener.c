@@ -11,9 +11,9 @@
 #include "backfilld/log.h"
 #include "backfilld/util.h"
 
-#define CHANNEL "backfilld"
+#define CHANNEL            "backfilld"
 #define CONNECT_TIMEOUT_MS 10000
-#define RETRY_MAX_MS 30000
+#define RETRY_MAX_MS       30000
 
 enum lstate { LS_CONNECTING, LS_LISTEN_SENT, LS_LISTENING, LS_BACKOFF };
 
@@ -38,15 +38,15 @@ static void backoff(bf_listener *l, const char *why)
 	l->retry_ms = l->retry_ms ? l->retry_ms * 2 : 1000;
 	if (l->retry_ms > RETRY_MAX_MS)
 		l->retry_ms = RETRY_MAX_MS;
-	bf_log(BF_LOG_WARN, NULL, "control connection lost, will retry",
-	       "error=%s retry_ms=%lld", bf_log_q(q, sizeof(q), why), (long long)l->retry_ms);
+	bf_log(BF_LOG_WARN, NULL, "control connection lost, will retry", "error=%s retry_ms=%lld",
+	       bf_log_q(q, sizeof(q), why), (long long)l->retry_ms);
 	l->state = LS_BACKOFF;
 	ev_timer_set(&l->retry, (double)l->retry_ms / 1000.0, 0.0);
 	ev_timer_start(l->loop, &l->retry);
 }
 
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
-		    const char *err, const PGnotify *notify)
+                    const char *err, const PGnotify *notify)
 {
 	bf_listener *l = owner;
 	char e[256];
@@ -89,12 +89,12 @@ static void start(bf_listener *l)
 
 	l->state = LS_CONNECTING;
 	if (bf_conn_connect(l->conn, l->database, "backfilld control", CONNECT_TIMEOUT_MS, err,
-			    sizeof(err)) != 0)
+	                    sizeof(err)) != 0)
 		backoff(l, err);
 }
 
 bf_listener *bf_listener_new(struct ev_loop *loop, const char *database, bf_listener_cb cb,
-			     void *owner)
+                             void *owner)
 {
 	bf_listener *l = bf_xcalloc(1, sizeof(*l));
 

@@ -47,79 +47,83 @@ static char *schema_script(const char *s, bool temp)
 
 	if (!temp)
 		bf_sbuf_printf(&sb,
-			       "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
-			       "CREATE SCHEMA IF NOT EXISTS %s;\n",
-			       s);
+		               "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
+		               "CREATE SCHEMA IF NOT EXISTS %s;\n",
+		               s);
 	bf_sbuf_printf(&sb,
-		       "CREATE TABLE IF NOT EXISTS %s.schema_version (\n"
-		       "  version int PRIMARY KEY,\n"
-		       "  applied_at timestamptz NOT NULL DEFAULT now());\n",
-		       s);
+	               "CREATE TABLE IF NOT EXISTS %s.schema_version (\n"
+	               "  version int PRIMARY KEY,\n"
+	               "  applied_at timestamptz NOT NULL DEFAULT now());\n",
+	               s);
 	bf_sbuf_printf(
-	    &sb,
-	    "CREATE TABLE IF NOT EXISTS %s.jobs (\n"
-	    "  name text PRIMARY KEY,\n"
-	    "  table_name text NOT NULL,\n"
-	    "  definition_hash text NOT NULL,\n"
-	    "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running',\n"
-	    "    'throttled', 'paused', 'done', 'failed', 'cancelled')),\n"
-	    "  state_reason text,\n"
-	    "  requested_state text CHECK (requested_state IN ('paused', 'running', "
-	    "'cancelled')),\n"
-	    "  pass int NOT NULL DEFAULT 1,\n"
-	    "  cursor text[],\n"
-	    "  high_key text[],\n"
-	    "  rows_done bigint NOT NULL DEFAULT 0,\n"
-	    "  rows_estimate bigint,\n"
-	    "  batches_done bigint NOT NULL DEFAULT 0,\n"
-	    "  batch_size int,\n"
-	    "  rows_per_second double precision,\n"
-	    "  last_batch_ms int,\n"
-	    "  errors bigint NOT NULL DEFAULT 0,\n"
-	    "  last_error text,\n"
-	    "  owner text,\n"
-	    "  started_at timestamptz,\n"
-	    "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
-	    "  finished_at timestamptz);\n",
-	    s);
+	        &sb,
+	        "CREATE TABLE IF NOT EXISTS %s.jobs (\n"
+	        "  name text PRIMARY KEY,\n"
+	        "  table_name text NOT NULL,\n"
+	        "  definition_hash text NOT NULL,\n"
+	        "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running',\n"
+	        "    'throttled', 'paused', 'done', 'failed', 'cancelled')),\n"
+	        "  state_reason text,\n"
+	        "  requested_state text CHECK (requested_state IN ('paused', 'running', "
+	        "'cancelled')),\n"
+	        "  pass int NOT NULL DEFAULT 1,\n"
+	        "  cursor text[],\n"
+	        "  high_key text[],\n"
+	        "  rows_done bigint NOT NULL DEFAULT 0,\n"
+	        "  rows_estimate bigint,\n"
+	        "  batches_done bigint NOT NULL DEFAULT 0,\n"
+	        "  batch_size int,\n"
+	        "  rows_per_second double precision,\n"
+	        "  last_batch_ms int,\n"
+	        "  errors bigint NOT NULL DEFAULT 0,\n"
+	        "  last_error text,\n"
+	        "  owner text,\n"
+	        "  started_at timestamptz,\n"
+	        "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+	        "  finished_at timestamptz);\n",
+	        s);
 	bf_sbuf_printf(
-	    &sb,
-	    "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
-	    "LANGUAGE plpgsql AS $bf$\n"
-	    "BEGIN\n"
-	    "  IF still > 0 THEN\n"
-	    "    RAISE EXCEPTION 'set does not make where false: %% updated rows still match "
-	    "where', still\n"
-	    "      USING ERRCODE = '" BF_SQLSTATE_SET_KEEPS_WHERE "',\n"
-	    "            HINT = 'change set or where so that an updated row no longer matches "
-	    "where';\n"
-	    "  END IF;\n"
-	    "  RETURN true;\n"
-	    "END $bf$;\n",
-	    s);
+	        &sb,
+	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
+	        "LANGUAGE plpgsql AS $bf$\n"
+	        "BEGIN\n"
+	        "  IF still > 0 THEN\n"
+	        "    RAISE EXCEPTION 'set does not make where false: %% updated rows still match "
+	        "where', still\n"
+	        "      USING ERRCODE = '" BF_SQLSTATE_SET_KEEPS_WHERE "',\n"
+	        "            HINT = 'change set or where so that an updated row no longer matches "
+	        "where';\n"
+	        "  END IF;\n"
+	        "  RETURN true;\n"
+	        "END $bf$;\n",
+	        s);
 	/* percent: the estimate grows to at least rows_done, so it never passes 100. eta from
 	 * the recent rate, kept while throttled or paused, gone once the job is over. */
 	bf_sbuf_printf(
-	    &sb,
-	    "CREATE OR REPLACE VIEW %s.progress AS\n"
-	    "SELECT name, table_name, state, state_reason, rows_done,\n"
-	    "  greatest(rows_estimate, rows_done) AS rows_estimate,\n"
-	    "  CASE WHEN state = 'done' THEN 100.0\n"
-	    "       WHEN greatest(rows_estimate, rows_done) > 0\n"
-	    "       THEN round(100.0 * rows_done / greatest(rows_estimate, rows_done), 1)\n"
-	    "       ELSE 0.0 END::numeric(4,1) AS percent,\n"
-	    "  round(rows_per_second::numeric, 1) AS rows_per_second,\n"
-	    "  CASE WHEN state IN ('done', 'failed', 'cancelled') THEN NULL\n"
-	    "       WHEN rows_per_second > 0\n"
-	    "       THEN make_interval(secs => round(greatest(greatest(rows_estimate, rows_done)\n"
-	    "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
-	    "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at\n"
-	    "FROM %s.jobs;\n",
-	    s, s);
+	        &sb,
+	        "CREATE OR REPLACE VIEW %s.progress AS\n"
+	        "SELECT name, table_name, state, state_reason, rows_done,\n"
+	        "  CASE WHEN rows_estimate IS NOT NULL THEN greatest(rows_estimate, rows_done) "
+	        "END\n"
+	        "    AS rows_estimate,\n"
+	        "  CASE WHEN state = 'done' THEN 100.0\n"
+	        "       WHEN rows_estimate IS NULL THEN NULL\n"
+	        "       WHEN greatest(rows_estimate, rows_done) > 0\n"
+	        "       THEN round(100.0 * rows_done / greatest(rows_estimate, rows_done), 1)\n"
+	        "       ELSE 0.0 END::numeric(4,1) AS percent,\n"
+	        "  round(rows_per_second::numeric, 1) AS rows_per_second,\n"
+	        "  CASE WHEN state IN ('done', 'failed', 'cancelled') THEN NULL\n"
+	        "       WHEN rows_per_second > 0\n"
+	        "       THEN make_interval(secs => round(greatest(greatest(rows_estimate, "
+	        "rows_done)\n"
+	        "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
+	        "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at\n"
+	        "FROM %s.jobs;\n",
+	        s, s);
 	bf_sbuf_printf(&sb,
-		       "INSERT INTO %s.schema_version (version) VALUES (%d) "
-		       "ON CONFLICT DO NOTHING;\n",
-		       s, BF_SCHEMA_VERSION);
+	               "INSERT INTO %s.schema_version (version) VALUES (%d) "
+	               "ON CONFLICT DO NOTHING;\n",
+	               s, BF_SCHEMA_VERSION);
 	return bf_sbuf_steal(&sb);
 }
 
@@ -200,15 +204,15 @@ char *bf_sql_register(const bf_sql_target *t)
 	bf_sbuf sb = {0};
 
 	bf_sbuf_printf(&sb,
-		       "INSERT INTO %s.jobs AS j (name, table_name, definition_hash, batch_size,\n"
-		       "  owner, rows_estimate)\n"
-		       "VALUES ($1, $2, $3, $4, $5, $6)\n"
-		       "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,\n"
-		       "  updated_at = now()\n"
-		       "RETURNING j.definition_hash, j.state, j.requested_state, j.pass, "
-		       "j.rows_done,\n"
-		       "  j.cursor IS NOT NULL, j.high_key IS NOT NULL, j.rows_estimate",
-		       t->qschema);
+	               "INSERT INTO %s.jobs AS j (name, table_name, definition_hash, batch_size,\n"
+	               "  owner, rows_estimate)\n"
+	               "VALUES ($1, $2, $3, $4, $5, $6)\n"
+	               "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,\n"
+	               "  updated_at = now()\n"
+	               "RETURNING j.definition_hash, j.state, j.requested_state, j.pass, "
+	               "j.rows_done,\n"
+	               "  j.cursor IS NOT NULL, j.high_key IS NOT NULL, j.rows_estimate",
+	               t->qschema);
 	elements(&sb, t, "j.cursor");
 	elements(&sb, t, "j.high_key");
 	return bf_sbuf_steal(&sb);
@@ -225,9 +229,9 @@ char *bf_sql_high_water(const bf_sql_target *t)
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
 	bf_sbuf_append(&sb, " LIMIT 1),\n"
-			    "  started_at = coalesce(started_at, now()), updated_at = now()\n"
-			    "WHERE name = $1\n"
-			    "RETURNING high_key IS NOT NULL");
+	                    "  started_at = coalesce(started_at, now()), updated_at = now()\n"
+	                    "WHERE name = $1\n"
+	                    "RETURNING high_key IS NOT NULL");
 	elements(&sb, t, "high_key");
 	return bf_sbuf_steal(&sb);
 }
@@ -237,7 +241,23 @@ char *bf_sql_estimate(const bf_sql_target *t)
 	return bf_xasprintf("EXPLAIN SELECT 1 FROM %s WHERE (%s)", t->qtable, t->where);
 }
 
-char *bf_sql_batch(const bf_sql_target *t, bool first)
+/* "key > (cursor) AND key <= (hi)": the batch's range, bounded on the key index. */
+static void range(bf_sbuf *sb, const bf_sql_target *t, bool first, int cur)
+{
+	if (!first) {
+		key_row(sb, t);
+		bf_sbuf_append(sb, " > ");
+		params(sb, t, cur);
+		bf_sbuf_append(sb, " AND ");
+	}
+	key_row(sb, t);
+	bf_sbuf_append(sb, " <= (");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s(SELECT bf_hi_%zu FROM hi)", i ? ", " : "", i + 1);
+	bf_sbuf_append(sb, ")");
+}
+
+char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain)
 {
 	bf_sbuf sb = {0};
 	int cur = 5;
@@ -248,8 +268,15 @@ char *bf_sql_batch(const bf_sql_target *t, bool first)
 	bf_sbuf_append(&sb, "WITH hi AS (\n  SELECT s.bf_found IS NULL AS bf_last");
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, ",\n    coalesce(s.%s, $%d::%s) AS bf_hi_%zu", t->qkey[i],
-			       high + (int)i, t->key_type[i], i + 1);
-	bf_sbuf_append(&sb, "\n  FROM (SELECT 1) AS one LEFT JOIN (\n    SELECT ");
+		               high + (int)i, t->key_type[i], i + 1);
+	/* the fast path waits at most BF_FAST_LOCK_TIMEOUT for a row lock (transaction-local,
+	 * set before the range is scanned); the SKIP LOCKED form never waits for rows */
+	if (plain)
+		bf_sbuf_append(&sb,
+		               "\n  FROM (SELECT set_config('lock_timeout', '" BF_FAST_LOCK_TIMEOUT
+		               "', true)) AS one LEFT JOIN (\n    SELECT ");
+	else
+		bf_sbuf_append(&sb, "\n  FROM (SELECT 1) AS one LEFT JOIN (\n    SELECT ");
 	key_list(&sb, t, "");
 	bf_sbuf_printf(&sb, ", true AS bf_found FROM %s\n    WHERE ", t->qtable);
 	if (!first) {
@@ -265,44 +292,43 @@ char *bf_sql_batch(const bf_sql_target *t, bool first)
 	key_list(&sb, t, "");
 	bf_sbuf_append(&sb, " OFFSET $2::int - 1 LIMIT 1) AS s ON true),\n");
 
-	/* todo: lock the matching rows of the range, skipping those others hold */
-	bf_sbuf_printf(&sb, "todo AS (\n  SELECT ctid AS bf_ctid FROM %s\n  WHERE ", t->qtable);
-	if (!first) {
-		key_row(&sb, t);
-		bf_sbuf_append(&sb, " > ");
-		params(&sb, t, cur);
-		bf_sbuf_append(&sb, " AND ");
+	if (plain) {
+		/* the fast path: the range updated in place, no row-lock pass (see sql.h) */
+		bf_sbuf_printf(&sb, "upd AS (\n  UPDATE %s SET %s\n  WHERE ", t->qtable, t->set);
+		range(&sb, t, first, cur);
+		bf_sbuf_printf(&sb, "\n    AND (%s)\n  RETURNING (%s) IS TRUE AS bf_still),\n",
+		               t->where, t->where);
+	} else {
+		/* todo: lock the matching rows of the range, skipping those others hold */
+		bf_sbuf_printf(&sb, "todo AS (\n  SELECT ctid AS bf_ctid FROM %s\n  WHERE ",
+		               t->qtable);
+		range(&sb, t, first, cur);
+		bf_sbuf_printf(&sb, "\n    AND (%s)\n  ORDER BY ", t->where);
+		key_list(&sb, t, "");
+		bf_sbuf_append(&sb, "\n  FOR UPDATE SKIP LOCKED),\n");
+		bf_sbuf_printf(&sb,
+		               "upd AS (\n  UPDATE %s SET %s\n"
+		               "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
+		               "  RETURNING (%s) IS TRUE AS bf_still),\n",
+		               t->qtable, t->set, t->where);
 	}
-	key_row(&sb, t);
-	bf_sbuf_append(&sb, " <= (");
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s(SELECT bf_hi_%zu FROM hi)", i ? ", " : "", i + 1);
-	bf_sbuf_printf(&sb, ")\n    AND (%s)\n  ORDER BY ", t->where);
-	key_list(&sb, t, "");
-	bf_sbuf_append(&sb, "\n  FOR UPDATE SKIP LOCKED),\n");
-
-	bf_sbuf_printf(&sb,
-		       "upd AS (\n  UPDATE %s SET %s\n"
-		       "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
-		       "  RETURNING (%s) IS TRUE AS bf_still),\n"
-		       "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS still "
-		       "FROM upd)\n",
-		       t->qtable, t->set, t->where);
+	bf_sbuf_append(&sb, "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS "
+	                    "still FROM upd)\n");
 
 	bf_sbuf_printf(&sb, "UPDATE %s.jobs AS j SET cursor = ARRAY[", t->qschema);
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, "%shi.bf_hi_%zu::text", i ? ", " : "", i + 1);
 	bf_sbuf_printf(&sb,
-		       "],\n"
-		       "  rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
-		       "  batch_size = $2, rows_per_second = $3, pass = $4,\n"
-		       "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
-		       "statement_timestamp()) * 1000)::int,\n"
-		       "  updated_at = now()\n"
-		       "FROM hi, n\n"
-		       "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
-		       "RETURNING n.rows, hi.bf_last, j.requested_state",
-		       t->qschema);
+	               "],\n"
+	               "  rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
+	               "  batch_size = $2, rows_per_second = $3, pass = $4,\n"
+	               "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
+	               "statement_timestamp()) * 1000)::int,\n"
+	               "  updated_at = now()\n"
+	               "FROM hi, n\n"
+	               "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
+	               "RETURNING n.rows, hi.bf_last, j.requested_state",
+	               t->qschema);
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
 	return bf_sbuf_steal(&sb);
@@ -323,20 +349,23 @@ char *bf_sql_remaining(const bf_sql_target *t)
 char *bf_sql_set_state(const char *qschema)
 {
 	return bf_xasprintf(
-	    "UPDATE %s.jobs SET state = $2, state_reason = $3,\n"
-	    "  last_error = coalesce($4, last_error), owner = $5,\n"
-	    "  errors = errors + CASE WHEN $6::bool THEN 1 ELSE 0 END,\n"
-	    "  pass = coalesce($7::int, pass),\n"
-	    "  cursor = CASE WHEN $8::bool THEN NULL ELSE cursor END,\n"
-	    "  batch_size = coalesce($9::int, batch_size),\n"
-	    "  finished_at = CASE WHEN $2 IN ('done', 'failed', 'cancelled') THEN now() END,\n"
-	    "  requested_state = CASE WHEN requested_state = 'cancelled' AND $2 = 'cancelled'\n"
-	    "                         OR requested_state = 'running' AND $2 <> 'paused'\n"
-	    "                         THEN NULL ELSE requested_state END,\n"
-	    "  updated_at = now()\n"
-	    "WHERE name = $1\n"
-	    "RETURNING requested_state",
-	    qschema);
+	        "UPDATE %s.jobs SET state = $2, state_reason = $3,\n"
+	        "  last_error = coalesce($4, last_error), owner = $5,\n"
+	        "  errors = errors + CASE WHEN $6::bool THEN 1 ELSE 0 END,\n"
+	        "  pass = coalesce($7::int, pass),\n"
+	        "  cursor = CASE WHEN $8::bool THEN NULL ELSE cursor END,\n"
+	        "  batch_size = coalesce($9::int, batch_size),\n"
+	        "  finished_at = CASE WHEN $2 NOT IN ('done', 'failed', 'cancelled') THEN NULL\n"
+	        "                     WHEN state IN ('done', 'failed', 'cancelled') THEN "
+	        "finished_at\n"
+	        "                     ELSE now() END,\n"
+	        "  requested_state = CASE WHEN requested_state = 'cancelled' AND $2 = 'cancelled'\n"
+	        "                         OR requested_state = 'running' AND $2 <> 'paused'\n"
+	        "                         THEN NULL ELSE requested_state END,\n"
+	        "  updated_at = now()\n"
+	        "WHERE name = $1\n"
+	        "RETURNING requested_state",
+	        qschema);
 }
 
 const char *bf_sql_try_lock(void)

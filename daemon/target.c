@@ -87,19 +87,19 @@ static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf
 			problem(p, "key column %s does not exist in %s", col, cfg->table);
 		else if (PQgetvalue(res, i, 7)[0] != 't')
 			problem(p, "key column %s of %s is nullable: key columns must be NOT NULL",
-				col, cfg->table);
+			        col, cfg->table);
 	}
 	if (p->len == 0 && PQgetvalue(res, 0, 4)[0] != 't')
 		problem(p,
-			"key of %s is not unique: no valid unique index on exactly its columns in "
-			"key order",
-			cfg->table);
+		        "key of %s is not unique: no valid unique index on exactly its columns in "
+		        "key order",
+		        cfg->table);
 	if (PQgetvalue(res, 0, 3)[0] != 't')
 		problem(p, "no UPDATE privilege on %s", cfg->table);
 }
 
 bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
-				 const char *control_schema, char **table_name, bf_sbuf *problems)
+                                 const char *control_schema, char **table_name, bf_sbuf *problems)
 {
 	bf_sql_target *t = NULL;
 	char err[256] = "";

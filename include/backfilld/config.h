@@ -45,7 +45,8 @@ typedef struct bf_window {
 
 typedef struct bf_job_config {
 	char *name;
-	char *database; /* the job's own conninfo, else the top-level one (never NULL once loaded) */
+	char *database; /* the job's own conninfo, else the top-level one (never NULL once loaded)
+	                 */
 	char *table;    /* as written: "public.users" or "users" */
 	char **key;     /* key columns; n_key == 0 means "the primary key" */
 	size_t n_key;

@@ -32,7 +32,7 @@ typedef enum bf_conn_event {
 } bf_conn_event;
 
 typedef void (*bf_conn_cb)(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
-			   const char *err, const PGnotify *notify);
+                           const char *err, const PGnotify *notify);
 
 /* A closed connection; `label` names it in logs ("job=x", "lag=db"). */
 bf_conn *bf_conn_new(struct ev_loop *loop, const char *label, bf_conn_cb cb, void *owner);
@@ -43,18 +43,18 @@ void bf_conn_free(bf_conn *conn);
  * attempt started (BF_CONN_CONNECTED or BF_CONN_LOST follows), -1 with err filled when it
  * could not even start. connect_timeout_ms bounds the whole attempt. */
 int bf_conn_connect(bf_conn *conn, const char *conninfo, const char *application_name,
-		    int connect_timeout_ms, char *err, size_t errlen);
+                    int connect_timeout_ms, char *err, size_t errlen);
 
 /* Send one query; exactly one BF_CONN_RESULT (or BF_CONN_LOST) follows. Only when ready and
  * idle. `simple` sends through the simple protocol (several statements of our own SQL); the
  * others use the extended protocol, which allows one statement only. Return 0 or -1 with err. */
 int bf_conn_send_simple(bf_conn *conn, const char *sql, char *err, size_t errlen);
 int bf_conn_send_params(bf_conn *conn, const char *sql, int nparams, const char *const *values,
-			char *err, size_t errlen);
+                        char *err, size_t errlen);
 int bf_conn_send_prepare(bf_conn *conn, const char *name, const char *sql, char *err,
-			 size_t errlen);
+                         size_t errlen);
 int bf_conn_send_prepared(bf_conn *conn, const char *name, int nparams, const char *const *values,
-			  char *err, size_t errlen);
+                          char *err, size_t errlen);
 
 /* Close now (no event follows); a no-op when closed. */
 void bf_conn_close(bf_conn *conn);

@@ -81,6 +81,10 @@ void bf_job_poke(bf_job *job);
  * definition (table, key, set, where) must be unchanged: the daemon checks that. */
 void bf_job_retune(bf_job *job, const bf_job_config *cfg);
 
+/* The lag monitor of the job's server (borrowed; NULL when the job has no lag limits). */
+struct bf_lagmon;
+void bf_job_set_lagmon(bf_job *job, struct bf_lagmon *m);
+
 const char *bf_job_name(const bf_job *job);
 const bf_job_config *bf_job_config_of(const bf_job *job);
 bf_job_state bf_job_get_state(const bf_job *job);

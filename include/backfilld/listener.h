@@ -15,10 +15,10 @@ typedef struct bf_listener bf_listener;
 
 /* `payload` is a job name or "*". */
 typedef void (*bf_listener_cb)(bf_listener *l, const char *database, const char *payload,
-			       void *owner);
+                               void *owner);
 
 bf_listener *bf_listener_new(struct ev_loop *loop, const char *database, bf_listener_cb cb,
-			     void *owner);
+                             void *owner);
 void bf_listener_free(bf_listener *l);
 const char *bf_listener_database(const bf_listener *l);
 

@@ -38,6 +38,6 @@ const char *bf_log_q(char *buf, size_t len, const char *s);
 /* Render one line without writing it (the pure part, for tests): the line, newline included,
  * in a fresh string. ts_ms is wall-clock milliseconds; it is left out in journal mode. */
 char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int level,
-		    const char *job, const char *msg, const char *kvs);
+                    const char *job, const char *msg, const char *kvs);
 
 #endif

@@ -73,15 +73,23 @@ char *bf_sql_high_water(const bf_sql_target *t);
  * first line holds "rows=N". */
 char *bf_sql_estimate(const bf_sql_target *t);
 
-/* One batch: lock the rows of the next key range that match `where` (FOR UPDATE SKIP
- * LOCKED), apply `set`, advance the cursor and the counters, in one statement.
- * Parameters: $1 name, $2 batch size (rows of key range), $3 recent rows/s (float8),
- * $4 pass, then, unless `first`, the cursor's n values, then the high-water mark's n values.
- * The range is (cursor, hi] where hi is the key $2 keys further on, or the high-water mark
- * when fewer remain; `first` starts at the table's first key instead.
+/* One batch, in one statement: the rows of the next key range that match `where` get `set`,
+ * the cursor and the counters advance. The range is (cursor, hi] where hi is the key $2 keys
+ * further on, or the high-water mark when fewer remain; `first` starts at the table's first
+ * key instead.
+ *   plain: the fast path. The range is updated in place with a plain UPDATE under a
+ *          transaction-local lock_timeout of BF_FAST_LOCK_TIMEOUT: no row-lock pass and no
+ *          row-lock WAL record. When it meets a row the application holds it fails with
+ *          55P03 and the caller redoes the same range with the other form.
+ *   else:  the rows are locked FOR UPDATE SKIP LOCKED in key order, then updated by ctid.
+ * Both give the same result on rows nobody holds, so the contract (lock only what you
+ * update, never wait for the application) holds; SPEC.md, "How a job runs".
+ * Parameters: $1 name, $2 batch size, $3 recent rows/s (float8), $4 pass, then, unless
+ * `first`, the cursor's n values, then the high-water mark's n values.
  * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
  * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. */
-char *bf_sql_batch(const bf_sql_target *t, bool first);
+#define BF_FAST_LOCK_TIMEOUT "50ms"
+char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain);
 
 /* Non-locking count of rows still matching `where` up to the high-water mark, capped at
  * 10000. $1.. the high-water mark. Column 0: the count. */

@@ -24,6 +24,6 @@ char *bf_target_key_literal(const bf_job_config *cfg);
 /* From the lookup's result: the target (and "nsp.rel" in *table_name), or NULL with every
  * problem appended to `problems` as "; "-separated sentences. */
 bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
-				 const char *control_schema, char **table_name, bf_sbuf *problems);
+                                 const char *control_schema, char **table_name, bf_sbuf *problems);
 
 #endif

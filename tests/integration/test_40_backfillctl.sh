@@ -160,7 +160,7 @@ assert_true "the throttled job with its reason" \
 	grep -Eq '^j_throttled +throttled +250/1000 +25\.0% +12\.5 +1m00s +800 +replay lag 80MB > 64MB$' \
 	"$BF_TMPDIR/status.txt"
 assert_true "the pending job: unknown values as -" \
-	grep -Eq '^j_pending +pending +0/0 +0\.0% +- +- +-$' "$BF_TMPDIR/status.txt"
+	grep -Eq '^j_pending +pending +0/- +0\.0% +- +- +-$' "$BF_TMPDIR/status.txt"
 assert_eq "one line per job and the header" 7 "$(wc -l <"$BF_TMPDIR/status.txt")"
 ctl status j_paused
 assert_eq "status JOB exits 0" 0 "$RC"
