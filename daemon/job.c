@@ -1056,15 +1056,9 @@ static void on_error(bf_job *j, const PGresult *res)
 		set_state(j, BF_JOB_FAILED, text);
 		finish(j);
 	} else {
-		char msg[ERR_LEN + 64];
-
-		snprintf(msg, sizeof(msg), "%s", text);
-		if (strcmp(code, BF_SQLSTATE_SET_KEEPS_WHERE) == 0)
-			snprintf(msg, sizeof(msg),
-			         "set does not make where false: an updated row still matches "
-			         "where, so the job would never end (%s)",
-			         text);
-		fail(j, msg);
+		/* SQL, permission and BF001 ("set does not make where false") errors: the
+		 * server's message says what; this job stops, the others go on */
+		fail(j, text);
 		step(j);
 	}
 	free(text);
