@@ -47,7 +47,7 @@ TEST_SRCS = $(wildcard tests/check_*.c)
 TEST_OBJS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 HEADERS  = $(wildcard include/backfilld/*.h)
 
-.PHONY: all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind
+.PHONY: backfilld backfillctl all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind
 
 all: backfilld backfillctl
 

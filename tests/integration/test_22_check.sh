@@ -14,7 +14,7 @@ psql_q "INSERT INTO good (id) SELECT g FROM generate_series(1, 1000) g"
 psql_q "ANALYZE good"
 psql_q "CREATE TABLE dup (k int NOT NULL, y int)"
 snapshot() {
-	psql_q "SELECT md5(string_agg(c.relname || c.relkind, ',' ORDER BY c.relname))
+	psql_q "SELECT md5(string_agg(c.relname::text || c.relkind::text, ',' ORDER BY c.relname))
 	        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
 	psql_q "SELECT md5(string_agg(id || ':' || coalesce(y::text, ''), ',' ORDER BY id)) FROM good"

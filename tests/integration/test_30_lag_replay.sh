@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_30_lag_replay: a real streaming standby (pg_basebackup -R). Replay paused on it during a
+# running job with max_replay_bytes 1MB: the job is throttled within two check intervals, no
+# batch commits while throttled, the reason names the byte lag and the standby; after
+# pg_wal_replay_resume() it resumes by itself and ends done with the right result. Then a
+# logical slot nobody consumes throttles a job naming the slot; dropping it resumes.
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+pg_start_standby main standby1
+on_standby() { psql_on standby1 "$1" -d postgres; }
+
+psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
+psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, 100000) g"
+bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: fill
+    table: items
+    set: "y = id, n = n + 1"
+    where: "y IS NULL"
+    batch_size: 500
+    target_batch_time: 0
+    sleep: 50ms
+    lag:
+      max_replay_bytes: 1MB
+      resume_below: 50%
+      check_interval: 250ms
+      standbys: [standby1]
+YAML
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
+wait_for "the job is under way" 30 rows_done_at_least fill 2000
+assert_eq "running while the standby keeps up" running "$(job_state fill)"
+
+on_standby "SELECT pg_wal_replay_pause()" >/dev/null
+# a bounded amount of WAL the standby cannot replay, whatever the job's speed
+psql_q "SELECT pg_logical_emit_message(true, 'x', repeat('x', 1048576))" >/dev/null
+psql_q "SELECT pg_logical_emit_message(true, 'x', repeat('x', 1048576))" >/dev/null
+wait_for "throttled once replay stopped" 5 job_is fill throttled
+assert_match "the reason names the byte lag and the standby" \
+	'^replay lag [0-9.]+[kMG]?B > 1MB on standby1$' "$(job state_reason fill)"
+r=$(job rows_done fill)
+sleep 3 # the assertion is about these 3 seconds: no batch may commit while throttled
+assert_eq "no batch commits while throttled" "$r" "$(job rows_done fill)"
+assert_eq "still throttled" throttled "$(job_state fill)"
+assert_match "the progress view shows it" "throttled" \
+	"$(psql_q "SELECT state || ' ' || state_reason FROM backfill.progress WHERE name = 'fill'")"
+
+on_standby "SELECT pg_wal_replay_resume()" >/dev/null
+wait_for "running again by itself" 10 job_is fill running
+daemon_wait 120
+assert_eq "exit status" 0 "$DAEMON_RC"
+assert_eq "done" done "$(job_state fill)"
+assert_eq "rows_done" 100000 "$(job rows_done fill)"
+assert_eq "every row exactly once" "1 1" "$(psql_q "SELECT min(n), max(n) FROM items" -F ' ')"
+assert_true "the throttle was logged" grep -q 'state=throttled from=running reason="replay lag' \
+	"$BF_TMPDIR/daemon.log"
+assert_true "the resume was logged" grep -q 'state=running from=throttled' "$BF_TMPDIR/daemon.log"
+
+# a logical slot nobody reads retains WAL: throttled with its name; dropped: resumes
+psql_q "UPDATE items SET y = NULL"
+psql_q "DELETE FROM backfill.jobs"
+psql_q "SELECT pg_create_logical_replication_slot('stuck_cdc', 'test_decoding')" >/dev/null
+bf_defer psql_q "SELECT pg_drop_replication_slot('stuck_cdc')"
+psql_q "SELECT pg_logical_emit_message(true, 'x', repeat('x', 1048576))" >/dev/null
+psql_q "SELECT pg_logical_emit_message(true, 'x', repeat('x', 1048576))" >/dev/null
+sed -i 's/max_replay_bytes: 1MB/max_slot_retained: 1MB/' "$BF_TMPDIR/bf.yaml"
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon2.log" --exit-when-done
+wait_for "throttled by the slot" 10 job_is fill throttled
+assert_match "the reason names the slot" '^slot stuck_cdc retains' "$(job state_reason fill)"
+psql_q "SELECT pg_drop_replication_slot('stuck_cdc')" >/dev/null
+daemon_wait 120
+assert_eq "done after the slot was dropped" done "$(job_state fill)"
+assert_eq "rows_done after the slot" 100000 "$(job rows_done fill)"
+test_finish
