@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_32_rate_batch: max_rows_per_second 2000 on a 20,000-row table takes at least 9 seconds;
+# with target_batch_time 200ms on rows that cost a known amount of work (pg_sleep per row),
+# the logged batch times settle within +-30% of the target after a few batches.
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+psql_q "CREATE TABLE capped (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO capped (id) SELECT g FROM generate_series(1, 20000) g"
+# 0.5 ms of work per row: a batch of 400 rows takes about 200 ms
+psql_q "CREATE FUNCTION slow_id(i int) RETURNS int LANGUAGE sql VOLATILE AS
+        'SELECT i FROM (SELECT pg_sleep(0.0005)) s'"
+psql_q "CREATE TABLE costly (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO costly (id) SELECT g FROM generate_series(1, 12000) g"
+bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: capped
+    table: capped
+    set: "y = id"
+    where: "y IS NULL"
+    batch_size: 1000
+    sleep: 0
+    max_rows_per_second: 2000
+  - name: costly
+    table: costly
+    set: "y = slow_id(id)"
+    where: "y IS NULL"
+    batch_size: 100
+    min_batch_size: 10
+    target_batch_time: 200ms
+    sleep: 0
+YAML
+start=$EPOCHREALTIME
+"$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --exit-when-done -v 2>"$BF_TMPDIR/daemon.log"
+secs=$(bc <<<"($(job "extract(epoch FROM finished_at - started_at)" capped) + 0.5) / 1")
+echo "capped job took ${secs}s (whole run $(bc <<<"$EPOCHREALTIME - $start")s)"
+assert_eq "capped done" done "$(job_state capped)"
+assert_ge "20,000 rows at 2000/s take at least 9 s" "$secs" 9
+assert_eq "costly done" done "$(job_state costly)"
+# batch times of the costly job, in order; after the first 6 they sit near the 200 ms target
+grep 'job=costly msg=batch' "$BF_TMPDIR/daemon.log" | sed 's/.* ms=\([0-9]*\) .*/\1/' >"$BF_TMPDIR/ms"
+n=$(wc -l <"$BF_TMPDIR/ms")
+echo "costly batch times (ms): $(tr '\n' ' ' <"$BF_TMPDIR/ms")"
+assert_ge "enough batches to judge" "$n" 12
+settled=$(tail -n +7 "$BF_TMPDIR/ms" | head -n -1)
+outside=$(awk '$1 < 140 || $1 > 260' <<<"$settled" | wc -l)
+assert_eq "settled batches within +-30% of 200 ms" 0 "$outside"
+test_finish
