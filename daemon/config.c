@@ -732,7 +732,7 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 			return expected_phrase(d);
 		if (d->min > 0 && f <= 0.0)
 			return bf_xstrdup("a percentage above 0%");
-		*(double *)field = f;
+		memcpy(field, &f, sizeof(f)); /* field is a byte offset into the struct */
 		return NULL;
 	}
 	case KT_ENUM:
