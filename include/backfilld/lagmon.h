@@ -1,9 +1,19 @@
 /*
  * lagmon.h - the lag monitor of one server: replication, slot and archive signals.
  *
- * Owns a connection to the primary and a repeating probe of pg_stat_replication,
- * pg_replication_slots and pg_stat_archiver, turned into a bf_lag_sample for the pure
- * decision in pressure.h. Fails closed: while the probe cannot be read the sample says so.
+ * Owns a connection of its own to the server (application_name "backfilld lag") and a
+ * repeating probe, one query per check interval, of pg_stat_replication, pg_replication_slots
+ * and pg_stat_archiver, turned into a bf_lag_sample for the pure decision in pressure.h. It
+ * reconnects with backoff by itself and never blocks the loop.
+ *
+ * Promises:
+ * - Fail closed: before the first probe completes, while the connection is down, while the
+ *   probe fails, while the server is in recovery (a standby has no pg_current_wal_lsn()), and
+ *   while the role cannot see the standbys' positions (it needs pg_monitor), the sample says
+ *   ok = false with the reason in words.
+ * - Only transitions are logged: the probe failing (once, with why) and readable again.
+ * - Before anything was read or failed, the sample's taken_ms is 0 (a job may wait briefly
+ *   for the first probe instead of throttling at once).
  */
 #ifndef BACKFILLD_LAGMON_H
 #define BACKFILLD_LAGMON_H
@@ -15,7 +25,8 @@
 
 typedef struct bf_lagmon bf_lagmon;
 
-/* A monitor of the server behind `database` (a conninfo), probing every interval_ms. */
+/* A monitor of the server behind `database` (a conninfo), probing every interval_ms from the
+ * loop. Starts connecting at once. */
 bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t interval_ms);
 void bf_lagmon_free(bf_lagmon *m);
 const char *bf_lagmon_database(const bf_lagmon *m);
@@ -23,9 +34,10 @@ const char *bf_lagmon_database(const bf_lagmon *m);
 /* Use the smallest check_interval of the jobs that share this monitor. */
 void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms);
 
-/* The latest sample, owned by the monitor, valid until the next probe result is delivered.
- * Before the first probe completes, or while the connection is down or the probe fails:
- * ok = false with the error (fail closed). Never NULL. */
+/* The latest sample, owned by the monitor and valid until the next loop iteration that
+ * delivers a new probe result. Before the first probe completes, or while the connection is
+ * down or the probe query fails: ok = false with error text (fail closed). taken_ms is on
+ * bf_mono_ms()'s clock (util.h). Never NULL. */
 const bf_lag_sample *bf_lagmon_sample(const bf_lagmon *m);
 
 #endif
