@@ -121,7 +121,7 @@ static int hex_digit(char c)
 	return -1;
 }
 
-/* Decodes the XXXX of a "\uXXXX" escape at s into UTF-8 in val. Returns false, writing
+/* Decodes the four hex digits of a "\u" escape at s into UTF-8 in val. Returns false, writing
  * nothing, when s does not start with four hex digits. */
 static bool append_unicode(bf_sbuf *val, const char *s)
 {
