@@ -31,8 +31,8 @@ bool bf_log_enabled(int level);
 void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...) BF_PRINTF(4, 5);
 
 /* A logfmt value: `s` as it is when it is a bare word, else double-quoted with '"' and '\'
- * escaped and control characters written as \n, \t or \u with four hex digits. Writes into buf (truncating
- * to len) and returns buf. */
+ * escaped and control characters written as \n, \t or \u with four hex digits. Writes into buf
+ * (truncating to len) and returns buf. */
 const char *bf_log_q(char *buf, size_t len, const char *s);
 
 /* Render one line without writing it (the pure part, for tests): the line, newline included,
