@@ -1,14 +1,35 @@
 /*
- * lagmon.c - the lag monitor of one server, a state machine on its own connection:
- * connecting -> idle -> probing -> idle ..., and a backoff timer whenever the connection is
- * lost. A repeating timer starts a probe every interval unless one is still in flight.
+ * lagmon.c - the lag monitor of one server: a state machine on a connection of its own.
  *
- * The probe is one query on the primary. Per standby, the byte lag
- * pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) is the reliable signal (never NULL while
- * connected, rises at each commit); replay_lag is a second opinion (NULL when idle, frozen
- * while a WAL receiver is stuck); now() - reply_time shows a stalled standby. Per slot, the
- * WAL it retains from restart_lsn. The archiver backlog counts the .ready files, and is only
- * read when archive_mode is on (the directory listing needs pg_monitor).
+ *     CONNECTING --connected--> PROBING --result--> IDLE --tick--> PROBING ...
+ *         ^                        |                  |
+ *         +---- retry timer ---- BACKOFF <--lost------+-- (or connect failed, probe overdue)
+ *
+ * One handler, handle(), switches on the state and then on the event (the connection's
+ * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
+ * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
+ * still in flight makes the next tick a no-op; a probe with no answer after PROBE_TIMEOUT
+ * (or three intervals, whichever is longer) drops the connection and reconnects. A first
+ * connection still pending after FIRST_PROBE_GRACE_MS fails closed ("still connecting").
+ *
+ * The probe is one query on the primary (probe_sql below). Measured facts it respects:
+ * - pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) is the reliable per-standby signal;
+ *   pg_current_wal_lsn() is read once per probe (a MATERIALIZED CTE), so every row compares
+ *   against the same position;
+ * - replay_lag is NULL while a standby is idle or caught up: NULL stays "not measured" (-1);
+ * - reply_time is stamped by the standby's clock: a standby whose clock runs ahead gives a
+ *   negative age, read as 0 here (never as -1, which would mean "not measured");
+ * - without pg_read_all_stats (pg_monitor has it), pg_stat_replication shows the walsenders'
+ *   application_name but NULL for everything else: that is reported as unreadable, not as
+ *   "no lag";
+ * - pg_current_wal_lsn() fails in recovery: the CTE does not call it there, and the sample
+ *   says the server is a standby (a job cannot write there anyway; after a promotion the
+ *   next probe reads normally);
+ * - the archive backlog is computed from pg_stat_archiver, which any role may read: the
+ *   segments between the one being written and the last archived one (or, when nothing was
+ *   archived since the statistics were reset, the last failed one, which the archiver retries
+ *   first). Counting .ready files would need pg_ls_archive_statusdir(), i.e. pg_monitor.
+ *   -1 when archive_mode is off, or when nothing was archived or failed yet (not measured).
  */
 #include "backfilld/lagmon.h"
 
@@ -21,154 +42,430 @@
 #include "backfilld/log.h"
 #include "backfilld/util.h"
 
-#define CONNECT_TIMEOUT_MS 10000
-#define RETRY_MAX_MS       30000
+#define CONNECT_TIMEOUT_MS   10000
+#define PROBE_TIMEOUT_MS     10000 /* a probe still unanswered after this: reconnect */
+#define RETRY_FIRST_MS       250
+#define RETRY_MAX_MS         10000 /* short: every second of it keeps jobs throttled */
+#define MIN_INTERVAL_MS      10
+#define FIRST_PROBE_GRACE_MS 1000 /* taken_ms stays 0 ("just started") this long at most */
 
+/* One row per server ("server": recovery or primary, the archive backlog), per walsender
+ * ("standby") and per slot ("slot"), in the columns read by take_sample(). */
 static const char probe_sql[] =
-        "SELECT 'standby' AS kind, application_name::text, state::text,\n"
-        "  pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,\n"
-        "  (extract(epoch FROM replay_lag) * 1000)::bigint,\n"
-        "  (extract(epoch FROM now() - reply_time) * 1000)::bigint, NULL::bool, NULL::text\n"
-        "FROM pg_stat_replication\n"
+        "WITH r AS MATERIALIZED (\n"
+        "  SELECT pg_is_in_recovery() AS recovery,\n"
+        "         pg_size_bytes(current_setting('wal_segment_size')) AS seg_size),\n"
+        "s AS MATERIALIZED (\n"
+        "  SELECT recovery, seg_size,\n"
+        "         CASE WHEN NOT recovery THEN pg_current_wal_lsn() END AS lsn\n"
+        "  FROM r),\n"
+        "arch AS (\n"
+        "  SELECT CASE WHEN last_archived_wal ~ '^[0-9A-F]{24}'\n"
+        "              THEN ('x' || substr(last_archived_wal, 9, 8))::bit(32)::bigint\n"
+        "                   * (4294967296 / s.seg_size)\n"
+        "                   + ('x' || substr(last_archived_wal, 17, 8))::bit(32)::bigint\n"
+        "         END AS done,\n"
+        "         CASE WHEN last_failed_wal ~ '^[0-9A-F]{24}'\n"
+        "              THEN ('x' || substr(last_failed_wal, 9, 8))::bit(32)::bigint\n"
+        "                   * (4294967296 / s.seg_size)\n"
+        "                   + ('x' || substr(last_failed_wal, 17, 8))::bit(32)::bigint\n"
+        "         END AS failed,\n"
+        "         floor(pg_wal_lsn_diff(s.lsn, '0/0') / s.seg_size)::bigint AS writing\n"
+        "  FROM s, pg_stat_archiver)\n"
+        "SELECT 'server' AS kind, current_user::text AS name,\n"
+        "       CASE WHEN s.recovery THEN 'recovery' ELSE 'primary' END AS state,\n"
+        "       CASE WHEN current_setting('archive_mode') <> 'off'\n"
+        "            THEN a.writing - 1 - coalesce(a.done, a.failed - 1) END AS bytes,\n"
+        "       NULL::bigint AS lag_ms, NULL::bigint AS age_ms, NULL::bool AS active,\n"
+        "       NULL::text AS wal_status\n"
+        "FROM s, arch a\n"
         "UNION ALL\n"
-        "SELECT 'slot', slot_name::text, slot_type,\n"
-        "  pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, NULL, NULL, active,\n"
-        "  wal_status\n"
-        "FROM pg_replication_slots\n"
+        "SELECT 'standby', w.application_name::text, w.state::text,\n"
+        "       pg_wal_lsn_diff(s.lsn, w.replay_lsn)::bigint,\n"
+        "       (extract(epoch FROM w.replay_lag) * 1000)::bigint,\n"
+        "       (extract(epoch FROM now() - w.reply_time) * 1000)::bigint, NULL, NULL\n"
+        "FROM s, pg_stat_replication w\n"
         "UNION ALL\n"
-        "SELECT 'archive', NULL, NULL,\n"
-        "  CASE WHEN current_setting('archive_mode') = 'off' THEN -1\n"
-        "       ELSE (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')\n"
-        "  END, NULL, NULL, NULL, NULL";
+        "SELECT 'slot', l.slot_name::text, l.slot_type::text,\n"
+        "       pg_wal_lsn_diff(s.lsn, l.restart_lsn)::bigint, NULL, NULL, l.active,\n"
+        "       l.wal_status\n"
+        "FROM s, pg_replication_slots l";
 
-enum lmstate { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_BACKOFF };
+enum col { C_KIND, C_NAME, C_STATE, C_BYTES, C_LAG_MS, C_AGE_MS, C_ACTIVE, C_WAL_STATUS, N_COLS };
+
+enum lm_state { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_BACKOFF };
+
+enum lm_event { LE_CONNECTED, LE_RESULT, LE_LOST, LE_TICK, LE_RETRY };
+
+static const char *const state_names[] = {
+        [LM_CONNECTING] = "connecting",
+        [LM_IDLE] = "idle",
+        [LM_PROBING] = "probing",
+        [LM_BACKOFF] = "backoff",
+};
+
+static const char *const event_names[] = {
+        [LE_CONNECTED] = "connected", [LE_RESULT] = "result", [LE_LOST] = "lost",
+        [LE_TICK] = "tick",           [LE_RETRY] = "retry",
+};
 
 struct bf_lagmon {
 	struct ev_loop *loop;
 	char *database;
+	char *server; /* host:port/dbname for logs (no password) */
 	bf_conn *conn;
-	enum lmstate state;
+	enum lm_state state;
 	ev_timer tick;
 	ev_timer retry;
 	int64_t interval_ms;
 	int64_t retry_ms;
-	bool failing; /* the last probe could not be read (logged once) */
-	bf_lag_sample sample;
-	bf_lag_standby *standbys;
+	int64_t probe_sent_ms;
+	int64_t started_ms;
+	bool failing;             /* the sample is unreadable and that was logged */
+	int64_t failing_ms;       /* since when */
+	bf_lag_sample sample;     /* what bf_lagmon_sample() returns */
+	bf_lag_standby *standbys; /* the sample's arrays and strings, freed at the next sample */
 	bf_lag_slot *slots;
-	char **strings; /* every string the sample points to */
-	size_t n_strings;
+	char *strings;
 	char error[512];
 };
 
-static void start(bf_lagmon *m);
+/* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest). */
+static char *describe(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *host = NULL, *port = NULL, *db = NULL;
+	bf_sbuf sb = {0};
+
+	if (opts == NULL)
+		return bf_xstrdup("(unparsable conninfo)");
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "host") == 0 ||
+		    (strcmp(o->keyword, "hostaddr") == 0 && !host))
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			db = o->val;
+	}
+	bf_sbuf_append(&sb, host ? host : "default");
+	if (port)
+		bf_sbuf_printf(&sb, ":%s", port);
+	if (db)
+		bf_sbuf_printf(&sb, "/%s", db);
+	PQconninfoFree(opts);
+	return bf_sbuf_steal(&sb);
+}
 
 static void clear_sample(bf_lagmon *m)
 {
-	for (size_t i = 0; i < m->n_strings; i++)
-		free(m->strings[i]);
-	free(m->strings);
 	free(m->standbys);
 	free(m->slots);
-	m->strings = NULL;
-	m->n_strings = 0;
+	free(m->strings);
 	m->standbys = NULL;
 	m->slots = NULL;
+	m->strings = NULL;
 	m->sample = (bf_lag_sample){.archive_backlog = -1};
 }
 
-/* The sample says "unreadable" from now on (fail closed), with why. */
+/* A server message on one line: the lines libpq or the server wrote, joined with "; ", the
+ * indented hints ("\tIs the server running...") left out. */
+static void one_line(char *out, size_t len, const char *msg)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (const char *p = msg; *p != '\0' && n + 1 < len;) {
+		size_t l = strcspn(p, "\n");
+		if (p[0] != '\t' && p[0] != ' ' && l > 0) {
+			int w = snprintf(out + n, len - n, "%s%.*s", n ? "; " : "", (int)l, p);
+			n += w < 0 ? 0 : (size_t)w;
+			if (n >= len)
+				n = len - 1;
+		}
+		p += l;
+		if (*p == '\n')
+			p++;
+	}
+	out[n] = '\0';
+}
+
+/* The sample says "unreadable" from now on (fail closed), with why; logged when it starts. */
 static void unreadable(bf_lagmon *m, const char *why)
 {
+	char q[300], e[600];
+
 	clear_sample(m);
-	snprintf(m->error, sizeof(m->error), "%s", why);
-	while (strlen(m->error) > 0 && m->error[strlen(m->error) - 1] == '\n')
-		m->error[strlen(m->error) - 1] = '\0';
+	one_line(m->error, sizeof(m->error), why && why[0] ? why : "unknown error");
 	m->sample.ok = false;
 	m->sample.error = m->error;
 	m->sample.taken_ms = bf_mono_ms();
-	if (!m->failing) {
-		char q[600];
-
-		bf_log(BF_LOG_WARN, NULL, "lag signals unreadable: jobs on this server throttle",
-		       "error=%s", bf_log_q(q, sizeof(q), m->error));
-		m->failing = true;
+	if (m->failing) {
+		bf_log(BF_LOG_DEBUG, NULL, "lag probe still failing", "server=%s error=%s",
+		       bf_log_q(q, sizeof(q), m->server), bf_log_q(e, sizeof(e), m->error));
+		return;
 	}
+	m->failing = true;
+	m->failing_ms = m->sample.taken_ms;
+	bf_log(BF_LOG_WARN, NULL, "lag probe failing, jobs on this server throttle",
+	       "server=%s error=%s", bf_log_q(q, sizeof(q), m->server),
+	       bf_log_q(e, sizeof(e), m->error));
 }
 
-static const char *keep(bf_lagmon *m, const PGresult *res, int row, int col)
+/* A bigint column: -1 for NULL ("not measured"); a negative value (a clock ahead, an LSN
+ * race) is 0. */
+static int64_t num(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return -1;
+	long long v = strtoll(PQgetvalue(res, row, col), NULL, 10);
+	return v < 0 ? 0 : (int64_t)v;
+}
+
+/* Copy a text column into the arena (NULL stays NULL). */
+static const char *copy(char **at, const PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))
 		return NULL;
-	m->strings = bf_xrealloc(m->strings, (m->n_strings + 1) * sizeof(*m->strings));
-	m->strings[m->n_strings] = bf_xstrdup(PQgetvalue(res, row, col));
-	return m->strings[m->n_strings++];
+	const char *s = *at;
+	size_t n = (size_t)PQgetlength(res, row, col);
+
+	memcpy(*at, PQgetvalue(res, row, col), n);
+	(*at)[n] = '\0';
+	*at += n + 1;
+	return s;
 }
 
-static int64_t num(const PGresult *res, int row, int col)
+static bool is_kind(const PGresult *res, int row, const char *kind)
 {
-	return PQgetisnull(res, row, col) ? -1 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+	return strcmp(PQgetvalue(res, row, C_KIND), kind) == 0;
 }
 
+/* Turn the probe's rows into the sample; anything that makes the signals unreliable is
+ * reported as unreadable instead. */
 static void take_sample(bf_lagmon *m, const PGresult *res)
 {
+	char why[300];
 	int n = PQntuples(res);
+	int server = -1;
+	size_t n_standbys = 0, n_slots = 0, bytes = 0;
+
+	if (PQnfields(res) != N_COLS) {
+		unreadable(m, "the lag probe returned unexpected columns");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (is_kind(res, i, "server"))
+			server = i;
+		else if (is_kind(res, i, "standby"))
+			n_standbys++;
+		else if (is_kind(res, i, "slot"))
+			n_slots++;
+		for (int c = 0; c < N_COLS; c++)
+			bytes += (size_t)PQgetlength(res, i, c) + 1;
+	}
+	if (server < 0) {
+		unreadable(m, "the lag probe returned no server row");
+		return;
+	}
+	if (strcmp(PQgetvalue(res, server, C_STATE), "recovery") == 0) {
+		unreadable(m,
+		           "the server is a standby (in recovery): lag is measured on the primary");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (is_kind(res, i, "standby") && PQgetisnull(res, i, C_STATE)) {
+			snprintf(why, sizeof(why),
+			         "role %s cannot see the standbys in pg_stat_replication "
+			         "(grant it pg_monitor)",
+			         PQgetvalue(res, server, C_NAME));
+			unreadable(m, why);
+			return;
+		}
+	}
 
 	clear_sample(m);
-	m->standbys = bf_xcalloc((size_t)n + 1, sizeof(*m->standbys));
-	m->slots = bf_xcalloc((size_t)n + 1, sizeof(*m->slots));
+	m->standbys = bf_xcalloc(n_standbys + 1, sizeof(*m->standbys));
+	m->slots = bf_xcalloc(n_slots + 1, sizeof(*m->slots));
+	m->strings = bf_xmalloc(bytes + 1);
+	char *at = m->strings;
 	for (int i = 0; i < n; i++) {
-		const char *kind = PQgetvalue(res, i, 0);
-
-		if (strcmp(kind, "standby") == 0) {
+		if (is_kind(res, i, "standby")) {
 			m->standbys[m->sample.n_standbys++] = (bf_lag_standby){
-			        .name = keep(m, res, i, 1),
-			        .state = keep(m, res, i, 2),
-			        .replay_bytes = num(res, i, 3),
-			        .replay_lag_ms = num(res, i, 4),
-			        .reply_age_ms = num(res, i, 5),
+			        .name = copy(&at, res, i, C_NAME),
+			        .state = copy(&at, res, i, C_STATE),
+			        .replay_bytes = num(res, i, C_BYTES),
+			        .replay_lag_ms = num(res, i, C_LAG_MS),
+			        .reply_age_ms = num(res, i, C_AGE_MS),
 			};
-		} else if (strcmp(kind, "slot") == 0) {
+		} else if (is_kind(res, i, "slot")) {
 			m->slots[m->sample.n_slots++] = (bf_lag_slot){
-			        .name = keep(m, res, i, 1),
-			        .type = keep(m, res, i, 2),
-			        .retained_bytes = num(res, i, 3),
-			        .active = PQgetvalue(res, i, 6)[0] == 't',
-			        .wal_status = keep(m, res, i, 7),
+			        .name = copy(&at, res, i, C_NAME),
+			        .type = copy(&at, res, i, C_STATE),
+			        .active = strcmp(PQgetvalue(res, i, C_ACTIVE), "t") == 0,
+			        .retained_bytes = num(res, i, C_BYTES),
+			        .wal_status = copy(&at, res, i, C_WAL_STATUS),
 			};
-		} else {
-			m->sample.archive_backlog = num(res, i, 3);
 		}
 	}
 	m->sample.standbys = m->standbys;
 	m->sample.slots = m->slots;
+	m->sample.archive_backlog = num(res, server, C_BYTES);
 	m->sample.ok = true;
+	m->sample.error = NULL;
 	m->sample.taken_ms = bf_mono_ms();
+	m->retry_ms = 0;
 	if (m->failing) {
-		bf_log(BF_LOG_INFO, NULL, "lag signals readable again", NULL);
+		char q[300];
+
+		bf_log(BF_LOG_INFO, NULL, "lag probe readable again",
+		       "server=%s failed_for_ms=%lld", bf_log_q(q, sizeof(q), m->server),
+		       (long long)(m->sample.taken_ms - m->failing_ms));
 		m->failing = false;
 	}
 }
 
+/* Drop the connection, fail closed, and try again after a growing pause. */
 static void backoff(bf_lagmon *m, const char *why)
 {
 	bf_conn_close(m->conn);
 	unreadable(m, why);
-	m->retry_ms = m->retry_ms ? m->retry_ms * 2 : 500;
+	m->retry_ms = m->retry_ms ? m->retry_ms * 2 : RETRY_FIRST_MS;
 	if (m->retry_ms > RETRY_MAX_MS)
 		m->retry_ms = RETRY_MAX_MS;
 	m->state = LM_BACKOFF;
+	ev_timer_stop(m->loop, &m->retry);
 	ev_timer_set(&m->retry, (double)m->retry_ms / 1000.0, 0.0);
 	ev_timer_start(m->loop, &m->retry);
 }
 
-static void probe(bf_lagmon *m)
+static void connect_db(bf_lagmon *m)
+{
+	char err[256];
+
+	m->state = LM_CONNECTING;
+	if (bf_conn_connect(m->conn, m->database, "backfilld lag", CONNECT_TIMEOUT_MS, err,
+	                    sizeof(err)) != 0)
+		backoff(m, err);
+}
+
+static void send_probe(bf_lagmon *m)
 {
 	char err[256];
 
 	m->state = LM_PROBING;
+	m->probe_sent_ms = bf_mono_ms();
 	if (bf_conn_send_simple(m->conn, probe_sql, err, sizeof(err)) != 0)
 		backoff(m, err);
+}
+
+static void got_result(bf_lagmon *m, const PGresult *res)
+{
+	m->state = LM_IDLE;
+	if (res == NULL) {
+		unreadable(m, "the lag probe returned no result");
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		char why[400];
+
+		snprintf(why, sizeof(why), "lag probe: %s", msg ? msg : PQresultErrorMessage(res));
+		unreadable(m, why);
+	} else {
+		take_sample(m, res);
+	}
+}
+
+/* While the connection is down, the failure is a current fact, not an old sample: keep it
+ * fresh so that jobs show the connection's error rather than "last sample 5s old". Before
+ * the first attempt ended, taken_ms stays 0 ("just started"). */
+static void still_unreadable(bf_lagmon *m)
+{
+	if (!m->sample.ok && m->sample.taken_ms != 0)
+		m->sample.taken_ms = bf_mono_ms();
+}
+
+static int64_t probe_timeout_ms(const bf_lagmon *m)
+{
+	return 3 * m->interval_ms > PROBE_TIMEOUT_MS ? 3 * m->interval_ms : PROBE_TIMEOUT_MS;
+}
+
+/* The state machine: every event of the monitor goes through here. */
+static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const char *err)
+{
+	char why[128];
+
+	switch (m->state) {
+	case LM_CONNECTING:
+		if (ev == LE_CONNECTED) {
+			send_probe(m);
+			return;
+		}
+		if (ev == LE_LOST) {
+			backoff(m, err);
+			return;
+		}
+		if (ev == LE_TICK) {
+			/* the probe goes out as soon as we are connected; a first connection
+			 * that takes long (a host that drops packets: up to the connect timeout)
+			 * throttles with that reason meanwhile */
+			if (m->sample.taken_ms == 0 &&
+			    bf_mono_ms() - m->started_ms >= FIRST_PROBE_GRACE_MS)
+				unreadable(m, "the lag monitor is still connecting");
+			still_unreadable(m);
+			return;
+		}
+		break;
+	case LM_IDLE:
+		if (ev == LE_TICK) {
+			send_probe(m);
+			return;
+		}
+		if (ev == LE_LOST) {
+			backoff(m, err);
+			return;
+		}
+		break;
+	case LM_PROBING:
+		if (ev == LE_RESULT) {
+			got_result(m, res);
+			return;
+		}
+		if (ev == LE_LOST) {
+			backoff(m, err);
+			return;
+		}
+		if (ev == LE_TICK) {
+			/* skip this tick; the sample ages and pressure.h fails closed if it must */
+			int64_t out = bf_mono_ms() - m->probe_sent_ms;
+			if (out > probe_timeout_ms(m)) {
+				snprintf(why, sizeof(why), "the lag probe got no answer in %lld ms",
+				         (long long)out);
+				backoff(m, why);
+			}
+			return;
+		}
+		break;
+	case LM_BACKOFF:
+		if (ev == LE_RETRY) {
+			connect_db(m);
+			return;
+		}
+		if (ev == LE_TICK) {
+			still_unreadable(m);
+			return;
+		}
+		break;
+	default:
+		bf_log(BF_LOG_ERROR, NULL, "lag monitor in an unknown state, reconnecting",
+		       "state=%d event=%s", (int)m->state, event_names[ev]);
+		backoff(m, "lag monitor in an unknown state");
+		return;
+	}
+	bf_log(BF_LOG_ERROR, NULL, "lag monitor got an unexpected event, reconnecting",
+	       "state=%s event=%s", state_names[m->state], event_names[ev]);
+	backoff(m, "lag monitor got an unexpected event");
 }
 
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
@@ -180,63 +477,36 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
 	(void)notify;
 	switch (ev) {
 	case BF_CONN_CONNECTED:
-		m->retry_ms = 0;
-		probe(m);
+		handle(m, LE_CONNECTED, NULL, NULL);
 		break;
 	case BF_CONN_RESULT:
-		m->state = LM_IDLE;
-		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			take_sample(m, res);
-		else
-			unreadable(m, PQresultErrorMessage(res));
+		handle(m, LE_RESULT, res, NULL);
 		break;
 	case BF_CONN_LOST:
-		backoff(m, err ? err : "connection lost");
+		handle(m, LE_LOST, NULL, err ? err : "connection lost");
 		break;
 	case BF_CONN_NOTIFY:
-		break;
+		break; /* the monitor listens to nothing */
 	}
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	bf_lagmon *m = w->data;
-
 	(void)loop;
 	(void)revents;
-	switch (m->state) {
-	case LM_IDLE:
-		probe(m);
-		break;
-	case LM_PROBING:
-		/* the previous probe is still out: a slow answer is an answer, wait for it, but
-		 * a stale sample fails closed in the decision (pressure.h) */
-	case LM_CONNECTING:
-	case LM_BACKOFF:
-		break;
-	default:
-		bf_log(BF_LOG_ERROR, NULL, "lag monitor in an unknown state; reconnecting",
-		       "state=%d", (int)m->state);
-		backoff(m, "internal: unknown state");
-		break;
-	}
+	handle(w->data, LE_TICK, NULL, NULL);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	start(w->data);
+	handle(w->data, LE_RETRY, NULL, NULL);
 }
 
-static void start(bf_lagmon *m)
+static double seconds(int64_t ms)
 {
-	char err[256];
-
-	m->state = LM_CONNECTING;
-	if (bf_conn_connect(m->conn, m->database, "backfilld lag", CONNECT_TIMEOUT_MS, err,
-	                    sizeof(err)) != 0)
-		backoff(m, err);
+	return (double)(ms < MIN_INTERVAL_MS ? MIN_INTERVAL_MS : ms) / 1000.0;
 }
 
 bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t interval_ms)
@@ -245,17 +515,20 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 
 	m->loop = loop;
 	m->database = bf_xstrdup(database);
+	m->server = describe(database);
 	m->conn = bf_conn_new(loop, "lag", conn_cb, m);
-	m->interval_ms = interval_ms;
+	m->interval_ms = interval_ms < MIN_INTERVAL_MS ? MIN_INTERVAL_MS : interval_ms;
 	ev_init(&m->retry, retry_cb);
 	m->retry.data = m;
-	ev_timer_init(&m->tick, tick_cb, (double)interval_ms / 1000.0,
-	              (double)interval_ms / 1000.0);
+	ev_timer_init(&m->tick, tick_cb, seconds(m->interval_ms), seconds(m->interval_ms));
 	m->tick.data = m;
 	ev_timer_start(loop, &m->tick);
+	m->started_ms = bf_mono_ms();
 	clear_sample(m);
-	m->sample.error = "no lag probe has completed yet";
-	start(m);
+	/* taken_ms stays 0 until a probe answers or fails: "just started" */
+	snprintf(m->error, sizeof(m->error), "no lag probe has completed yet");
+	m->sample.error = m->error;
+	connect_db(m);
 	return m;
 }
 
@@ -267,6 +540,7 @@ void bf_lagmon_free(bf_lagmon *m)
 	ev_timer_stop(m->loop, &m->retry);
 	bf_conn_free(m->conn);
 	clear_sample(m);
+	free(m->server);
 	free(m->database);
 	free(m);
 }
@@ -278,11 +552,13 @@ const char *bf_lagmon_database(const bf_lagmon *m)
 
 void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms)
 {
+	if (interval_ms < MIN_INTERVAL_MS)
+		interval_ms = MIN_INTERVAL_MS;
 	if (interval_ms == m->interval_ms)
 		return;
 	m->interval_ms = interval_ms;
 	ev_timer_stop(m->loop, &m->tick);
-	ev_timer_set(&m->tick, (double)interval_ms / 1000.0, (double)interval_ms / 1000.0);
+	ev_timer_set(&m->tick, seconds(interval_ms), seconds(interval_ms));
 	ev_timer_start(m->loop, &m->tick);
 }
 

@@ -41,7 +41,11 @@ pid=$(psql_on standby1 "SELECT pid FROM pg_stat_wal_receiver" -d postgres)
 assert_match "the WAL receiver's pid" '^[0-9]+$' "$pid"
 bf_defer kill -CONT "$pid"
 kill -STOP "$pid"
+stopped_at=${EPOCHREALTIME/./}
 wait_for "throttled once its replies are older than stall_after" 10 job_is fill throttled
+waited_ms=$(((${EPOCHREALTIME/./} - stopped_at) / 1000))
+# its last reply came at most a moment before SIGSTOP (the job's WAL keeps it replying)
+assert_ge "not throttled before stall_after (2s) passed: ${waited_ms}ms" "$waited_ms" 1500
 assert_match "the reason says stalled" '^standby1 stalled: last reply' "$(job state_reason fill)"
 assert_eq "still listed in pg_stat_replication" 1 \
 	"$(psql_q "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby1'")"
