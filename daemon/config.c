@@ -1390,6 +1390,59 @@ int bf_config_load(const char *path, bf_config **out, bf_errors *errs)
 	return rc;
 }
 
+/* Make the heap-owned values of `base` (a shallow copy) its own, from the same table that
+ * frees them, so a copy can never miss a field the parser fills. */
+static void own_values(const struct key_def *table, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct key_def *d = &table[i];
+		char *field = (char *)base + d->offset;
+
+		switch (d->type) {
+		case KT_STRING:
+		case KT_ENUM_STRING:
+			if (*(char **)field)
+				*(char **)field = bf_xstrdup(*(char **)field);
+			break;
+		case KT_STRING_LIST:
+		case KT_KEY: {
+			char **v = *(char ***)field;
+			size_t count = *(size_t *)((char *)base + d->count_offset);
+			char **copy = count ? bf_xcalloc(count, sizeof(*copy)) : NULL;
+
+			for (size_t k = 0; k < count; k++)
+				copy[k] = bf_xstrdup(v[k]);
+			*(char ***)field = copy;
+			break;
+		}
+		case KT_MAPPING:
+			own_values(d->sub, d->n_sub, field);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+bf_job_config *bf_job_config_dup(const bf_job_config *job)
+{
+	bf_job_config *copy = bf_xmalloc(sizeof(*copy));
+
+	*copy = *job;
+	own_values(job_keys, BF_ARRAY_LEN(job_keys), copy);
+	copy->file = job->file ? bf_xstrdup(job->file) : NULL;
+	return copy;
+}
+
+void bf_job_config_free(bf_job_config *job)
+{
+	if (job == NULL)
+		return;
+	free_values(job_keys, BF_ARRAY_LEN(job_keys), job);
+	free(job->file);
+	free(job);
+}
+
 void bf_config_free(bf_config *cfg)
 {
 	if (cfg == NULL)

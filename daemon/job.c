@@ -92,7 +92,6 @@ struct bf_job {
 	int64_t rows_done;
 	int64_t pass_rows; /* rows updated in the current pass */
 	bool pass_end;     /* the last batch reached the high-water mark */
-	int64_t remaining; /* from the last check, -1 unknown */
 
 	/* states: `db` as last written, `want` as step() should write it next */
 	bf_job_state db_state, state;
@@ -157,17 +156,6 @@ static bf_job_state state_from_name(const char *s)
 	return BF_JOB_PENDING;
 }
 
-/* ---- configuration copy: the job outlives the bf_config it came from (reloads) ---- */
-
-static char **dup_list(char **v, size_t n)
-{
-	char **out = n ? bf_xcalloc(n, sizeof(*out)) : NULL;
-
-	for (size_t i = 0; i < n; i++)
-		out[i] = bf_xstrdup(v[i]);
-	return out;
-}
-
 static void free_list(char **v, size_t n)
 {
 	if (v == NULL)
@@ -182,39 +170,6 @@ static char *dup_opt(const char *s)
 	return s ? bf_xstrdup(s) : NULL;
 }
 
-static bf_job_config *config_dup(const bf_job_config *c)
-{
-	bf_job_config *d = bf_xmalloc(sizeof(*d));
-
-	*d = *c;
-	d->name = dup_opt(c->name);
-	d->database = dup_opt(c->database);
-	d->table = dup_opt(c->table);
-	d->key = dup_list(c->key, c->n_key);
-	d->set = dup_opt(c->set);
-	d->where = dup_opt(c->where);
-	d->synchronous_commit = dup_opt(c->synchronous_commit);
-	d->lag.standbys = dup_list(c->lag.standbys, c->lag.n_standbys);
-	d->file = dup_opt(c->file);
-	return d;
-}
-
-static void config_free(bf_job_config *c)
-{
-	if (c == NULL)
-		return;
-	free(c->name);
-	free(c->database);
-	free(c->table);
-	free_list(c->key, c->n_key);
-	free(c->set);
-	free(c->where);
-	free(c->synchronous_commit);
-	free_list(c->lag.standbys, c->lag.n_standbys);
-	free(c->file);
-	free(c);
-}
-
 /* ---- life cycle ---- */
 
 bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
@@ -224,14 +179,13 @@ bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
 	j->env = *env;
 	j->env.control_schema = bf_xstrdup(env->control_schema);
 	j->env.owner_id = bf_xstrdup(env->owner_id);
-	j->cfg = config_dup(cfg);
+	j->cfg = bf_job_config_dup(cfg);
 	j->log_name = bf_xasprintf("job=%s", cfg->name);
 	j->conn = bf_conn_new(env->loop, j->log_name, conn_cb, j);
 	ev_init(&j->timer, timer_cb);
 	j->timer.data = j;
 	j->phase = PH_IDLE;
 	j->pass = 1;
-	j->remaining = -1;
 	bf_batchsize_init(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
 	                  cfg->target_batch_time_ms);
 	j->batch_size = bf_batchsize_size(&j->ctl);
@@ -266,7 +220,7 @@ void bf_job_free(bf_job *j)
 	free(j->log_name);
 	free((char *)j->env.control_schema);
 	free((char *)j->env.owner_id);
-	config_free(j->cfg);
+	bf_job_config_free(j->cfg);
 	free(j);
 }
 
@@ -472,7 +426,7 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 {
 	bf_job_config *old = j->cfg;
 
-	j->cfg = config_dup(cfg);
+	j->cfg = bf_job_config_dup(cfg);
 	bf_batchsize_set_limits(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
 	                        cfg->target_batch_time_ms);
 	j->batch_size = bf_batchsize_size(&j->ctl);
@@ -482,7 +436,7 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	    cfg->statement_timeout_ms != old->statement_timeout_ms ||
 	    strcmp(cfg->synchronous_commit, old->synchronous_commit) != 0)
 		j->session_ok = false;
-	config_free(old);
+	bf_job_config_free(old);
 	bf_log(BF_LOG_INFO, j->cfg->name, "tuning reloaded", "batch=%lld sleep_ms=%lld",
 	       (long long)j->batch_size, (long long)j->cfg->sleep_ms);
 }
@@ -1075,11 +1029,6 @@ static void on_resolve(bf_job *j, const PGresult *res)
 	bf_sbuf_free(&problems);
 }
 
-static void free_values(char **v, size_t n)
-{
-	free_list(v, n);
-}
-
 static char **get_values(const PGresult *res, int first, size_t n)
 {
 	char **v = bf_xcalloc(n, sizeof(*v));
@@ -1180,7 +1129,7 @@ static void on_batch(bf_job *j, const PGresult *res)
 	j->pass_end = PQgetvalue(res, 0, 1)[0] == 't';
 	free(j->requested);
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
-	free_values(j->cursor, n);
+	free_list(j->cursor, n);
 	j->cursor = get_values(res, 3, n);
 	bf_bucket_take(&j->bucket, now, rows);
 	if (!j->pass_end) {
@@ -1208,7 +1157,6 @@ static void on_remaining(bf_job *j, const PGresult *res)
 	char reason[128];
 
 	j->retries = 0;
-	j->remaining = left;
 	j->pass_end = false;
 	if (left == 0) {
 		bf_log(BF_LOG_INFO, j->cfg->name, "no row left to do", "rows=%lld passes=%d",

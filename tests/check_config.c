@@ -176,6 +176,34 @@ START_TEST(test_builtin_defaults)
 }
 END_TEST
 
+/* A job's copy owns every value: it survives the config it came from (a reload frees it). */
+START_TEST(test_job_config_dup)
+{
+	bf_config *cfg = load_ok("full.yaml");
+	bf_job_config *copy = bf_job_config_dup(&cfg->jobs[0]);
+	char before[17], after[17];
+
+	bf_job_config_hash(&cfg->jobs[0], before);
+	ck_assert_ptr_ne(copy->name, cfg->jobs[0].name);
+	ck_assert_ptr_ne(copy->key, cfg->jobs[0].key);
+	ck_assert_ptr_ne(copy->lag.standbys, cfg->jobs[0].lag.standbys);
+	bf_config_free(cfg);
+	bf_job_config_hash(copy, after);
+	ck_assert_str_eq(after, before);
+	ck_assert_str_eq(copy->name, "users_email_lower");
+	ck_assert_str_eq(copy->database, "dbname=other");
+	ck_assert_uint_eq(copy->n_key, 2);
+	ck_assert_str_eq(copy->key[1], "id");
+	ck_assert_str_eq(copy->synchronous_commit, "remote_apply");
+	ck_assert_uint_eq(copy->lag.n_standbys, 2);
+	ck_assert_str_eq(copy->lag.standbys[1], "standby2");
+	ck_assert_str_eq(copy->window.text, "22:00-06:00");
+	ck_assert_int_eq(copy->batch_size, 2000);
+	bf_job_config_free(copy);
+	bf_job_config_free(NULL);
+}
+END_TEST
+
 START_TEST(test_every_key)
 {
 	bf_config *cfg = load_ok("full.yaml");
@@ -1366,6 +1394,7 @@ Suite *config_suite(void)
 	tcase_set_timeout(keys, 10);
 	tcase_add_test(keys, test_builtin_defaults);
 	tcase_add_test(keys, test_every_key);
+	tcase_add_test(keys, test_job_config_dup);
 	tcase_add_test(keys, test_top_level_keys);
 	tcase_add_test(keys, test_job_keys_one_by_one);
 	tcase_add_test(keys, test_lag_keys);

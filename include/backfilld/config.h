@@ -94,6 +94,11 @@ int bf_config_parse_string(const char *name, const char *text, bf_config **out, 
 /* Free a config; NULL is a no-op. */
 void bf_config_free(bf_config *cfg);
 
+/* A deep copy of one job (a job outlives the bf_config it came from across reloads), and its
+ * free; NULL is a no-op. */
+bf_job_config *bf_job_config_dup(const bf_job_config *job);
+void bf_job_config_free(bf_job_config *job);
+
 /* The job of that name, or NULL. */
 const bf_job_config *bf_config_find_job(const bf_config *cfg, const char *name);
 
