@@ -24,23 +24,12 @@ archive_caught_up() {
 	[[ $(psql_q "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'") == 0 ]]
 }
 
-psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
-psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, 60000) g"
+lag_items 60000
 wait_for "the archiver keeps up at first" 10 archive_caught_up
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "$conninfo"
-jobs:
-  - name: fill
-    table: items
-    set: "y = id, n = n + 1"
-    where: "y IS NULL"
-    batch_size: 500
-    target_batch_time: 0
-    sleep: 50ms
-    lag:
-      max_archive_backlog: 4
-      resume_below: 50%
-      check_interval: 250ms
+lag_conf "$BF_TMPDIR/bf.yaml" "$conninfo" <<YAML
+max_archive_backlog: 4
+resume_below: 50%
+check_interval: 250ms
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "the job is under way" 30 rows_done_at_least fill 2000

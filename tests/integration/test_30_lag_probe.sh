@@ -16,8 +16,7 @@ pg_start_standby main standby1
 role=${BF_TEST_DB}_lag # roles are cluster-wide: named after the test, dropped at the end
 psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
 bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
-psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
-psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, 60000) g"
+lag_items 60000
 psql_q "ALTER TABLE items OWNER TO $role"
 
 monitor_sessions() {
@@ -31,19 +30,9 @@ monitor_connected() {
 	[[ $(monitor_sessions) == 1 ]]
 }
 
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "host=127.0.0.1 port=$BF_PG_PORT_MAIN user=$role dbname=$BF_TEST_DB"
-jobs:
-  - name: fill
-    table: items
-    set: "y = id, n = n + 1"
-    where: "y IS NULL"
-    batch_size: 500
-    target_batch_time: 0
-    sleep: 50ms
-    lag:
-      max_replay_bytes: 64MB
-      check_interval: 250ms
+lag_conf "$BF_TMPDIR/bf.yaml" "host=127.0.0.1 port=$BF_PG_PORT_MAIN user=$role dbname=$BF_TEST_DB" <<YAML
+max_replay_bytes: 64MB
+check_interval: 250ms
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "throttled: the standby's positions are hidden from the role" 10 job_is fill throttled

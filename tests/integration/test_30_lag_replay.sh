@@ -13,23 +13,12 @@ bf_tmpdir_init
 pg_start_standby main standby1
 on_standby() { psql_on standby1 "$1" -d postgres; }
 
-psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
-psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, 100000) g"
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "$BF_DB_CONNINFO"
-jobs:
-  - name: fill
-    table: items
-    set: "y = id, n = n + 1"
-    where: "y IS NULL"
-    batch_size: 500
-    target_batch_time: 0
-    sleep: 50ms
-    lag:
-      max_replay_bytes: 1MB
-      resume_below: 50%
-      check_interval: 250ms
-      standbys: [standby1]
+lag_items 100000
+lag_conf "$BF_TMPDIR/bf.yaml" "$BF_DB_CONNINFO" <<YAML
+max_replay_bytes: 1MB
+resume_below: 50%
+check_interval: 250ms
+standbys: [standby1]
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "the job is under way" 30 rows_done_at_least fill 2000

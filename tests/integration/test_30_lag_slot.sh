@@ -15,22 +15,11 @@ slot_gone() {
 	[[ $(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'") == 0 ]]
 }
 
-psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
-psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, 60000) g"
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "$BF_DB_CONNINFO"
-jobs:
-  - name: fill
-    table: items
-    set: "y = id, n = n + 1"
-    where: "y IS NULL"
-    batch_size: 500
-    target_batch_time: 0
-    sleep: 50ms
-    lag:
-      max_slot_retained: 1MB
-      resume_below: 50%
-      check_interval: 250ms
+lag_items 60000
+lag_conf "$BF_TMPDIR/bf.yaml" "$BF_DB_CONNINFO" <<YAML
+max_slot_retained: 1MB
+resume_below: 50%
+check_interval: 250ms
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "the job is under way" 30 rows_done_at_least fill 2000

@@ -11,6 +11,8 @@
 #   job_state NAME                 its state
 #   job_is NAME STATE              true when the job is in STATE (for wait_for)
 #   rows_done_at_least NAME N      true when rows_done >= N (for wait_for)
+#   lag_items ROWS                 the lag tests' table items(id, filler, y, n)
+#   lag_conf FILE CONNINFO         their job `fill`, its lag: keys from stdin
 
 BF_DB_CONNINFO=$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB")
 export BF_DB_CONNINFO
@@ -58,4 +60,30 @@ rows_done_at_least() {
 	local n
 	n=$(job rows_done "$1" 2>/dev/null)
 	[[ -n $n && $n -ge $2 ]]
+}
+
+# lag_items ROWS: the table the lag tests fill, items(id, filler, y, n), ROWS rows of ~150 bytes.
+lag_items() {
+	psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
+	psql_q "INSERT INTO items (id, filler) SELECT g, repeat('x', 150) FROM generate_series(1, $1) g"
+}
+
+# lag_conf FILE CONNINFO: one slow job `fill` on items (batch 500, fixed size, sleep 50ms: a
+# batch commits about every 60 ms), whose lag: keys are read from stdin, one "key: value" per line.
+lag_conf() {
+	{
+		cat <<YAML
+database: "$2"
+jobs:
+  - name: fill
+    table: items
+    set: "y = id, n = n + 1"
+    where: "y IS NULL"
+    batch_size: 500
+    target_batch_time: 0
+    sleep: 50ms
+    lag:
+YAML
+		sed 's/^/      /'
+	} >"$1"
 }
