@@ -4,7 +4,8 @@
 # (pgbench, two clients), one row stays locked for seconds and rows are inserted past the
 # high-water mark. The job ends done, rows_done equals the rows that changed, no row matching
 # `where` remains up to the high-water mark, the inserted rows are untouched, and the locked
-# row was caught by a sweep pass.
+# row was caught by a sweep pass. Batches that meet a locked row fall back from the plain-UPDATE
+# fast path to SKIP LOCKED.
 set -euo pipefail
 . "$BF_ROOT/tests/lib/pg.sh"
 . "$BF_ROOT/tests/lib/assert.sh"
@@ -53,7 +54,7 @@ jobs:
     batch_size: 2000
     sleep: 20ms
 YAML
-daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done -v
 
 # Rows inserted once the high-water mark is recorded are the application's, not the job's.
 has_high() { [[ $(job "high_key IS NOT NULL" items_fill 2>/dev/null) == t ]]; }
@@ -63,7 +64,7 @@ psql_q "INSERT INTO items (id, old_col) SELECT g, 'new' || g FROM generate_serie
 daemon_wait 120
 kill "$APP" 2>/dev/null || true
 wait "$APP" 2>/dev/null || true
-cat "$BF_TMPDIR/daemon.log"
+grep -v "msg=batch" "$BF_TMPDIR/daemon.log"
 
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
 assert_eq "job state" done "$(job_state items_fill)"
@@ -78,6 +79,8 @@ assert_eq "every row got the right value" 0 \
 assert_eq "rows inserted during the job are untouched" 500 \
 	"$(psql_q "SELECT count(*) FROM items WHERE id > $N AND new_col IS NULL AND n_set = 0")"
 assert_ge "a sweep pass came back for the locked row" "$(job pass items_fill)" 2
+assert_true "the fast path met the application's locks and fell back to SKIP LOCKED" \
+	grep -q 'msg="fast path met a lock, redoing with SKIP LOCKED"' "$BF_TMPDIR/daemon.log"
 assert_true "the wait for the locked row was explained" \
 	grep -q 'reason="waiting for [0-9]* rows locked by other sessions"' "$BF_TMPDIR/daemon.log"
 assert_ge "the application really updated rows alongside" \
