@@ -16,11 +16,10 @@
 #include "backfilld/target.h"
 #include "backfilld/util.h"
 
-/* Run a statement; on error append "what: message" to problems and return -1. */
-static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresult **out,
-               const char *what, bf_sbuf *problems)
+/* Take a result: on error append "what: message" to problems, clear it and return -1; else
+ * hand it to *out (or clear it when out is NULL) and return 0. */
+static int checked(PGconn *pg, PGresult *res, PGresult **out, const char *what, bf_sbuf *problems)
 {
-	PGresult *res = n >= 0 ? PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0) : PQexec(pg, sql);
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -36,6 +35,15 @@ static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresul
 	else
 		PQclear(res);
 	return 0;
+}
+
+/* Run a statement (n < 0: simple protocol, several statements) through checked(). */
+static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresult **out,
+               const char *what, bf_sbuf *problems)
+{
+	PGresult *res = n >= 0 ? PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0) : PQexec(pg, sql);
+
+	return checked(pg, res, out, what, problems);
 }
 
 static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
@@ -62,16 +70,9 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	estimate = bf_sql_estimate(t);
 	if (run(pg, schema_sql, -1, NULL, NULL, "control schema", problems) != 0)
 		goto out;
-	res = PQprepare(pg, "bf_check", batch, 0, NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-		bf_sbuf_printf(problems, "%sset or where do not compile: %s",
-		               problems->len ? "; " : "", msg ? msg : PQerrorMessage(pg));
+	if (checked(pg, PQprepare(pg, "bf_check", batch, 0, NULL), NULL,
+	            "set or where do not compile", problems) != 0)
 		goto out;
-	}
-	PQclear(res);
-	res = NULL;
 	if (run(pg, estimate, 0, NULL, &res, "estimate", problems) != 0)
 		goto out;
 	if (PQntuples(res) > 0) {
