@@ -76,7 +76,7 @@ static void ensure_lagmons(bf_daemon *d)
 		bf_lagmon *m = NULL;
 		int64_t interval = jc->lag.check_interval_ms;
 
-		if (!bf_pressure_enabled(&jc->lag)) {
+		if (!bf_pressure_enabled(&jc->lag) || bf_job_is_finished(d->jobs[i])) {
 			bf_job_set_lagmon(d->jobs[i], NULL);
 			continue;
 		}
@@ -99,6 +99,24 @@ static void ensure_lagmons(bf_daemon *d)
 		}
 		bf_lagmon_set_interval(m, interval);
 		bf_job_set_lagmon(d->jobs[i], m);
+	}
+	/* a monitor no unfinished job uses any more (a reload removed its jobs or their
+	 * limits) goes, with its connection */
+	for (size_t k = 0; k < d->n_lagmons;) {
+		bool used = false;
+
+		for (size_t i = 0; i < d->n_jobs && !used; i++) {
+			const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
+
+			used = !bf_job_is_finished(d->jobs[i]) && bf_pressure_enabled(&jc->lag) &&
+			       strcmp(jc->database, bf_lagmon_database(d->lagmons[k])) == 0;
+		}
+		if (used) {
+			k++;
+			continue;
+		}
+		bf_lagmon_free(d->lagmons[k]);
+		d->lagmons[k] = d->lagmons[--d->n_lagmons];
 	}
 }
 
@@ -165,6 +183,7 @@ static void job_finished(bf_job *job, void *owner)
 		ev_break(d->loop, EVBREAK_ALL);
 		return;
 	}
+	ensure_lagmons(d); /* a finished job's monitor may have no user left */
 	schedule(d);
 }
 

@@ -72,12 +72,34 @@ wait_for "the new job_b ran to the end" 30 job_is job_b done
 assert_eq "job_b correct" 0 "$(psql_q "SELECT count(*) FROM b WHERE y IS DISTINCT FROM -id")"
 assert_eq "job_a still running" running "$(job_state job_a)"
 
+# lag limits switched off by a reload: the lag monitor and its connection go
+lag_sessions() {
+	psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld lag'"
+}
+assert_eq "one lag monitor while the jobs have lag limits" 1 "$(lag_sessions)"
+{
+	job_a "y = id" 150
+	cat <<YAML
+    lag:
+      max_replay_bytes: 0
+      max_replay_time: 0
+      max_slot_retained: 0
+      max_archive_backlog: 0
+      stall_after: 0
+YAML
+} >"$conf"
+kill -HUP "$DAEMON_PID"
+no_lag_session() { [[ $(lag_sessions) == 0 ]]; }
+wait_for "the unused lag monitor disconnected" 10 no_lag_session
+assert_eq "job_a runs on without lag limits" running "$(job_state job_a)"
+
 # a changed definition of a running job fails it, with what to do
 job_a "y = id + 1" 150 >"$conf"
 kill -HUP "$DAEMON_PID"
 wait_for "job_a failed on its changed definition" 10 job_is job_a failed
 assert_match "the reason says reset or rename" "reset.*rename" "$(job last_error job_a)"
 assert_true "the daemon is still alive" kill -0 "$DAEMON_PID"
+
 kill -TERM "$DAEMON_PID"
 daemon_wait 30
 assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
