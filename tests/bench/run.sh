@@ -43,10 +43,14 @@
 #   BENCH_BASELINE_SECONDS=15   how long the application runs alone for the baseline
 #   BENCH_KEYSET_BATCH=1000     rows per range of keyset-loop
 #   BENCH_KEYSET_SYNC=off       synchronous_commit of keyset-loop's session (on|off)
+#   BENCH_BF_TUNING="k: v; k: v"  job keys added to backfilld's job (default: none, its defaults)
 #   BENCH_FSYNC=on              fsync and full_page_writes of the server (on|off)
 #   BENCH_SHARED_BUFFERS=MB     default: a quarter of RAM, at most 2048 (the issue's 2GB)
 #   BENCH_MAX_WAL_SIZE=8GB      max_wal_size (the issue's figure); a checkpoint started during a
 #                               strategy (WAL past ~max_wal_size/1.9) is counted and noted
+#   BENCH_WARM_WAL=1            fill pg_wal with recycled segments before the strategies (0: a
+#                               fresh cluster's empty pg_wal, the first writer zero-fills each file)
+#   BENCH_SERVER_SETTINGS="k = v; k = v"  extra postgresql.conf lines (they win over the above)
 #   BENCH_RESULTS=DIR           where latest.* go (default tests/bench/results)
 #   BF_PG_BIN                   PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
 
@@ -198,6 +202,7 @@ bf_tmpdir_init
 WORK=$BF_TMPDIR
 mkdir -p "$WORK/logs" "$WORK/app"
 
+IFS=';' read -ra EXTRA_SETTINGS <<<"${BENCH_SERVER_SETTINGS-}"
 say "starting PostgreSQL 15: shared_buffers=${SB_MB}MB max_wal_size=$MAX_WAL fsync=$FSYNC" \
 	"full_page_writes=$FSYNC checkpoint_timeout=1h"
 pg_start bench \
@@ -211,7 +216,8 @@ pg_start bench \
 	"checkpoint_timeout = 1h" \
 	"log_checkpoints = on" \
 	"shared_preload_libraries = 'pg_stat_statements'" \
-	"pg_stat_statements.track = top" ||
+	"pg_stat_statements.track = top" \
+	"${EXTRA_SETTINGS[@]}" ||
 	die "could not start the bench server (BENCH_KEEP=1 keeps its log)"
 PORT=$BF_PG_PORT_BENCH
 PG_VERSION=$(bench_psql postgres -c 'SHOW server_version')
@@ -231,6 +237,26 @@ bench_psql postgres -c 'ALTER DATABASE bench_template WITH IS_TEMPLATE true ALLO
 TABLE_SIZE=$(bench_psql postgres -c \
 	"SELECT pg_size_pretty(pg_database_size('bench_template'))")
 say "template ready in $(calc '%.1f' "($(now_us) - $gen_start) / 1e6") s ($TABLE_SIZE)"
+
+# A server in steady state has recycled WAL files ready in pg_wal; a fresh cluster has none, and
+# every new 16 MB file is zero-filled and fsynced under WALWriteLock, stalling every commit of the
+# application ~40 ms per file. Without this the first strategy pays those stalls and the later ones
+# (which reuse the files recycled after it) do not: the order would decide the latency figures.
+# Write as much WAL as the costliest strategy (~800 B/row) once, keep it as recycled files.
+if ((${BENCH_WARM_WAL-1})); then
+	max_wal_mb=$(bench_psql postgres -c "SELECT pg_size_bytes('$MAX_WAL') / 1048576")
+	warm_mb=$((ROWS * 800 / 1048576 + 64))
+	((warm_mb <= max_wal_mb)) || warm_mb=$max_wal_mb
+	say "warming pg_wal: ${warm_mb} MB of recycled WAL files (min_wal_size ${warm_mb}MB)"
+	bench_psql postgres -c "ALTER SYSTEM SET min_wal_size = '${warm_mb}MB'" -c 'SELECT pg_reload_conf()' \
+		>/dev/null
+	bench_psql postgres -c "SELECT count(pg_logical_emit_message(false, 'bench', repeat('x', 1048576)))
+		FROM generate_series(1, $warm_mb)" >/dev/null
+	bench_psql postgres -c 'CHECKPOINT' >/dev/null
+	WARM_NOTE="pg_wal warmed with ${warm_mb} MB of recycled WAL files (min_wal_size ${warm_mb}MB)"
+else
+	WARM_NOTE="pg_wal not warmed: new WAL files are zero-filled during the first strategies"
+fi
 
 # new_db NAME: a fresh copy of the template (FILE_COPY: a file copy, not the whole database
 # written to the WAL as the default WAL_LOG strategy would).
@@ -367,6 +393,13 @@ jobs:
     where: "new_col IS NULL"
     sleep: 0
 EOF
+	local kv
+	IFS=';' read -ra kv <<<"${BENCH_BF_TUNING-}"
+	for k in "${kv[@]}"; do
+		if [[ $k =~ [^[:space:]] ]]; then
+			printf '    %s\n' "${k#"${k%%[![:space:]]*}"}" >>"$yaml"
+		fi
+	done
 	rm -f "$pidf" "$timesf"
 	(
 		"$BF_BIN" -c "$yaml" --exit-when-done </dev/null >"$log" 2>&1 &
@@ -515,6 +548,7 @@ run_strategy() {
 				state, rows_done, batches_done, batch_size, errors,
 				CASE WHEN last_error IS NOT NULL THEN ', last error: ' || last_error END)
 			FROM backfill.jobs WHERE name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
+		NOTES+=("backfilld tuning: sleep 0${BENCH_BF_TUNING:+; $BENCH_BF_TUNING}, the rest its defaults")
 		NOTES+=("backfilld job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
 	fi
 
@@ -678,8 +712,9 @@ if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="
 	printf -- '- %s, commit %s\n' "$BF_VERSION" "$GIT_REV"
 	printf -- '- Server: shared_buffers=%sMB, max_wal_size=%s, checkpoint_timeout=1h, fsync=%s,' \
 		"$SB_MB" "$MAX_WAL" "$FSYNC"
-	printf ' full_page_writes=%s, synchronous_commit=on (keyset-loop: %s), a CHECKPOINT before each\n' \
+	printf ' full_page_writes=%s, synchronous_commit=on (keyset-loop: %s), a CHECKPOINT before each;' \
 		"$FSYNC" "$KEYSET_SYNC"
+	printf ' %s%s\n' "$WARM_NOTE" "${BENCH_SERVER_SETTINGS:+; also: $BENCH_SERVER_SETTINGS}"
 	printf -- '- Table: items, %s rows, %s with its index; each strategy on a fresh copy\n' \
 		"$ROWS" "$TABLE_SIZE"
 	if ((APP)); then
