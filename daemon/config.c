@@ -192,7 +192,7 @@ static const struct key_def job_keys[] = {
         {.name = "target_batch_time",
          .type = KT_DURATION,
          .offset = JOB(target_batch_time_ms),
-         .def = "500ms"},
+         .def = "50ms"},
         {.name = "sleep", .type = KT_DURATION, .offset = JOB(sleep_ms), .def = "100ms"},
         {.name = "max_rows_per_second",
          .type = KT_INT,

@@ -124,7 +124,7 @@ static void assert_builtin_job_defaults(const bf_job_config *j)
 	ck_assert_int_eq(j->batch_size, 1000);
 	ck_assert_int_eq(j->min_batch_size, 100);
 	ck_assert_int_eq(j->max_batch_size, 20000);
-	ck_assert_int_eq(j->target_batch_time_ms, 500);
+	ck_assert_int_eq(j->target_batch_time_ms, 50);
 	ck_assert_int_eq(j->sleep_ms, 100);
 	ck_assert_int_eq(j->max_rows_per_second, 0);
 	ck_assert_int_eq(j->lock_timeout_ms, 1000);
