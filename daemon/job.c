@@ -40,6 +40,7 @@
 #define ERR_LEN             512
 #define FIRST_PROBE_WAIT_MS 50
 #define SKIP_LOCKED_STREAK  10 /* batches with SKIP LOCKED after the fast path met a lock */
+#define CHECK_CHUNK         "100000" /* keys per statement of the end-of-pass check */
 
 enum phase {
 	PH_IDLE,     /* nothing in flight: step() decides */
@@ -92,6 +93,12 @@ struct bf_job {
 	int64_t rows_done;
 	int64_t pass_rows; /* rows updated in the current pass */
 	bool pass_end;     /* the last batch reached the high-water mark */
+	/* The end-of-pass check walks chunks from where the pass started: keys before it were
+	 * found clean by an earlier check. In memory only; after a restart the check starts
+	 * at the first key, which costs time, never a row. NULL = the first key. */
+	char **pass_from;
+	char **check_at; /* the key the check's next chunk starts after */
+	bool checking;   /* check_at is set (NULL in it means the first key) */
 
 	/* states: `db` as last written, `want` as step() should write it next */
 	bf_job_state db_state, state;
@@ -165,6 +172,19 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
+/* A copy of n key values, or NULL for NULL. */
+static char **copy_list(char *const *v, size_t n)
+{
+	char **c;
+
+	if (v == NULL)
+		return NULL;
+	c = bf_xcalloc(n, sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		c[i] = bf_xstrdup(v[i]);
+	return c;
+}
+
 static char *dup_opt(const char *s)
 {
 	return s ? bf_xstrdup(s) : NULL;
@@ -200,7 +220,9 @@ static void forget_checkpoint(bf_job *j)
 
 	free_list(j->cursor, n);
 	free_list(j->high, n);
-	j->cursor = j->high = NULL;
+	free_list(j->check_at, n);
+	j->cursor = j->high = j->check_at = NULL;
+	j->checking = false;
 }
 
 void bf_job_free(bf_job *j)
@@ -210,6 +232,7 @@ void bf_job_free(bf_job *j)
 	ev_timer_stop(j->env.loop, &j->timer);
 	bf_conn_free(j->conn);
 	forget_checkpoint(j);
+	free_list(j->pass_from, j->target ? j->target->n_key : 0);
 	bf_sql_target_free(j->target);
 	free(j->table_name);
 	free(j->reason);
@@ -655,13 +678,17 @@ static void send_state(bf_job *j, enum after_state after)
 	char pass[16], batch[32];
 	bool terminal = bf_job_state_terminal(j->state);
 	const char *owner = terminal || j->stopping ? NULL : j->env.owner_id;
-	const char *v[9] = {
+	char *from = j->rewind && j->pass_from ? bf_sql_text_array((const char *const *)j->pass_from,
+	                                                           j->target->n_key)
+	                                       : NULL;
+	const char *v[10] = {
 	        j->cfg->name, bf_job_state_name(j->state), j->reason, j->last_error,
 	        owner,        j->count_error ? "t" : "f",  pass,      j->rewind ? "t" : "f",
-	        batch,
+	        batch,        from,
 	};
 
 	if (qs == NULL) {
+		free(from);
 		finish(j);
 		return;
 	}
@@ -669,9 +696,10 @@ static void send_state(bf_job *j, enum after_state after)
 	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
 	sql = bf_sql_set_state(qs);
 	j->after = after;
-	send_params(j, PH_STATE, sql, 9, v);
+	send_params(j, PH_STATE, sql, 10, v);
 	free(sql);
 	free(qs);
+	free(from);
 }
 
 static void send_batch(bf_job *j)
@@ -718,10 +746,19 @@ static void send_batch(bf_job *j)
 
 static void send_remaining(bf_job *j)
 {
-	char *sql = bf_sql_remaining(j->target);
+	size_t n = j->target->n_key, k = 0;
+	const char **v = bf_xcalloc(1 + 2 * n, sizeof(*v));
+	char *sql = bf_sql_remaining(j->target, j->check_at == NULL);
 
-	send_params(j, PH_REMAIN, sql, (int)j->target->n_key, (const char *const *)j->high);
+	v[k++] = CHECK_CHUNK;
+	if (j->check_at)
+		for (size_t i = 0; i < n; i++)
+			v[k++] = j->check_at[i];
+	for (size_t i = 0; i < n; i++)
+		v[k++] = j->high[i];
+	send_params(j, PH_REMAIN, sql, (int)k, v);
 	free(sql);
+	free(v);
 }
 
 /* ---- deciding ---- */
@@ -878,6 +915,12 @@ static void step(bf_job *j)
 		return;
 	}
 	if (j->pass_end) {
+		if (!j->checking) {
+			j->checking = true;
+			j->check_at = copy_list(j->pass_from, j->target->n_key);
+			bf_log(BF_LOG_INFO, j->cfg->name, "pass done, checking that no row is left",
+			       "pass=%d from_start=%s", j->pass, j->check_at ? "false" : "true");
+		}
 		send_remaining(j);
 		return;
 	}
@@ -1153,10 +1196,18 @@ static void on_batch(bf_job *j, const PGresult *res)
 
 static void on_remaining(bf_job *j, const PGresult *res)
 {
+	size_t n = j->target->n_key;
 	int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	bool last = PQgetvalue(res, 0, 1)[0] == 't';
 	char reason[128];
 
 	j->retries = 0;
+	if (left == 0 && !last) {
+		/* this chunk is clean: the next one starts after its last key */
+		free_list(j->check_at, n);
+		j->check_at = get_values(res, 2, n);
+		return;
+	}
 	j->pass_end = false;
 	if (left == 0) {
 		bf_log(BF_LOG_INFO, j->cfg->name, "no row left to do", "rows=%lld passes=%d",
@@ -1164,17 +1215,22 @@ static void on_remaining(bf_job *j, const PGresult *res)
 		set_state(j, BF_JOB_DONE, NULL);
 		return;
 	}
-	/* rows skipped because others held them: sweep again from the start, waiting longer
-	 * each time a whole pass found nothing it could lock */
+	/* rows skipped because others held them: sweep again from this chunk (the keys before
+	 * it were found clean), waiting longer each time a whole pass found nothing it could
+	 * lock */
 	j->sweep_idle = j->pass_rows == 0 ? j->sweep_idle + 1 : 0;
 	snprintf(reason, sizeof(reason), "waiting for %lld%s rows locked by other sessions",
-	         (long long)left, left >= 10000 ? "+" : "");
+	         (long long)left, last ? "" : "+");
 	set_state(j, BF_JOB_RUNNING, reason);
+	free_list(j->pass_from, n);
+	j->pass_from = j->check_at;
+	j->check_at = NULL;
+	j->checking = false;
 	j->pass++;
 	j->pass_rows = 0;
 	j->rewind = true;
-	bf_log(BF_LOG_INFO, j->cfg->name, "sweep pass", "pass=%d remaining=%lld", j->pass,
-	       (long long)left);
+	bf_log(BF_LOG_INFO, j->cfg->name, "sweep pass", "pass=%d remaining=%lld%s from_start=%s",
+	       j->pass, (long long)left, last ? "" : "+", j->pass_from ? "false" : "true");
 }
 
 static void after_result(bf_job *j, enum phase ph)

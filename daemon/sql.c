@@ -334,15 +334,53 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain)
 	return bf_sbuf_steal(&sb);
 }
 
-char *bf_sql_remaining(const bf_sql_target *t)
+char *bf_sql_remaining(const bf_sql_target *t, bool first)
+{
+	bf_sbuf sb = {0};
+	int high = first ? 2 : 2 + (int)t->n_key;
+
+	/* one ordered walk of the chunk on the key index: the rows still matching and the
+	 * chunk's last key come from the same scan */
+	bf_sbuf_append(&sb, "WITH s AS MATERIALIZED (\n  SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb, ", (%s) IS TRUE AS bf_match FROM %s\n  WHERE ", t->where, t->qtable);
+	if (!first) {
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, 2);
+		bf_sbuf_append(&sb, " AND ");
+	}
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= ");
+	params(&sb, t, high);
+	bf_sbuf_append(&sb, "\n  ORDER BY ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " LIMIT $1::int)\n"
+	                    "SELECT (SELECT count(*) FROM s WHERE bf_match),\n"
+	                    "  (SELECT count(*) FROM s) < $1::int");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ", l.%s::text", t->qkey[i]);
+	bf_sbuf_append(&sb, "\nFROM (SELECT 1) AS one LEFT JOIN (SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " FROM s ORDER BY ");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(&sb, " LIMIT 1) AS l ON true");
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_text_array(const char *const *v, size_t n)
 {
 	bf_sbuf sb = {0};
 
-	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
-	key_row(&sb, t);
-	bf_sbuf_append(&sb, " <= ");
-	params(&sb, t, 1);
-	bf_sbuf_printf(&sb, " AND (%s) LIMIT 10000) AS s", t->where);
+	bf_sbuf_append(&sb, "{");
+	for (size_t i = 0; i < n; i++) {
+		bf_sbuf_append(&sb, i ? ",\"" : "\"");
+		for (const char *c = v[i]; *c; c++)
+			bf_sbuf_printf(&sb, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+		bf_sbuf_append(&sb, "\"");
+	}
+	bf_sbuf_append(&sb, "}");
 	return bf_sbuf_steal(&sb);
 }
 
@@ -353,7 +391,7 @@ char *bf_sql_set_state(const char *qschema)
 	        "  last_error = coalesce($4, last_error), owner = $5,\n"
 	        "  errors = errors + CASE WHEN $6::bool THEN 1 ELSE 0 END,\n"
 	        "  pass = coalesce($7::int, pass),\n"
-	        "  cursor = CASE WHEN $8::bool THEN NULL ELSE cursor END,\n"
+	        "  cursor = CASE WHEN $8::bool THEN $10::text[] ELSE cursor END,\n"
 	        "  batch_size = coalesce($9::int, batch_size),\n"
 	        "  finished_at = CASE WHEN $2 NOT IN ('done', 'failed', 'cancelled') THEN NULL\n"
 	        "                     WHEN state IN ('done', 'failed', 'cancelled') THEN "

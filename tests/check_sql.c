@@ -106,13 +106,22 @@ END_TEST
 START_TEST(test_remaining_and_high_water)
 {
 	bf_sql_target t = target(2);
-	char *rem = bf_sql_remaining(&t);
+	char *rem = bf_sql_remaining(&t, false);
+	char *rem1 = bf_sql_remaining(&t, true);
 	char *high = bf_sql_high_water(&t);
 	char *reg = bf_sql_register(&t);
 
-	ck_assert_str_eq(rem, "SELECT count(*) FROM (SELECT 1 FROM \"public\".\"users\" WHERE "
-	                      "(\"tenant_id\", \"id\") <= ($1::integer, $2::uuid) AND "
-	                      "(email_lower IS NULL) LIMIT 10000) AS s");
+	/* a chunk of $1 keys after the check's cursor, up to the high-water mark */
+	ck_assert_ptr_nonnull(strstr(rem, "(\"tenant_id\", \"id\") > ($2::integer, $3::uuid) AND "
+	                                  "(\"tenant_id\", \"id\") <= ($4::integer, $5::uuid)"));
+	ck_assert_ptr_nonnull(strstr(rem, "(email_lower IS NULL) IS TRUE AS bf_match"));
+	ck_assert_ptr_nonnull(strstr(rem, "ORDER BY \"tenant_id\", \"id\" LIMIT $1::int)"));
+	ck_assert_ptr_nonnull(strstr(rem, "l.\"tenant_id\"::text, l.\"id\"::text"));
+	ck_assert_ptr_nonnull(strstr(rem, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
+	/* the first chunk has no lower bound and its high-water mark comes right after $1 */
+	ck_assert_ptr_null(strstr(rem1, " > ("));
+	ck_assert_ptr_nonnull(strstr(rem1, "WHERE (\"tenant_id\", \"id\") <= ($2::integer, $3::uuid)"));
+	ck_assert_ptr_null(strstr(rem1, "$4"));
 	ck_assert_ptr_nonnull(strstr(high, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
 	ck_assert_ptr_nonnull(
 	        strstr(high, "RETURNING high_key IS NOT NULL, high_key[1], high_key[2]"));
@@ -120,8 +129,26 @@ START_TEST(test_remaining_and_high_water)
 	        strstr(reg, "j.cursor[1], j.cursor[2], j.high_key[1], j.high_key[2]"));
 	ck_assert_ptr_nonnull(strstr(reg, "ON CONFLICT (name) DO UPDATE"));
 	free(rem);
+	free(rem1);
 	free(high);
 	free(reg);
+}
+END_TEST
+
+START_TEST(test_text_array)
+{
+	const char *plain[] = {"42", "a b"};
+	const char *nasty[] = {"say \"hi\"", "C:\\dir", "{,}", ""};
+	char *a = bf_sql_text_array(plain, 2);
+	char *b = bf_sql_text_array(nasty, 4);
+	char *c = bf_sql_text_array(NULL, 0);
+
+	ck_assert_str_eq(a, "{\"42\",\"a b\"}");
+	ck_assert_str_eq(b, "{\"say \\\"hi\\\"\",\"C:\\\\dir\",\"{,}\",\"\"}");
+	ck_assert_str_eq(c, "{}");
+	free(a);
+	free(b);
+	free(c);
 }
 END_TEST
 
@@ -156,6 +183,7 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_first_has_no_cursor);
 	tcase_add_test(tc, test_batch_composite_row_values);
 	tcase_add_test(tc, test_remaining_and_high_water);
+	tcase_add_test(tc, test_text_array);
 	tcase_add_test(tc, test_schema_script);
 	suite_add_tcase(s, tc);
 	return s;

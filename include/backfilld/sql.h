@@ -91,13 +91,22 @@ char *bf_sql_estimate(const bf_sql_target *t);
 #define BF_FAST_LOCK_TIMEOUT "50ms"
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain);
 
-/* Non-locking count of rows still matching `where` up to the high-water mark, capped at
- * 10000. $1.. the high-water mark. Column 0: the count. */
-char *bf_sql_remaining(const bf_sql_target *t);
+/* The non-locking check at the end of a pass, one chunk of keys at a time so that no
+ * statement scans the whole table (at 1B rows it would outlast any statement_timeout and
+ * hold its snapshot for as long). $1 chunk size (keys), then, unless `first`, the n values
+ * the chunk starts after, then the high-water mark's n values. Columns: 0 rows of the chunk
+ * still matching `where`, 1 last (t/f: the chunk reached the high-water mark), 2.. the
+ * chunk's last key (NULL when the chunk is empty). */
+char *bf_sql_remaining(const bf_sql_target *t, bool first);
+
+/* A text[] input literal of n values, each double-quoted with " and \ escaped: the cursor
+ * written as one parameter. */
+char *bf_sql_text_array(const char *const *v, size_t n);
 
 /* Record a state change. $1 name, $2 state, $3 reason (may be NULL), $4 last_error (NULL
  * keeps the old one), $5 owner (NULL clears it), $6 count an error (t/f), $7 pass (NULL
- * keeps it), $8 rewind cursor (t/f), $9 batch size (NULL keeps it). Sets finished_at for a
+ * keeps it), $8 rewind cursor (t/f), $9 batch size (NULL keeps it), $10 the cursor to rewind
+ * to (a text[] literal; NULL: the first key). Sets finished_at for a
  * terminal state and clears requested_state when the new state honours it. Column 0: the
  * requested_state after the change. */
 char *bf_sql_set_state(const char *qschema);

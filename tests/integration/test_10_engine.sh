@@ -82,7 +82,7 @@ assert_ge "a sweep pass came back for the locked row" "$(job pass items_fill)" 2
 assert_true "the fast path met the application's locks and fell back to SKIP LOCKED" \
 	grep -q 'msg="fast path met a lock, redoing with SKIP LOCKED"' "$BF_TMPDIR/daemon.log"
 assert_true "the wait for the locked row was explained" \
-	grep -q 'reason="waiting for [0-9]* rows locked by other sessions"' "$BF_TMPDIR/daemon.log"
+	grep -q 'reason="waiting for [0-9]*+* rows locked by other sessions"' "$BF_TMPDIR/daemon.log"
 assert_ge "the application really updated rows alongside" \
 	"$(psql_q "SELECT count(*) FROM items WHERE filler = 'app'")" 10
 assert_true "progress lines were logged" grep -q 'msg=progress rows=' "$BF_TMPDIR/daemon.log"
