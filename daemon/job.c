@@ -39,7 +39,7 @@
 #define RATE_SLOTS          512
 #define ERR_LEN             512
 #define FIRST_PROBE_WAIT_MS 50
-#define SKIP_LOCKED_STREAK  10 /* batches with SKIP LOCKED after the fast path met a lock */
+#define SKIP_LOCKED_STREAK  10       /* batches with SKIP LOCKED after the fast path met a lock */
 #define CHECK_CHUNK         "100000" /* keys per statement of the end-of-pass check */
 
 enum phase {
@@ -678,12 +678,15 @@ static void send_state(bf_job *j, enum after_state after)
 	char pass[16], batch[32];
 	bool terminal = bf_job_state_terminal(j->state);
 	const char *owner = terminal || j->stopping ? NULL : j->env.owner_id;
-	char *from = j->rewind && j->pass_from ? bf_sql_text_array((const char *const *)j->pass_from,
-	                                                           j->target->n_key)
-	                                       : NULL;
+	char *from =
+	        j->rewind && j->pass_from
+	                ? bf_sql_text_array((const char *const *)j->pass_from, j->target->n_key)
+	                : NULL;
 	const char *v[10] = {
-	        j->cfg->name, bf_job_state_name(j->state), j->reason, j->last_error,
-	        owner,        j->count_error ? "t" : "f",  pass,      j->rewind ? "t" : "f",
+	        j->cfg->name, bf_job_state_name(j->state),
+	        j->reason,    j->last_error,
+	        owner,        j->count_error ? "t" : "f",
+	        pass,         j->rewind ? "t" : "f",
 	        batch,        from,
 	};
 

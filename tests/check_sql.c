@@ -120,7 +120,8 @@ START_TEST(test_remaining_and_high_water)
 	ck_assert_ptr_nonnull(strstr(rem, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
 	/* the first chunk has no lower bound and its high-water mark comes right after $1 */
 	ck_assert_ptr_null(strstr(rem1, " > ("));
-	ck_assert_ptr_nonnull(strstr(rem1, "WHERE (\"tenant_id\", \"id\") <= ($2::integer, $3::uuid)"));
+	ck_assert_ptr_nonnull(
+	        strstr(rem1, "WHERE (\"tenant_id\", \"id\") <= ($2::integer, $3::uuid)"));
 	ck_assert_ptr_null(strstr(rem1, "$4"));
 	ck_assert_ptr_nonnull(strstr(high, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
 	ck_assert_ptr_nonnull(

@@ -51,7 +51,7 @@ psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 daemon_wait 60
 cat "$BF_TMPDIR/daemon.log"
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
-assert_eq "job done" done "$(job_state chunks)"
+assert_eq "job done" "done" "$(job_state chunks)"
 assert_eq "rows_done counts every row once" 250000 "$(job rows_done chunks)"
 assert_eq "every row updated exactly once" 0 \
 	"$(psql_q "SELECT count(*) FROM items WHERE n_set <> 1 OR y IS DISTINCT FROM x * 2")"
