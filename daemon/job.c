@@ -39,8 +39,8 @@
 #define RATE_SLOTS          512
 #define ERR_LEN             512
 #define FIRST_PROBE_WAIT_MS 50
-#define SKIP_LOCKED_STREAK  10       /* batches with SKIP LOCKED after the fast path met a lock */
-#define CHECK_CHUNK         "100000" /* keys per statement of the end-of-pass check */
+#define SKIP_LOCKED_STREAK  10     /* batches with SKIP LOCKED after the fast path met a lock */
+#define CHECK_KEYS          100000 /* keys per statement of the end-of-pass check */
 
 enum phase {
 	PH_IDLE,     /* nothing in flight: step() decides */
@@ -57,6 +57,7 @@ enum phase {
 	PH_BATCH,    /* a batch */
 	PH_REMAIN,   /* the non-locking check at the end of a pass */
 	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
+	PH_PLANNER,  /* enable_indexscan off for the check's range counts, or back */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -99,6 +100,18 @@ struct bf_job {
 	char **pass_from;
 	char **check_at; /* the key the check's next chunk starts after */
 	bool checking;   /* check_at is set (NULL in it means the first key) */
+	/* Batch boundaries about CHECK_KEYS keys apart, recorded while the pass runs in this
+	 * process, so the check can count known ranges (see bf_sql_remaining_in). They cover
+	 * the pass only when this process saw it start (bounds_ok); otherwise the check walks
+	 * ordered chunks, which find their own ends. */
+	char ***bounds;
+	size_t n_bounds, cap_bounds;
+	bool bounds_ok;
+	bool rewound;        /* the next registration reads a pass's first cursor back */
+	int64_t since_bound; /* keys walked since the last boundary */
+	bool check_ranges;   /* the check in progress counts bounds[check_i - 1..] ranges */
+	size_t check_i;      /* the bound the next range ends at (n_bounds: high) */
+	bool no_indexscan;   /* the session has enable_indexscan off (the check's ranges) */
 
 	/* states: `db` as last written, `want` as step() should write it next */
 	bf_job_state db_state, state;
@@ -185,6 +198,30 @@ static char **copy_list(char *const *v, size_t n)
 	return c;
 }
 
+static void clear_bounds(bf_job *j)
+{
+	for (size_t i = 0; i < j->n_bounds; i++)
+		free_list(j->bounds[i], j->target->n_key);
+	j->n_bounds = 0;
+	j->since_bound = 0;
+}
+
+/* A batch of `keys` keys committed and moved the cursor: maybe a boundary for the check. */
+static void record_bound(bf_job *j, int64_t keys)
+{
+	if (!j->bounds_ok || j->pass_end || j->cursor == NULL)
+		return;
+	j->since_bound += keys;
+	if (j->since_bound < CHECK_KEYS)
+		return;
+	if (j->n_bounds == j->cap_bounds) {
+		j->cap_bounds = j->cap_bounds ? 2 * j->cap_bounds : 64;
+		j->bounds = bf_xrealloc(j->bounds, j->cap_bounds * sizeof(*j->bounds));
+	}
+	j->bounds[j->n_bounds++] = copy_list(j->cursor, j->target->n_key);
+	j->since_bound = 0;
+}
+
 static char *dup_opt(const char *s)
 {
 	return s ? bf_xstrdup(s) : NULL;
@@ -233,6 +270,9 @@ void bf_job_free(bf_job *j)
 	bf_conn_free(j->conn);
 	forget_checkpoint(j);
 	free_list(j->pass_from, j->target ? j->target->n_key : 0);
+	if (j->target)
+		clear_bounds(j);
+	free(j->bounds);
 	bf_sql_target_free(j->target);
 	free(j->table_name);
 	free(j->reason);
@@ -337,7 +377,7 @@ static int64_t backoff_ms(int64_t attempt)
 static void drop_connection(bf_job *j)
 {
 	bf_conn_close(j->conn);
-	j->session_ok = j->schema_ok = j->locked = j->in_txn = false;
+	j->session_ok = j->schema_ok = j->locked = j->in_txn = j->no_indexscan = false;
 	j->prepared = 0;
 	j->registered = false;
 	forget_checkpoint(j);
@@ -751,14 +791,28 @@ static void send_remaining(bf_job *j)
 {
 	size_t n = j->target->n_key, k = 0;
 	const char **v = bf_xcalloc(1 + 2 * n, sizeof(*v));
-	char *sql = bf_sql_remaining(j->target, j->check_at == NULL);
+	char keys[32];
+	char *sql;
 
-	v[k++] = CHECK_CHUNK;
-	if (j->check_at)
+	snprintf(keys, sizeof(keys), "%d", CHECK_KEYS);
+	if (j->check_ranges) {
+		char **end = j->check_i < j->n_bounds ? j->bounds[j->check_i] : j->high;
+
+		sql = bf_sql_remaining_in(j->target, j->check_at == NULL);
+		if (j->check_at)
+			for (size_t i = 0; i < n; i++)
+				v[k++] = j->check_at[i];
 		for (size_t i = 0; i < n; i++)
-			v[k++] = j->check_at[i];
-	for (size_t i = 0; i < n; i++)
-		v[k++] = j->high[i];
+			v[k++] = end[i];
+	} else {
+		sql = bf_sql_remaining(j->target, j->check_at == NULL);
+		v[k++] = keys;
+		if (j->check_at)
+			for (size_t i = 0; i < n; i++)
+				v[k++] = j->check_at[i];
+		for (size_t i = 0; i < n; i++)
+			v[k++] = j->high[i];
+	}
 	send_params(j, PH_REMAIN, sql, (int)k, v);
 	free(sql);
 	free(v);
@@ -917,12 +971,28 @@ static void step(bf_job *j)
 		step(j);
 		return;
 	}
+	if (j->no_indexscan && !j->pass_end) {
+		send_simple(j, PH_PLANNER, "RESET enable_indexscan");
+		return;
+	}
 	if (j->pass_end) {
 		if (!j->checking) {
 			j->checking = true;
 			j->check_at = copy_list(j->pass_from, j->target->n_key);
+			j->check_ranges = j->bounds_ok;
+			j->check_i = 0;
 			bf_log(BF_LOG_INFO, j->cfg->name, "pass done, checking that no row is left",
-			       "pass=%d from_start=%s", j->pass, j->check_at ? "false" : "true");
+			       "pass=%d from_start=%s mode=%s", j->pass,
+			       j->check_at ? "false" : "true",
+			       j->check_ranges ? "ranges" : "chunks");
+		}
+		/* a range count through a plain index scan visits every row twice after the
+		 * pass (a dead index entry per updated row) and fetches the heap row by row;
+		 * a bitmap scan reads each page once. Only for the check: the batches keep
+		 * their plans. */
+		if (j->check_ranges && !j->no_indexscan) {
+			send_simple(j, PH_PLANNER, "SET enable_indexscan = off");
+			return;
 		}
 		send_remaining(j);
 		return;
@@ -1107,6 +1177,13 @@ static void on_register(bf_job *j, const PGresult *res)
 	j->registered = true;
 	j->pass_end = false;
 	j->reconnects = 0;
+	/* a pass seen from its first batch: its boundaries can be recorded (a reconnect in
+	 * the middle of a pass keeps those already recorded) */
+	if (j->cursor == NULL || j->rewound) {
+		clear_bounds(j);
+		j->bounds_ok = true;
+		j->rewound = false;
+	}
 
 	if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
 		char msg[256];
@@ -1177,6 +1254,7 @@ static void on_batch(bf_job *j, const PGresult *res)
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
 	free_list(j->cursor, n);
 	j->cursor = get_values(res, 3, n);
+	record_bound(j, j->batch_size);
 	bf_bucket_take(&j->bucket, now, rows);
 	if (!j->pass_end) {
 		/* a full range of batch_size keys: its time tells the controller the cost */
@@ -1201,14 +1279,17 @@ static void on_remaining(bf_job *j, const PGresult *res)
 {
 	size_t n = j->target->n_key;
 	int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	bool last = PQgetvalue(res, 0, 1)[0] == 't';
+	bool last = j->check_ranges ? j->check_i >= j->n_bounds : PQgetvalue(res, 0, 1)[0] == 't';
 	char reason[128];
 
 	j->retries = 0;
 	if (left == 0 && !last) {
 		/* this chunk is clean: the next one starts after its last key */
 		free_list(j->check_at, n);
-		j->check_at = get_values(res, 2, n);
+		if (j->check_ranges)
+			j->check_at = copy_list(j->bounds[j->check_i++], n);
+		else
+			j->check_at = get_values(res, 2, n);
 		return;
 	}
 	j->pass_end = false;
@@ -1247,6 +1328,7 @@ static void after_result(bf_job *j, enum phase ph)
 		j->count_error = false;
 		if (j->after == AFTER_NEW_PASS) {
 			j->rewind = false;
+			j->rewound = true;
 			forget_checkpoint(j);
 			j->registered = false; /* read the rewound row back */
 			if (j->sweep_idle > 0) {
@@ -1314,6 +1396,9 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_TXN:
 		j->in_txn = strcmp(PQcmdStatus((PGresult *)res), "BEGIN") == 0;
+		break;
+	case PH_PLANNER:
+		j->no_indexscan = strcmp(PQcmdStatus((PGresult *)res), "SET") == 0;
 		break;
 	case PH_STATE:
 		free(j->requested);

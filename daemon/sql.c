@@ -369,6 +369,24 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first)
 	return bf_sbuf_steal(&sb);
 }
 
+char *bf_sql_remaining_in(const bf_sql_target *t, bool first)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
+	if (!first) {
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, 1);
+		bf_sbuf_append(&sb, " AND ");
+	}
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= ");
+	params(&sb, t, first ? 1 : 1 + (int)t->n_key);
+	bf_sbuf_printf(&sb, " AND (%s) LIMIT 10000) AS s", t->where);
+	return bf_sbuf_steal(&sb);
+}
+
 char *bf_sql_text_array(const char *const *v, size_t n)
 {
 	bf_sbuf sb = {0};
@@ -416,6 +434,7 @@ const char *bf_sql_session(void)
 	return "SELECT set_config('lock_timeout', $1, false),\n"
 	       "  set_config('statement_timeout', $2, false),\n"
 	       "  set_config('synchronous_commit', $3, false),\n"
+	       "  set_config('jit', 'off', false),\n"
 	       "  set_config('DateStyle', 'ISO, YMD', false),\n"
 	       "  set_config('IntervalStyle', 'postgres', false),\n"
 	       "  set_config('TimeZone', 'UTC', false),\n"

@@ -108,6 +108,8 @@ START_TEST(test_remaining_and_high_water)
 	bf_sql_target t = target(2);
 	char *rem = bf_sql_remaining(&t, false);
 	char *rem1 = bf_sql_remaining(&t, true);
+	char *in = bf_sql_remaining_in(&t, false);
+	char *in1 = bf_sql_remaining_in(&t, true);
 	char *high = bf_sql_high_water(&t);
 	char *reg = bf_sql_register(&t);
 
@@ -123,6 +125,14 @@ START_TEST(test_remaining_and_high_water)
 	ck_assert_ptr_nonnull(
 	        strstr(rem1, "WHERE (\"tenant_id\", \"id\") <= ($2::integer, $3::uuid)"));
 	ck_assert_ptr_null(strstr(rem1, "$4"));
+	/* a range known in advance: a plain count between two keys */
+	ck_assert_str_eq(in, "SELECT count(*) FROM (SELECT 1 FROM \"public\".\"users\" WHERE "
+	                     "(\"tenant_id\", \"id\") > ($1::integer, $2::uuid) AND "
+	                     "(\"tenant_id\", \"id\") <= ($3::integer, $4::uuid) AND "
+	                     "(email_lower IS NULL) LIMIT 10000) AS s");
+	ck_assert_str_eq(in1, "SELECT count(*) FROM (SELECT 1 FROM \"public\".\"users\" WHERE "
+	                      "(\"tenant_id\", \"id\") <= ($1::integer, $2::uuid) AND "
+	                      "(email_lower IS NULL) LIMIT 10000) AS s");
 	ck_assert_ptr_nonnull(strstr(high, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
 	ck_assert_ptr_nonnull(
 	        strstr(high, "RETURNING high_key IS NOT NULL, high_key[1], high_key[2]"));
@@ -131,6 +141,8 @@ START_TEST(test_remaining_and_high_water)
 	ck_assert_ptr_nonnull(strstr(reg, "ON CONFLICT (name) DO UPDATE"));
 	free(rem);
 	free(rem1);
+	free(in);
+	free(in1);
 	free(high);
 	free(reg);
 }

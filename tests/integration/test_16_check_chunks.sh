@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
-# test_16_check_chunks: the non-locking check at the end of a pass walks the table in chunks
-# of 100,000 keys and, when a chunk still has rows to do (one row held by another session),
+# test_16_check_chunks: the non-locking check at the end of a pass walks the table in ranges
+# of ~100,000 keys (batch boundaries the pass recorded) and, when a range still has rows to do (one row held by another session),
 # the sweep pass starts at that chunk, not at the first key: the cursor never goes back below
 # it while the row is held. Once released, the row is done and every row was updated once.
 set -euo pipefail
@@ -13,8 +13,8 @@ bf_tmpdir_init
 psql_q "CREATE TABLE items (id int PRIMARY KEY, x int NOT NULL, y int, n_set int NOT NULL DEFAULT 0)"
 psql_q "INSERT INTO items (id, x) SELECT g, g FROM generate_series(1, 250000) g"
 
-# Row 230000 (third chunk) held until the test lets it go.
-psql_q "BEGIN; SELECT 1 FROM items WHERE id = 230000 FOR UPDATE; SELECT pg_sleep(600); COMMIT;" \
+# Row 245000 (third range: boundaries come every 100,000-110,000 keys), held until released.
+psql_q "BEGIN; SELECT 1 FROM items WHERE id = 245000 FOR UPDATE; SELECT pg_sleep(600); COMMIT;" \
 	>/dev/null 2>&1 &
 HOLDER=$!
 bf_defer kill "$HOLDER"
@@ -32,6 +32,7 @@ jobs:
     set: "y = x * 2, n_set = n_set + 1"
     where: "y IS NULL"
     batch_size: 5000
+    max_batch_size: 10000
     sleep: 0
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
@@ -41,7 +42,7 @@ sweeping() {
 		grep -q 'msg="sweep pass".*from_start=false' "$BF_TMPDIR/daemon.log"
 }
 wait_for "a sweep pass for the held row" 60 sweeping
-# Only row 230000 is left: chunks 1 and 2 were found clean, so the sweep starts at key 200000.
+# Only row 245000 is left: the first two ranges were clean, so the sweep starts past 200000.
 low=$(job 'cursor[1]::int' chunks)
 assert_ge "the sweep's cursor stays in the held row's chunk" "${low:-0}" 200000
 assert_eq "the first pass did everything but the held row" 249999 "$(job rows_done chunks)"
@@ -57,7 +58,7 @@ assert_eq "every row updated exactly once" 0 \
 	"$(psql_q "SELECT count(*) FROM items WHERE n_set <> 1 OR y IS DISTINCT FROM x * 2")"
 assert_eq "no sweep pass went back to the first key" 0 \
 	"$(grep -c 'msg="sweep pass".*from_start=true' "$BF_TMPDIR/daemon.log" || true)"
-assert_match "the last check started at the held row's chunk" \
-	'msg="pass done, checking that no row is left".*from_start=false' \
+assert_match "the last check started at the held row's chunk, on recorded ranges" \
+	'msg="pass done, checking that no row is left".*from_start=false mode=ranges' \
 	"$(grep 'pass done, checking' "$BF_TMPDIR/daemon.log" | tail -n 1)"
 test_finish
