@@ -50,6 +50,7 @@
 #                               strategy (WAL past ~max_wal_size/1.9) is counted and noted
 #   BENCH_WARM_WAL=1            fill pg_wal with recycled segments before the strategies (0: a
 #                               fresh cluster's empty pg_wal, the first writer zero-fills each file)
+#   BENCH_BF_LOG_LEVEL=info     the daemon's log_level (debug: a line per batch, kept with BENCH_KEEP)
 #   BENCH_SERVER_SETTINGS="k = v; k = v"  extra postgresql.conf lines (they win over the above)
 #   BENCH_RESULTS=DIR           where latest.* go (default tests/bench/results)
 #   BF_PG_BIN                   PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
@@ -386,6 +387,7 @@ run_daemon() {
 	local rc=0
 	cat >"$yaml" <<EOF
 database: "host=127.0.0.1 port=$PORT user=postgres dbname=$db"
+log_level: ${BENCH_BF_LOG_LEVEL:-info}
 jobs:
   - name: bench
     table: items
