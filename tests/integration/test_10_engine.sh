@@ -67,7 +67,7 @@ wait "$APP" 2>/dev/null || true
 grep -v "msg=batch" "$BF_TMPDIR/daemon.log"
 
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
-assert_eq "job state" done "$(job_state items_fill)"
+assert_eq "job state" "done" "$(job_state items_fill)"
 assert_eq "high-water mark" "{$N}" "$(job high_key items_fill)"
 assert_eq "no row up to the high-water mark still matches where" 0 \
 	"$(psql_q "SELECT count(*) FROM items WHERE id <= $N AND new_col IS NULL")"

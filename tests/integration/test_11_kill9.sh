@@ -46,7 +46,7 @@ assert_true "it resumed from the checkpoint" grep -q 'msg="resuming from the che
 	"$BF_TMPDIR/daemon2.log"
 assert_true "its check walked ordered chunks (it did not see the pass start)" \
 	grep -q 'msg="pass done, checking that no row is left".*mode=chunks' "$BF_TMPDIR/daemon2.log"
-assert_eq "job state" done "$(job_state items_fill)"
+assert_eq "job state" "done" "$(job_state items_fill)"
 assert_eq "rows_done equals the table" "$N" "$(job rows_done items_fill)"
 assert_eq "every row updated exactly once" "1 1 $N" \
 	"$(psql_q "SELECT min(n_set), max(n_set), count(*) FROM items" -F ' ')"

@@ -39,7 +39,7 @@ assert_eq "daemon exit status" 0 "$DAEMON_RC"
 assert_eq "one daemon process owned both" 1 \
 	"$(grep -c 'msg=started' "$BF_TMPDIR/daemon.log")"
 for t in a b; do
-	assert_eq "fill_$t done" done "$(job_state fill_$t)"
+	assert_eq "fill_$t done" "done" "$(job_state fill_$t)"
 	assert_eq "fill_$t rows_done" 40000 "$(job rows_done fill_$t)"
 done
 assert_eq "a filled right" 0 "$(psql_q "SELECT count(*) FROM a WHERE y IS DISTINCT FROM x * 2")"

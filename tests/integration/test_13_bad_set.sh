@@ -35,5 +35,5 @@ assert_true "the log says why" grep -q 'state=failed.*set does not make where fa
 	"$BF_TMPDIR/daemon.log"
 assert_eq "the failed batch changed nothing" 0 "$(psql_q "SELECT count(*) FROM t WHERE x <> id")"
 assert_eq "nothing counted" 0 "$(job rows_done loops_forever)"
-assert_eq "the other job went on to the end" done "$(job_state fine)"
+assert_eq "the other job went on to the end" "done" "$(job_state fine)"
 test_finish

@@ -50,7 +50,7 @@ cat "$BF_TMPDIR/daemon.log"
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
 for t in comp uu tx ts; do
 	total=$(psql_q "SELECT count(*) FROM $t")
-	assert_eq "${t}_fill done" done "$(job_state ${t}_fill)"
+	assert_eq "${t}_fill done" "done" "$(job_state ${t}_fill)"
 	assert_eq "${t}_fill rows_done" "$total" "$(job rows_done ${t}_fill)"
 	assert_eq "$t: every row updated exactly once" "1 1" \
 		"$(psql_q "SELECT min(n), max(n) FROM $t" -F ' ')"

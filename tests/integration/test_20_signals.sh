@@ -42,7 +42,7 @@ kill -USR2 "$DAEMON_PID"
 wait_for "running again after SIGUSR2" 5 job_is slow running
 daemon_wait 120
 assert_eq "exit status" 0 "$DAEMON_RC"
-assert_eq "done" done "$(job_state slow)"
+assert_eq "done" "done" "$(job_state slow)"
 assert_eq "rows_done" "$N" "$(job rows_done slow)"
 assert_eq "every row exactly once" "1 1" "$(psql_q "SELECT min(n), max(n) FROM items" -F ' ')"
 

@@ -39,9 +39,9 @@ start=$EPOCHREALTIME
 "$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --exit-when-done -v 2>"$BF_TMPDIR/daemon.log"
 secs=$(bc <<<"($(job "extract(epoch FROM finished_at - started_at)" capped) + 0.5) / 1")
 echo "capped job took ${secs}s (whole run $(bc <<<"$EPOCHREALTIME - $start")s)"
-assert_eq "capped done" done "$(job_state capped)"
+assert_eq "capped done" "done" "$(job_state capped)"
 assert_ge "20,000 rows at 2000/s take at least 9 s" "$secs" 9
-assert_eq "costly done" done "$(job_state costly)"
+assert_eq "costly done" "done" "$(job_state costly)"
 # batch times of the costly job, in order; after the first 6 they sit near the 200 ms target
 grep 'job=costly msg=batch' "$BF_TMPDIR/daemon.log" | sed 's/.* ms=\([0-9]*\) .*/\1/' >"$BF_TMPDIR/ms"
 n=$(wc -l <"$BF_TMPDIR/ms")
