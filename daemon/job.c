@@ -57,7 +57,7 @@ enum phase {
 	PH_BATCH,    /* a batch */
 	PH_REMAIN,   /* the non-locking check at the end of a pass */
 	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
-	PH_PLANNER,  /* enable_indexscan off for the check's range counts, or back */
+	PH_PLANNER,  /* plain index and sequential scans off for the check's ranges, or back */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -111,7 +111,8 @@ struct bf_job {
 	int64_t since_bound; /* keys walked since the last boundary */
 	bool check_ranges;   /* the check in progress counts bounds[check_i - 1..] ranges */
 	size_t check_i;      /* the bound the next range ends at (n_bounds: high) */
-	bool no_indexscan;   /* the session has enable_indexscan off (the check's ranges) */
+	bool bitmap_only;    /* the session plans bitmap scans only (the check's ranges) */
+	bool planner_sent;   /* the value of bitmap_only the PH_PLANNER in flight sets */
 
 	/* states: `db` as last written, `want` as step() should write it next */
 	bf_job_state db_state, state;
@@ -377,7 +378,7 @@ static int64_t backoff_ms(int64_t attempt)
 static void drop_connection(bf_job *j)
 {
 	bf_conn_close(j->conn);
-	j->session_ok = j->schema_ok = j->locked = j->in_txn = j->no_indexscan = false;
+	j->session_ok = j->schema_ok = j->locked = j->in_txn = j->bitmap_only = false;
 	j->prepared = 0;
 	j->registered = false;
 	forget_checkpoint(j);
@@ -587,6 +588,22 @@ static void send_simple(bf_job *j, enum phase ph, const char *sql)
 	j->phase = ph;
 	if (bf_conn_send_simple(j->conn, sql, err, sizeof(err)) != 0)
 		send_failed(j, err);
+}
+
+/* The check's range counts are planned as bitmap scans, which read each heap page of the
+ * range once. A plain index scan visits every row twice after the pass (a dead index entry
+ * per updated row) and fetches the heap row by row; a sequential scan, which the planner
+ * picks when a range is a tenth of the table, reads all of it for each range. Measured on
+ * 100,000 keys of a freshly filled 1M-row table: bitmap 23 ms, index 87 ms, sequential
+ * 223 ms. Only for the check: the batches keep their plans. */
+static void send_planner(bf_job *j, bool bitmap_only)
+{
+	j->planner_sent = bitmap_only;
+	send_simple(j, PH_PLANNER,
+	            bitmap_only ? "SELECT set_config('enable_indexscan', 'off', false),\n"
+	                          "  set_config('enable_seqscan', 'off', false)"
+	                        : "SELECT set_config(name, reset_val, false) FROM pg_settings\n"
+	                          "WHERE name IN ('enable_indexscan', 'enable_seqscan')");
 }
 
 static void connect_db(bf_job *j)
@@ -971,8 +988,8 @@ static void step(bf_job *j)
 		step(j);
 		return;
 	}
-	if (j->no_indexscan && !j->pass_end) {
-		send_simple(j, PH_PLANNER, "RESET enable_indexscan");
+	if (j->bitmap_only && !j->pass_end) {
+		send_planner(j, false);
 		return;
 	}
 	if (j->pass_end) {
@@ -986,12 +1003,8 @@ static void step(bf_job *j)
 			       j->check_at ? "false" : "true",
 			       j->check_ranges ? "ranges" : "chunks");
 		}
-		/* a range count through a plain index scan visits every row twice after the
-		 * pass (a dead index entry per updated row) and fetches the heap row by row;
-		 * a bitmap scan reads each page once. Only for the check: the batches keep
-		 * their plans. */
-		if (j->check_ranges && !j->no_indexscan) {
-			send_simple(j, PH_PLANNER, "SET enable_indexscan = off");
+		if (j->check_ranges && !j->bitmap_only) {
+			send_planner(j, true);
 			return;
 		}
 		send_remaining(j);
@@ -1398,7 +1411,7 @@ static void on_result(bf_job *j, const PGresult *res)
 		j->in_txn = strcmp(PQcmdStatus((PGresult *)res), "BEGIN") == 0;
 		break;
 	case PH_PLANNER:
-		j->no_indexscan = strcmp(PQcmdStatus((PGresult *)res), "SET") == 0;
+		j->bitmap_only = j->planner_sent;
 		break;
 	case PH_STATE:
 		free(j->requested);
