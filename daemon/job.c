@@ -808,28 +808,19 @@ static void send_remaining(bf_job *j)
 {
 	size_t n = j->target->n_key, k = 0;
 	const char **v = bf_xcalloc(1 + 2 * n, sizeof(*v));
+	char **end = j->check_ranges && j->check_i < j->n_bounds ? j->bounds[j->check_i] : j->high;
 	char keys[32];
-	char *sql;
+	char *sql = j->check_ranges ? bf_sql_remaining_in(j->target, j->check_at == NULL)
+	                            : bf_sql_remaining(j->target, j->check_at == NULL);
 
 	snprintf(keys, sizeof(keys), "%d", CHECK_KEYS);
-	if (j->check_ranges) {
-		char **end = j->check_i < j->n_bounds ? j->bounds[j->check_i] : j->high;
-
-		sql = bf_sql_remaining_in(j->target, j->check_at == NULL);
-		if (j->check_at)
-			for (size_t i = 0; i < n; i++)
-				v[k++] = j->check_at[i];
-		for (size_t i = 0; i < n; i++)
-			v[k++] = end[i];
-	} else {
-		sql = bf_sql_remaining(j->target, j->check_at == NULL);
+	if (!j->check_ranges)
 		v[k++] = keys;
-		if (j->check_at)
-			for (size_t i = 0; i < n; i++)
-				v[k++] = j->check_at[i];
+	if (j->check_at)
 		for (size_t i = 0; i < n; i++)
-			v[k++] = j->high[i];
-	}
+			v[k++] = j->check_at[i];
+	for (size_t i = 0; i < n; i++)
+		v[k++] = end[i];
 	send_params(j, PH_REMAIN, sql, (int)k, v);
 	free(sql);
 	free(v);
