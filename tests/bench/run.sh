@@ -702,7 +702,7 @@ dash() { # a value or an en dash
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
 GIT_REV=$(git -C "$BF_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$BF_ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV="$GIT_REV (with uncommitted changes)"
+git -C "$BF_ROOT" diff --quiet HEAD -- . ':!tests/bench/results' 2>/dev/null || GIT_REV="$GIT_REV (with uncommitted changes)"
 BF_VERSION="backfilld (not built)"
 [[ -x $BF_BIN ]] && BF_VERSION=$("$BF_BIN" --version 2>/dev/null | head -n 1 || echo "backfilld (no --version)")
 if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="$APP_RATE TPS (-R)"; fi
