@@ -426,6 +426,9 @@ static char *quote(const char *s)
 }
 
 static void vreport(struct src *s, const yaml_mark_t *mark, const char *path, const char *fmt,
+                    va_list ap) BF_PRINTF(4, 0);
+
+static void vreport(struct src *s, const yaml_mark_t *mark, const char *path, const char *fmt,
                     va_list ap)
 {
 	bf_sbuf sb = {0};

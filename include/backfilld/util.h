@@ -26,6 +26,8 @@ void *bf_xmalloc(size_t n);
 void *bf_xcalloc(size_t count, size_t n);
 void *bf_xrealloc(void *p, size_t n);
 char *bf_xstrdup(const char *s);
+/* Equal strings, or both NULL. */
+bool bf_streq_opt(const char *a, const char *b);
 char *bf_xstrndup(const char *s, size_t n);
 char *bf_xasprintf(const char *fmt, ...) BF_PRINTF(1, 2);
 
@@ -40,7 +42,7 @@ typedef struct bf_sbuf {
 void bf_sbuf_append(bf_sbuf *sb, const char *s);
 void bf_sbuf_appendn(bf_sbuf *sb, const char *s, size_t n);
 void bf_sbuf_printf(bf_sbuf *sb, const char *fmt, ...) BF_PRINTF(2, 3);
-void bf_sbuf_vprintf(bf_sbuf *sb, const char *fmt, va_list ap);
+void bf_sbuf_vprintf(bf_sbuf *sb, const char *fmt, va_list ap) BF_PRINTF(2, 0);
 void bf_sbuf_reset(bf_sbuf *sb);
 /* Hands the text to the caller (never NULL; "" when empty) and leaves sb empty. */
 char *bf_sbuf_steal(bf_sbuf *sb);
