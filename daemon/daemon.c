@@ -21,6 +21,7 @@
 #include "backfilld/job.h"
 #include "backfilld/lagmon.h"
 #include "backfilld/listener.h"
+#include "backfilld/metrics.h"
 #include "backfilld/log.h"
 #include "backfilld/notify.h"
 #include "backfilld/pressure.h"
@@ -36,6 +37,7 @@ struct bf_daemon {
 	size_t n_listeners;
 	bf_lagmon **lagmons; /* one per database whose jobs have lag limits */
 	size_t n_lagmons;
+	bf_metrics *metrics; /* metrics_listen, NULL when off */
 	int64_t next_poll_ms;
 	char owner_id[300];
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
@@ -258,6 +260,20 @@ static bool same_definition(const bf_job_config *a, const bf_job_config *b)
 
 /* SIGHUP: all or nothing. A bad file changes nothing; a good one starts new jobs, stops
  * removed ones after their batch and retunes the rest. */
+/* The metrics endpoint's answer: every job the daemon holds, as it is now. */
+static char *metrics_body(void *owner)
+{
+	bf_daemon *d = owner;
+	bf_job_figures *f = bf_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*f));
+	char *body;
+
+	for (size_t i = 0; i < d->n_jobs; i++)
+		bf_job_figures_of(d->jobs[i], &f[i]);
+	body = bf_metrics_render(f, d->n_jobs);
+	free(f);
+	return body;
+}
+
 static void reload(bf_daemon *d)
 {
 	bf_config *next = NULL;
@@ -317,6 +333,9 @@ static void reload(bf_daemon *d)
 	free(d->jobs);
 	d->jobs = jobs;
 	d->n_jobs = n;
+	if (!bf_streq_opt(d->cfg->metrics_listen, next->metrics_listen))
+		bf_log(BF_LOG_WARN, NULL, "metrics_listen changes only at a restart",
+		       "listening=%s", d->cfg->metrics_listen ? d->cfg->metrics_listen : "off");
 	bf_config_free(d->cfg);
 	d->cfg = next;
 	bf_log_set_level(d->cfg->log_level);
@@ -458,6 +477,7 @@ void bf_daemon_free(bf_daemon *d)
 		ev_signal_stop(d->loop, sigs[i]);
 	}
 	ev_timer_stop(d->loop, &d->tick);
+	bf_metrics_free(d->metrics);
 	for (size_t i = 0; i < d->n_jobs; i++)
 		bf_job_free(d->jobs[i]);
 	free(d->jobs);
@@ -475,6 +495,18 @@ void bf_daemon_free(bf_daemon *d)
 int bf_daemon_run(bf_daemon *d)
 {
 	d->next_progress_ms = bf_mono_ms() + d->cfg->progress_interval_ms;
+	if (d->cfg->metrics_listen) {
+		char err[512];
+
+		d->metrics = bf_metrics_new(d->loop, d->cfg->metrics_listen, metrics_body, d, err,
+		                            sizeof(err));
+		if (d->metrics == NULL) {
+			bf_log(BF_LOG_ERROR, NULL, err, NULL);
+			return 1;
+		}
+		bf_log(BF_LOG_INFO, NULL, "metrics endpoint listening", "address=%s path=/metrics",
+		       d->cfg->metrics_listen);
+	}
 	ev_timer_start(d->loop, &d->tick);
 	bf_log(BF_LOG_INFO, NULL, "started", "config=%s jobs=%zu max_parallel_jobs=%lld%s",
 	       d->opts.config_path, d->n_jobs, (long long)d->cfg->max_parallel_jobs,

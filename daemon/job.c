@@ -561,6 +561,20 @@ void bf_job_log_progress(bf_job *j)
 	       j->state == BF_JOB_THROTTLED ? bf_log_q(q, sizeof(q), j->reason) : "");
 }
 
+void bf_job_figures_of(bf_job *j, bf_job_figures *out)
+{
+	*out = (bf_job_figures){
+	        .name = j->cfg->name,
+	        .state = j->state,
+	        .rows_done = j->rows_done,
+	        .rows_estimate = j->estimate > j->rows_done ? j->estimate : j->rows_done,
+	        .rows_per_second = rate_now(j, bf_mono_ms()),
+	        .batch_size = j->batch_size,
+	        .last_batch_ms = j->last_batch_ms,
+	        .pass = j->pass,
+	};
+}
+
 /* ---- sending ---- */
 
 static void send_failed(bf_job *j, const char *err)
@@ -828,13 +842,6 @@ static void send_remaining(bf_job *j)
 
 /* ---- deciding ---- */
 
-static bool reason_differs(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
-
 /* Pause and cancel requests: a signal (pause_reason) or backfillctl (requested). */
 static void apply_requests(bf_job *j)
 {
@@ -954,7 +961,7 @@ static void step(bf_job *j)
 		apply_requests(j);
 	if (j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED)
 		wait = gate(j);
-	if (j->state != j->db_state || reason_differs(j->reason, j->db_reason) || j->rewind ||
+	if (j->state != j->db_state || !bf_streq_opt(j->reason, j->db_reason) || j->rewind ||
 	    j->count_error) {
 		send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
 		return;

@@ -13,5 +13,6 @@ Suite *pressure_suite(void);
 Suite *log_suite(void);
 Suite *ctl_suite(void);
 Suite *sql_suite(void);
+Suite *metrics_suite(void);
 
 #endif

@@ -34,6 +34,18 @@ typedef enum bf_job_state {
 	BF_JOB_CANCELLED,
 } bf_job_state;
 
+/* What one job shows, as of now (the metrics endpoint). */
+typedef struct bf_job_figures {
+	const char *name;
+	bf_job_state state;
+	int64_t rows_done;
+	int64_t rows_estimate;
+	double rows_per_second; /* over the last minute */
+	int64_t batch_size;
+	int64_t last_batch_ms;
+	int pass;
+} bf_job_figures;
+
 const char *bf_job_state_name(bf_job_state s);
 bool bf_job_state_terminal(bf_job_state s);
 
@@ -93,5 +105,7 @@ bool bf_job_is_finished(const bf_job *job);
 
 /* One logfmt progress line for this job, when it is running or throttled. */
 void bf_job_log_progress(bf_job *job);
+/* Its figures now; `name` points into the job. */
+void bf_job_figures_of(bf_job *job, bf_job_figures *out);
 
 #endif

@@ -1,0 +1,43 @@
+/*
+ * metrics.h - the optional Prometheus endpoint (`metrics_listen: HOST:PORT`).
+ *
+ * Owns a listening TCP socket on the daemon's loop and the connections of its scrapers. Each
+ * connection sends one HTTP/1.x request; `GET /metrics` is answered with the text exposition
+ * format, anything else with 404, and the connection is closed after the answer (no
+ * keep-alive). The figures come from the daemon at the time of the request, through the
+ * callback: the endpoint keeps no state of its own about jobs.
+ *
+ * Promises:
+ * - Never blocks the loop: the socket and its connections are non-blocking; a client that
+ *   sends nothing or reads nothing is dropped after BF_METRICS_TIMEOUT_MS; at most
+ *   BF_METRICS_MAX_CLIENTS connections are served at once (more are closed at once).
+ * - bf_metrics_render() is pure (the Check suite tests it): one HELP/TYPE block per metric,
+ *   label values escaped as the format requires (\\, \", \n).
+ */
+#ifndef BACKFILLD_METRICS_H
+#define BACKFILLD_METRICS_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backfilld/job.h"
+
+#define BF_METRICS_TIMEOUT_MS  5000
+#define BF_METRICS_MAX_CLIENTS 16
+
+/* The exposition text for these jobs; the caller frees it. */
+char *bf_metrics_render(const bf_job_figures *jobs, size_t n);
+
+typedef struct bf_metrics bf_metrics;
+
+/* The body of a 200 answer (malloc'd; the endpoint frees it). */
+typedef char *(*bf_metrics_body_cb)(void *owner);
+
+/* Listen on `address` ("HOST:PORT", "[V6]:PORT"). NULL with a message in err when the address
+ * does not parse or cannot be bound. */
+bf_metrics *bf_metrics_new(struct ev_loop *loop, const char *address, bf_metrics_body_cb cb,
+                           void *owner, char *err, size_t errlen);
+void bf_metrics_free(bf_metrics *m);
+
+#endif

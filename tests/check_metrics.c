@@ -1,0 +1,92 @@
+/*
+ * check_metrics.c - the Prometheus text of metrics.c: every metric once with HELP and TYPE,
+ * a series per job, label values escaped, the state as 0/1 series.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backfilld/metrics.h"
+#include "suites.h"
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+START_TEST(test_two_jobs)
+{
+	bf_job_figures f[2] = {
+	        {.name = "users_email",
+	         .state = BF_JOB_RUNNING,
+	         .rows_done = 345000,
+	         .rows_estimate = 1000000,
+	         .rows_per_second = 86228.5,
+	         .batch_size = 5000,
+	         .last_batch_ms = 48,
+	         .pass = 1},
+	        {.name = "orders", .state = BF_JOB_FAILED, .rows_done = 7, .pass = 2},
+	};
+	char *t = bf_metrics_render(f, 2);
+
+	ck_assert_int_eq(count(t, "# TYPE backfilld_rows_done counter\n"), 1);
+	ck_assert_int_eq(count(t, "# HELP backfilld_rows_done "), 1);
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_rows_done{job=\"users_email\"} 345000\n"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_rows_done{job=\"orders\"} 7\n"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_rows_estimate{job=\"users_email\"} 1000000\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_rows_per_second{job=\"users_email\"} 86228.5\n"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_batch_size{job=\"users_email\"} 5000\n"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_last_batch_seconds{job=\"users_email\"} 0.048"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_pass{job=\"orders\"} 2\n"));
+	/* one 0/1 series per state and job, exactly one 1 per job */
+	ck_assert_int_eq(count(t, "backfilld_job_state{job=\"users_email\","), 7);
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_job_state{job=\"users_email\",state=\"running\"} 1\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_job_state{job=\"users_email\",state=\"paused\"} 0\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_job_state{job=\"orders\",state=\"failed\"} 1\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_job_state{job=\"users_email\",state=\"failed\"} 0\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_job_state{job=\"orders\",state=\"running\"} 0\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_label_escaping)
+{
+	bf_job_figures f = {.name = "a\"b\\c\nd", .state = BF_JOB_PENDING};
+	char *t = bf_metrics_render(&f, 1);
+
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_rows_done{job=\"a\\\"b\\\\c\\nd\"} 0\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_no_jobs)
+{
+	char *t = bf_metrics_render(NULL, 0);
+
+	/* the families are still described, with no series */
+	ck_assert_int_eq(count(t, "# TYPE "), 7);
+	ck_assert_ptr_null(strstr(t, "{job="));
+	free(t);
+}
+END_TEST
+
+Suite *metrics_suite(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc = tcase_create("metrics");
+
+	tcase_add_test(tc, test_two_jobs);
+	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_no_jobs);
+	suite_add_tcase(s, tc);
+	return s;
+}
