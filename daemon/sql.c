@@ -199,6 +199,27 @@ static void key_row(bf_sbuf *sb, const bf_sql_target *t)
 	bf_sbuf_append(sb, ")");
 }
 
+/* "(key) > ($lo..) AND (key) <= (": the lower bound unless `first`; the caller closes
+ * the upper bound with its own values. */
+static void lower_and_upper(bf_sbuf *sb, const bf_sql_target *t, bool first, int lo)
+{
+	if (!first) {
+		key_row(sb, t);
+		bf_sbuf_append(sb, " > ");
+		params(sb, t, lo);
+		bf_sbuf_append(sb, " AND ");
+	}
+	key_row(sb, t);
+	bf_sbuf_append(sb, " <= ");
+}
+
+/* "(key) > ($lo..) AND (key) <= ($hi..)": a range between parameters. */
+static void param_range(bf_sbuf *sb, const bf_sql_target *t, bool first, int lo, int hi)
+{
+	lower_and_upper(sb, t, first, lo);
+	params(sb, t, hi);
+}
+
 char *bf_sql_register(const bf_sql_target *t)
 {
 	bf_sbuf sb = {0};
@@ -244,14 +265,8 @@ char *bf_sql_estimate(const bf_sql_target *t)
 /* "key > (cursor) AND key <= (hi)": the batch's range, bounded on the key index. */
 static void range(bf_sbuf *sb, const bf_sql_target *t, bool first, int cur)
 {
-	if (!first) {
-		key_row(sb, t);
-		bf_sbuf_append(sb, " > ");
-		params(sb, t, cur);
-		bf_sbuf_append(sb, " AND ");
-	}
-	key_row(sb, t);
-	bf_sbuf_append(sb, " <= (");
+	lower_and_upper(sb, t, first, cur);
+	bf_sbuf_append(sb, "(");
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(sb, "%s(SELECT bf_hi_%zu FROM hi)", i ? ", " : "", i + 1);
 	bf_sbuf_append(sb, ")");
@@ -279,15 +294,7 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain)
 		bf_sbuf_append(&sb, "\n  FROM (SELECT 1) AS one LEFT JOIN (\n    SELECT ");
 	key_list(&sb, t, "");
 	bf_sbuf_printf(&sb, ", true AS bf_found FROM %s\n    WHERE ", t->qtable);
-	if (!first) {
-		key_row(&sb, t);
-		bf_sbuf_append(&sb, " > ");
-		params(&sb, t, cur);
-		bf_sbuf_append(&sb, " AND ");
-	}
-	key_row(&sb, t);
-	bf_sbuf_append(&sb, " <= ");
-	params(&sb, t, high);
+	param_range(&sb, t, first, cur, high);
 	bf_sbuf_append(&sb, "\n    ORDER BY ");
 	key_list(&sb, t, "");
 	bf_sbuf_append(&sb, " OFFSET $2::int - 1 LIMIT 1) AS s ON true),\n");
@@ -344,15 +351,7 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first)
 	bf_sbuf_append(&sb, "WITH s AS MATERIALIZED (\n  SELECT ");
 	key_list(&sb, t, "");
 	bf_sbuf_printf(&sb, ", (%s) IS TRUE AS bf_match FROM %s\n  WHERE ", t->where, t->qtable);
-	if (!first) {
-		key_row(&sb, t);
-		bf_sbuf_append(&sb, " > ");
-		params(&sb, t, 2);
-		bf_sbuf_append(&sb, " AND ");
-	}
-	key_row(&sb, t);
-	bf_sbuf_append(&sb, " <= ");
-	params(&sb, t, high);
+	param_range(&sb, t, first, 2, high);
 	bf_sbuf_append(&sb, "\n  ORDER BY ");
 	key_list(&sb, t, "");
 	bf_sbuf_append(&sb, " LIMIT $1::int)\n"
@@ -374,15 +373,7 @@ char *bf_sql_remaining_in(const bf_sql_target *t, bool first)
 	bf_sbuf sb = {0};
 
 	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
-	if (!first) {
-		key_row(&sb, t);
-		bf_sbuf_append(&sb, " > ");
-		params(&sb, t, 1);
-		bf_sbuf_append(&sb, " AND ");
-	}
-	key_row(&sb, t);
-	bf_sbuf_append(&sb, " <= ");
-	params(&sb, t, first ? 1 : 1 + (int)t->n_key);
+	param_range(&sb, t, first, 1, first ? 1 : 1 + (int)t->n_key);
 	bf_sbuf_printf(&sb, " AND (%s) LIMIT 10000) AS s", t->where);
 	return bf_sbuf_steal(&sb);
 }
