@@ -33,15 +33,7 @@ APP=$!
 bf_defer kill "$APP"
 
 # One row held for seconds: the first pass must skip it and a sweep must come back for it.
-psql_q "BEGIN; SELECT 1 FROM items WHERE id = 150000 FOR UPDATE; SELECT pg_sleep(6); COMMIT;" \
-	>/dev/null &
-HOLDER=$!
-bf_defer kill "$HOLDER"
-holds_lock() {
-	[[ $(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-	             WHERE l.locktype = 'transactionid' AND a.query LIKE '%pg_sleep(6)%'") -ge 1 ]]
-}
-wait_for "the long lock is held" 10 holds_lock
+hold_row items 150000 6
 
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"

@@ -14,15 +14,7 @@ psql_q "CREATE TABLE items (id int PRIMARY KEY, x int NOT NULL, y int, n_set int
 psql_q "INSERT INTO items (id, x) SELECT g, g FROM generate_series(1, 250000) g"
 
 # Row 245000 (third range: boundaries come every 100,000-110,000 keys), held until released.
-psql_q "BEGIN; SELECT 1 FROM items WHERE id = 245000 FOR UPDATE; SELECT pg_sleep(600); COMMIT;" \
-	>/dev/null 2>&1 &
-HOLDER=$!
-bf_defer kill "$HOLDER"
-holds_lock() {
-	[[ $(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-	             WHERE l.locktype = 'transactionid' AND a.query LIKE '%pg_sleep(600)%'") -ge 1 ]]
-}
-wait_for "the row is held" 10 holds_lock
+hold_row items 245000 600
 
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
@@ -47,8 +39,7 @@ low=$(job 'cursor[1]::int' chunks)
 assert_ge "the sweep's cursor stays in the held row's chunk" "${low:-0}" 200000
 assert_eq "the first pass did everything but the held row" 249999 "$(job rows_done chunks)"
 
-psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
+release_rows
 daemon_wait 60
 cat "$BF_TMPDIR/daemon.log"
 assert_eq "daemon exit status" 0 "$DAEMON_RC"

@@ -62,6 +62,29 @@ rows_done_at_least() {
 	[[ -n $n && $n -ge $2 ]]
 }
 
+# hold_row TABLE ID SECONDS: another session locks the row FOR UPDATE for SECONDS (in the
+# background, HOLDER its pid); returns once the lock is held. Its query is marked with
+# "bf_hold_row" so release_rows can end it early.
+hold_row() {
+	psql_q "BEGIN; SELECT 1 FROM $1 WHERE id = $2 FOR UPDATE; SELECT 'bf_hold_row', pg_sleep($3);
+	        COMMIT;" >/dev/null 2>&1 &
+	HOLDER=$!
+	bf_defer kill "$HOLDER"
+	wait_for "row $2 of $1 is held" 10 _bf_row_held
+}
+
+_bf_row_held() {
+	[[ $(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	             WHERE l.locktype = 'transactionid' AND a.query LIKE '%bf_hold_row%'
+	               AND a.pid <> pg_backend_pid()") -ge 1 ]]
+}
+
+# release_rows: end every session hold_row started (its locks go with it).
+release_rows() {
+	psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	        WHERE query LIKE '%bf_hold_row%' AND pid <> pg_backend_pid()" >/dev/null
+}
+
 # lag_items ROWS: the table the lag tests fill, items(id, filler, y, n), ROWS rows of ~150 bytes.
 lag_items() {
 	psql_q "CREATE TABLE items (id int PRIMARY KEY, filler text, y int, n int NOT NULL DEFAULT 0)"
