@@ -58,6 +58,7 @@ enum phase {
 	PH_REMAIN,   /* the non-locking check at the end of a pass */
 	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
 	PH_PLANNER,  /* plain index and sequential scans off for the check's ranges, or back */
+	PH_CLOCK,    /* the server's local wall time, for the window */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -134,12 +135,17 @@ struct bf_job {
 	bf_batchsize ctl;        /* adapts batch_size toward target_batch_time */
 	bf_bucket bucket;        /* max_rows_per_second */
 	bf_lagmon *lagmon;       /* the server's lag signals, shared, owned by the daemon */
-	bool lag_throttled;      /* the last lag decision throttled (its hysteresis input) */
-	int64_t retries;         /* consecutive transient errors */
-	int64_t reconnects;      /* consecutive failed connection attempts */
-	int64_t sweep_idle;      /* consecutive passes that updated nothing */
-	int64_t batch_sent_ms;   /* monotonic, for the batch's round-trip time */
-	int64_t running_since;   /* monotonic, when batches began in this process */
+	/* The window is in the server's local time: its wall clock in ms (see
+	 * bf_sql_server_clock) as read at clock_at (bf_mono_ms), asked again every
+	 * BF_WINDOW_RECHECK_MS so that a daylight saving change shows within a minute. */
+	int64_t server_clock_ms, clock_at;
+	bool clock_known;
+	bool lag_throttled;    /* the last lag decision throttled (its hysteresis input) */
+	int64_t retries;       /* consecutive transient errors */
+	int64_t reconnects;    /* consecutive failed connection attempts */
+	int64_t sweep_idle;    /* consecutive passes that updated nothing */
+	int64_t batch_sent_ms; /* monotonic, for the batch's round-trip time */
+	int64_t running_since; /* monotonic, when batches began in this process */
 	int64_t last_batch_ms;
 	struct rate_slot rate[RATE_SLOTS];
 	size_t rate_head, rate_len;
@@ -871,11 +877,12 @@ static int64_t gate(bf_job *j)
 	char reason[512];
 
 	if (j->cfg->window.set) {
-		time_t t = time(NULL);
+		/* the server's wall clock now: as read, plus the time since on our own clock */
+		time_t t = (time_t)((j->server_clock_ms + now - j->clock_at) / 1000);
 		struct tm lt;
 		int64_t wait;
 
-		localtime_r(&t, &lt);
+		gmtime_r(&t, &lt);
 		wait = bf_window_ms_until_open(&j->cfg->window, &lt);
 		if (wait > 0) {
 			set_state(j, BF_JOB_THROTTLED,
@@ -959,6 +966,11 @@ static void step(bf_job *j)
 		set_state(j, BF_JOB_PENDING, j->stop_reason);
 	else
 		apply_requests(j);
+	if (j->cfg->window.set && (j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED) &&
+	    (!j->clock_known || bf_mono_ms() - j->clock_at >= BF_WINDOW_RECHECK_MS)) {
+		send_params(j, PH_CLOCK, bf_sql_server_clock(), 0, NULL);
+		return;
+	}
 	if (j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED)
 		wait = gate(j);
 	if (j->state != j->db_state || !bf_streq_opt(j->reason, j->db_reason) || j->rewind ||
@@ -1410,6 +1422,11 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_PLANNER:
 		j->bitmap_only = j->planner_sent;
+		break;
+	case PH_CLOCK:
+		j->server_clock_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		j->clock_at = bf_mono_ms();
+		j->clock_known = true;
 		break;
 	case PH_STATE:
 		free(j->requested);

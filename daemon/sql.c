@@ -431,3 +431,10 @@ const char *bf_sql_session(void)
 	       "  set_config('TimeZone', 'UTC', false),\n"
 	       "  set_config('extra_float_digits', '3', false)";
 }
+
+const char *bf_sql_server_clock(void)
+{
+	return "SELECT (extract(epoch FROM statement_timestamp() AT TIME ZONE reset_val) * 1000)"
+	       "::bigint\n"
+	       "FROM pg_settings WHERE name = 'TimeZone'";
+}

@@ -128,4 +128,10 @@ const char *bf_sql_try_lock(void);
  * range the planner misjudges as large would spend more compiling (~60 ms) than running. */
 const char *bf_sql_session(void);
 
+/* The server's local wall time now, for the job's `window` ("server-local time"): in the time
+ * zone the session had before bf_sql_session set UTC (the server's or database's TimeZone,
+ * or the client's PGTZ), as milliseconds since 1970-01-01 00:00 of that wall clock, so that
+ * gmtime_r() of it gives the local broken-down time. Column 0: bigint. */
+const char *bf_sql_server_clock(void);
+
 #endif

@@ -1,9 +1,10 @@
 /*
- * window.h - the daily time window of a job (`window: "01:00-06:00"`), in local wall time.
+ * window.h - the daily time window of a job (`window: "01:00-06:00"`), in the database
+ * server's local wall time (the job engine reads it from the server: bf_sql_server_clock).
  *
  * Owns the arithmetic on a bf_window (config.h): is it open at a minute of the day, how long
  * until it opens, and the words for state_reason. Pure functions over a broken-down local
- * time the caller obtains (localtime_r); no clock, no time zone lookups, no I/O.
+ * time the caller obtains; no clock, no time zone lookups, no I/O.
  *
  * Promises:
  * - An unset window, or one whose start equals its end ("00:00-24:00", "05:00-05:00"), is
