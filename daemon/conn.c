@@ -167,15 +167,20 @@ static void notice_receiver(void *arg, const PGresult *res)
 int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
                     int connect_timeout_ms, char *err, size_t errlen)
 {
-	/* Our keys come before dbname so that the operator's conninfo can override them. */
+	/* Our keys come before dbname so that the operator's conninfo can override them. Every
+	 * connection of the daemon wants the primary (batches write; the lag signals and
+	 * backfillctl's NOTIFY are the primary's): with a list of hosts, libpq skips standbys,
+	 * and a lone standby is refused ("session is read-only") and retried, until a
+	 * promotion. */
 	const char *keys[] = {"keepalives",
 	                      "keepalives_idle",
 	                      "keepalives_interval",
 	                      "keepalives_count",
+	                      "target_session_attrs",
 	                      "fallback_application_name",
 	                      "dbname",
 	                      NULL};
-	const char *vals[] = {"1", "10", "5", "3", application_name, conninfo, NULL};
+	const char *vals[] = {"1", "10", "5", "3", "read-write", application_name, conninfo, NULL};
 
 	bf_conn_close(c);
 	c->pg = PQconnectStartParams(keys, vals, 1);

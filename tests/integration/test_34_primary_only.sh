@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_34_primary_only: the daemon's connections want the primary. A `database` listing a real
+# streaming standby first and the primary second (a failover-ready conninfo) runs the job on the
+# primary to done; a `database` naming only the standby is refused as read-only, said in the
+# log, and retried (the job never fails for it: a promotion would let it go on).
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+pg_start_standby main standby1
+primary_port=$(_bf_var PORT main)
+standby_port=$(_bf_var PORT standby1)
+psql_q "CREATE TABLE t (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO t (id) SELECT g FROM generate_series(1, 5000) g"
+
+bf_conf "$BF_TMPDIR/both.yaml" <<YAML
+database: "host=127.0.0.1,127.0.0.1 port=$standby_port,$primary_port user=postgres dbname=$BF_TEST_DB"
+jobs:
+  - name: fill
+    table: t
+    set: "y = id"
+    where: "y IS NULL"
+    sleep: 0
+YAML
+rc=0
+timeout 60 "$BF_BIN" -c "$BF_TMPDIR/both.yaml" --exit-when-done 2>"$BF_TMPDIR/both.log" || rc=$?
+assert_eq "daemon exit status (124: still running after 60 s)" 0 "$rc"
+assert_eq "job done through the primary of the list" "done" "$(job_state fill)"
+assert_eq "every row filled" 0 "$(psql_q "SELECT count(*) FROM t WHERE y IS NULL")"
+
+bf_conf "$BF_TMPDIR/standby.yaml" <<YAML
+database: "$(pg_conninfo standby1 "$BF_TEST_DB")"
+jobs:
+  - name: on_standby
+    table: t
+    set: "y = id"
+    where: "y IS NULL"
+    sleep: 0
+YAML
+refused_twice() {
+	(($(grep -c 'job=on_standby msg="database unreachable, will retry".*session is read-only' \
+		"$BF_TMPDIR/standby.log") >= 2))
+}
+daemon_start "$BF_TMPDIR/standby.yaml" "$BF_TMPDIR/standby.log"
+wait_for "a second refused attempt of the job" 30 refused_twice
+assert_true "the daemon keeps retrying" test -e "/proc/$DAEMON_PID"
+assert_eq "no job row written anywhere for it" 0 \
+	"$(psql_q "SELECT count(*) FROM backfill.jobs WHERE name = 'on_standby'")"
+kill -TERM "$DAEMON_PID"
+daemon_wait 30
+assert_eq "daemon exit status after SIGTERM" 0 "$DAEMON_RC"
+test_finish
