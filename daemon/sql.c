@@ -374,7 +374,7 @@ char *bf_sql_remaining_in(const bf_sql_target *t, bool first)
 
 	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
 	param_range(&sb, t, first, 1, first ? 1 : 1 + (int)t->n_key);
-	bf_sbuf_printf(&sb, " AND (%s) LIMIT 10000) AS s", t->where);
+	bf_sbuf_printf(&sb, " AND (%s) LIMIT %d) AS s", t->where, BF_SQL_COUNT_MAX);
 	return bf_sbuf_steal(&sb);
 }
 
@@ -430,6 +430,13 @@ const char *bf_sql_session(void)
 	       "  set_config('IntervalStyle', 'postgres', false),\n"
 	       "  set_config('TimeZone', 'UTC', false),\n"
 	       "  set_config('extra_float_digits', '3', false)";
+}
+
+const char *bf_sql_plan(void)
+{
+	return "SELECT set_config(name, CASE WHEN $1::bool THEN 'off' ELSE reset_val END, false)\n"
+	       "FROM pg_settings WHERE name IN ('enable_indexscan', 'enable_seqscan')\n"
+	       "UNION ALL SELECT set_config('statement_timeout', $2, false)";
 }
 
 const char *bf_sql_server_clock(void)

@@ -104,7 +104,8 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first);
  * page once (the ordered walk above fetches the heap row by row, and a freshly updated table
  * has a dead index entry per row: measured ~5x slower). $1.. the n values the range starts
  * after (unless `first`), then the n values it ends at (inclusive). Column 0: rows still
- * matching `where`, capped at 10000. */
+ * matching `where`, capped at BF_SQL_COUNT_MAX. */
+#define BF_SQL_COUNT_MAX 10000
 char *bf_sql_remaining_in(const bf_sql_target *t, bool first);
 
 /* A text[] input literal of n values, each double-quoted with " and \ escaped: the cursor
@@ -127,6 +128,11 @@ const char *bf_sql_try_lock(void);
  * in ms as text), $3 synchronous_commit. Also jit off: every statement is short, and a
  * range the planner misjudges as large would spend more compiling (~60 ms) than running. */
 const char *bf_sql_session(void);
+
+/* The session's plans and statement_timeout for what comes next (the end-of-pass check runs
+ * other statements than the batches): $1 true = plain index and sequential scans off, false =
+ * both back to the session's defaults (reset_val); $2 statement_timeout in ms. */
+const char *bf_sql_plan(void);
 
 /* The server's local wall time now, for the job's `window` ("server-local time"): in the time
  * zone the session had before bf_sql_session set UTC (the server's or database's TimeZone,
