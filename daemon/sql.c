@@ -368,13 +368,16 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first)
 	return bf_sbuf_steal(&sb);
 }
 
-char *bf_sql_remaining_in(const bf_sql_target *t, bool first)
+char *bf_sql_remaining_in(const bf_sql_target *t, bool first, bool capped)
 {
 	bf_sbuf sb = {0};
 
-	bf_sbuf_printf(&sb, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", t->qtable);
+	bf_sbuf_printf(&sb, "SELECT count(*) FROM %s%s WHERE ", capped ? "(SELECT 1 FROM " : "",
+	               t->qtable);
 	param_range(&sb, t, first, 1, first ? 1 : 1 + (int)t->n_key);
-	bf_sbuf_printf(&sb, " AND (%s) LIMIT %d) AS s", t->where, BF_SQL_COUNT_MAX);
+	bf_sbuf_printf(&sb, " AND (%s)", t->where);
+	if (capped)
+		bf_sbuf_printf(&sb, " LIMIT %d) AS s", BF_SQL_COUNT_MAX);
 	return bf_sbuf_steal(&sb);
 }
 

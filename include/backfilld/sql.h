@@ -104,9 +104,11 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first);
  * page once (the ordered walk above fetches the heap row by row, and a freshly updated table
  * has a dead index entry per row: measured ~5x slower). $1.. the n values the range starts
  * after (unless `first`), then the n values it ends at (inclusive). Column 0: rows still
- * matching `where`, capped at BF_SQL_COUNT_MAX. */
+ * matching `where`, at most BF_SQL_COUNT_MAX when `capped`. Uncapped, a count over the whole
+ * table can be planned as a parallel sequential scan (a LIMIT makes the planner expect to
+ * stop early, and it keeps to one process). */
 #define BF_SQL_COUNT_MAX 10000
-char *bf_sql_remaining_in(const bf_sql_target *t, bool first);
+char *bf_sql_remaining_in(const bf_sql_target *t, bool first, bool capped);
 
 /* A text[] input literal of n values, each double-quoted with " and \ escaped: the cursor
  * written as one parameter. */
