@@ -40,9 +40,8 @@ jobs:
     statement_timeout: 2s
     sleep: 0
 YAML
-rc=0
-timeout 120 "$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --exit-when-done 2>"$BF_TMPDIR/daemon.log" || rc=$?
-assert_eq "daemon exit status (124: still running after 120 s)" 0 "$rc"
+daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
+assert_eq "daemon exit status (124: still running after 120 s)" 0 "$DAEMON_RC"
 
 assert_eq "clean: done" "done" "$(job_state clean)"
 assert_match "clean: the one scan found no row left" \
@@ -68,10 +67,8 @@ daemon_start "$BF_TMPDIR/restarted.yaml" "$BF_TMPDIR/first.log"
 wait_for "the pass under way" 60 rows_done_at_least slow_restarted 50000
 kill -9 "$DAEMON_PID"
 daemon_wait 30
-rc=0
-timeout 120 "$BF_BIN" -c "$BF_TMPDIR/restarted.yaml" --exit-when-done 2>"$BF_TMPDIR/second.log" ||
-	rc=$?
-assert_eq "restarted: daemon exit status (124: still running after 120 s)" 0 "$rc"
+daemon_run 120 "$BF_TMPDIR/restarted.yaml" "$BF_TMPDIR/second.log" --exit-when-done
+assert_eq "restarted: daemon exit status (124: still running after 120 s)" 0 "$DAEMON_RC"
 assert_true "restarted: the single scan ran out of time, chunks took over" \
 	grep -q 'msg="the check.s single scan took too long, going on range by range".*mode=chunks' \
 	"$BF_TMPDIR/second.log"

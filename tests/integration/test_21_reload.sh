@@ -68,7 +68,7 @@ YAML
 } >"$conf"
 kill -HUP "$DAEMON_PID"
 wait_for "job_a's next batches use batch 150" 10 batch_is 150
-wait_for "the new job_b ran to the end" 30 job_is job_b done
+wait_for "the new job_b ran to the end" 30 job_is job_b "done"
 assert_eq "job_b correct" 0 "$(psql_q "SELECT count(*) FROM b WHERE y IS DISTINCT FROM -id")"
 assert_eq "job_a still running" running "$(job_state job_a)"
 

@@ -31,7 +31,10 @@ jobs:
     where: "y IS NULL"
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log"
-wait_for "both jobs under way" 30 bash -c '[[ $(psql -X -qAt -c "SELECT count(*) FROM backfill.jobs WHERE rows_done > 0") == 2 ]]'
+both_under_way() {
+	[[ $(psql_q "SELECT count(*) FROM backfill.jobs WHERE rows_done > 0") == 2 ]]
+}
+wait_for "both jobs under way" 30 both_under_way
 
 t0=$EPOCHREALTIME
 "$BF_CTL" pause job_a >/dev/null

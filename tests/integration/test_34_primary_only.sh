@@ -25,9 +25,8 @@ jobs:
     where: "y IS NULL"
     sleep: 0
 YAML
-rc=0
-timeout 60 "$BF_BIN" -c "$BF_TMPDIR/both.yaml" --exit-when-done 2>"$BF_TMPDIR/both.log" || rc=$?
-assert_eq "daemon exit status (124: still running after 60 s)" 0 "$rc"
+daemon_run 60 "$BF_TMPDIR/both.yaml" "$BF_TMPDIR/both.log" --exit-when-done
+assert_eq "daemon exit status (124: still running after 60 s)" 0 "$DAEMON_RC"
 assert_eq "job done through the primary of the list" "done" "$(job_state fill)"
 assert_eq "every row filled" 0 "$(psql_q "SELECT count(*) FROM t WHERE y IS NULL")"
 

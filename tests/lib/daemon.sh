@@ -7,6 +7,9 @@
 #   daemon_start CONF LOG [ARG...] start $BF_BIN -c CONF ARG... in the background, logging to
 #                                 LOG; sets DAEMON_PID; killed at cleanup if still running
 #   daemon_wait TIMEOUT            wait for DAEMON_PID to exit; sets DAEMON_RC (124 on timeout)
+#   daemon_run TIMEOUT CONF LOG [ARG...]  run $BF_BIN -c CONF ARG... in the foreground, stderr
+#                                 to LOG, killed after TIMEOUT seconds; sets DAEMON_RC (124:
+#                                 it was still running)
 #   job COL NAME                   one column of the job's row in backfill.jobs
 #   job_state NAME                 its state
 #   job_is NAME STATE              true when the job is in STATE (for wait_for)
@@ -37,6 +40,14 @@ daemon_wait() {
 		return 0
 	fi
 	wait "$DAEMON_PID" || rc=$?
+	DAEMON_RC=$rc
+}
+
+daemon_run() {
+	local timeout=$1 conf=$2 log=$3 rc=0
+	shift 3
+	timeout "$timeout" "$BF_BIN" -c "$conf" "$@" 2>"$log" || rc=$?
+	# shellcheck disable=SC2034 # read by the test that sources this file
 	DAEMON_RC=$rc
 }
 
