@@ -34,6 +34,10 @@
 # Knobs (environment):
 #   BENCH_ROWS=1000000          rows in items
 #   BENCH_STRATEGIES="single seed-loop keyset-loop backfilld"   a subset (spaces or commas)
+#   BENCH_REPEAT=1              rounds: each runs every strategy once, in order, on a fresh copy;
+#                               the report shows, per strategy, its round of median wall time
+#                               (the lower median for an even count) and notes every round's
+#                               time, so one noisy round does not decide a ratio
 #   BENCH_KEEP=1                keep the temporary directory (server and strategy logs, pgbench logs)
 #   BENCH_LOOP_TIMEOUT=SECONDS  bound for seed-loop and backfilld (default 20x the single time,
 #                               at least 60 s; without single: BENCH_ROWS/5000 s, at least 60 s)
@@ -85,6 +89,7 @@ FSYNC=${BENCH_FSYNC:-on}
 MAX_WAL=${BENCH_MAX_WAL_SIZE:-8GB}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 LOOP_TIMEOUT=${BENCH_LOOP_TIMEOUT:-}
+REPEAT=${BENCH_REPEAT:-1}
 
 is_uint() {
 	[[ $1 =~ ^[0-9]+$ ]]
@@ -99,6 +104,7 @@ need_uint BENCH_ROWS "$ROWS" 1000
 need_uint BENCH_APP_RATE "$APP_RATE" 0
 need_uint BENCH_BASELINE_SECONDS "$BASELINE_S" 1
 need_uint BENCH_KEYSET_BATCH "$KEYSET_BATCH" 1
+need_uint BENCH_REPEAT "$REPEAT" 1
 [[ -z $LOOP_TIMEOUT ]] || need_uint BENCH_LOOP_TIMEOUT "$LOOP_TIMEOUT" 1
 [[ $APP == 0 || $APP == 1 ]] || die "BENCH_APP must be 0 or 1, got '$APP'"
 [[ $KEYSET_SYNC == on || $KEYSET_SYNC == off ]] ||
@@ -594,10 +600,58 @@ run_baseline() {
 
 # --- run ----------------------------------------------------------------------------------------
 
+# Every figure a strategy's run leaves, by strategy name (R_* above, A_* of app_stats).
+RESULT_ARRAYS=(R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT A_TPS A_P50 A_P99 A_MAX
+	A_FAILED A_N)
+
+# keep_round NAME ROUND: file the figures of NAME's run as NAME@ROUND.
+keep_round() {
+	local a
+	for a in "${RESULT_ARRAYS[@]}"; do
+		# shellcheck disable=SC2178 # a nameref to each associative array in turn
+		local -n arr=$a
+		[[ -z ${arr[$1]+set} ]] || arr[$1@$2]=${arr[$1]}
+	done
+}
+
+# use_median NAME: NAME's figures become those of its round of median wall time; the rounds'
+# times go to the notes.
+use_median() {
+	local r a walls=() pick
+	for ((r = 1; r <= REPEAT; r++)); do
+		walls+=("${R_WALL[$1@$r]} $r")
+	done
+	pick=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((REPEAT + 1) / 2))p" | cut -d' ' -f2)
+	for a in "${RESULT_ARRAYS[@]}"; do
+		# shellcheck disable=SC2178 # a nameref to each associative array in turn
+		local -n arr=$a
+		[[ -z ${arr[$1@$pick]+set} ]] || arr[$1]=${arr[$1@$pick]}
+	done
+	NOTES+=("$1: wall s by round: $(for ((r = 1; r <= REPEAT; r++)); do
+		printf '%s%s' "${R_WALL[$1@$r]}" "$([[ ${R_STATUS[$1@$r]} == ok ]] || echo " (${R_STATUS[$1@$r]})")"
+		((r == REPEAT)) || printf ', '
+	done); the table shows round $pick (median)")
+}
+
 ((APP == 0)) || run_baseline
-for s in "${STRATEGIES[@]}"; do
-	run_strategy "$s"
+for ((round = 1; round <= REPEAT; round++)); do
+	((REPEAT == 1)) || say "round $round of $REPEAT"
+	for s in "${STRATEGIES[@]}"; do
+		n_notes=${#NOTES[@]}
+		run_strategy "$s"
+		keep_round "$s" "$round"
+		if ((REPEAT > 1)); then
+			for ((i = n_notes; i < ${#NOTES[@]}; i++)); do
+				NOTES[i]="round $round: ${NOTES[i]}"
+			done
+		fi
+	done
 done
+if ((REPEAT > 1)); then
+	for s in "${STRATEGIES[@]}"; do
+		use_median "$s"
+	done
+fi
 
 # --- report -------------------------------------------------------------------------------------
 
