@@ -64,8 +64,10 @@ enum phase {
 	PH_FINISHED, /* the connection is closed for good */
 };
 
-/* What the session is set up to run (see send_plan). */
-enum plan { PLAN_BATCH, PLAN_ONE_SCAN, PLAN_RANGES };
+/* What the session is set up to run (see send_plan). PLAN_UNKNOWN: the session settings were
+ * sent again (a reload changed a timeout) over a check's plan, whose statement_timeout they
+ * replaced: the plan is sent again before the next statement. */
+enum plan { PLAN_BATCH, PLAN_ONE_SCAN, PLAN_RANGES, PLAN_UNKNOWN };
 
 /* Why a state change is being written, so that its result knows what follows. */
 enum after_state { AFTER_NOTHING, AFTER_NEW_PASS, AFTER_CLOSE };
@@ -628,6 +630,13 @@ static void send_simple(bf_job *j, enum phase ph, const char *sql)
  * when a range is a tenth of the table, reads all of it for each range. Measured on 100,000
  * keys of a freshly filled 1M-row table: bitmap 23 ms, index 87 ms, sequential 223 ms.
  * PLAN_BATCH is the session as bf_sql_session set it: the batches keep their plans. */
+/* How the check walks when its single scan does not settle it: on the ranges the pass
+ * recorded, or on ordered chunks when this process did not see the pass start. */
+static const char *walk_mode(const bf_job *j)
+{
+	return j->check_ranges ? "ranges" : "chunks";
+}
+
 static int64_t one_scan_ms(const bf_job *j)
 {
 	int64_t ms = j->cfg->statement_timeout_ms;
@@ -1036,8 +1045,7 @@ static void step(bf_job *j)
 			j->check_i = 0;
 			bf_log(BF_LOG_INFO, j->cfg->name, "pass done, checking that no row is left",
 			       "pass=%d from_start=%s mode=%s", j->pass,
-			       j->check_at ? "false" : "true",
-			       j->check_ranges ? "ranges" : "chunks");
+			       j->check_at ? "false" : "true", walk_mode(j));
 		}
 		want = j->one_scan ? PLAN_ONE_SCAN : j->check_ranges ? PLAN_RANGES : PLAN_BATCH;
 		if (j->plan != want) {
@@ -1146,10 +1154,8 @@ static void on_error(bf_job *j, const PGresult *res)
 		/* the single scan of the check ran out of its time (ONE_SCAN_MS): a big table;
 		 * the walk range by range takes over, each statement short */
 		bf_log(BF_LOG_INFO, j->cfg->name,
-		       "the check's single scan took too long, going on "
-		       "range by range",
-		       "statement_timeout=%lldms mode=%s", (long long)one_scan_ms(j),
-		       j->check_ranges ? "ranges" : "chunks");
+		       "the check's single scan took too long, going on range by range",
+		       "statement_timeout=%lldms mode=%s", (long long)one_scan_ms(j), walk_mode(j));
 		j->one_scan = false;
 		free(text);
 		step(j);
@@ -1342,11 +1348,10 @@ static void on_remaining(bf_job *j, const PGresult *res)
 {
 	size_t n = j->target->n_key;
 	int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	bool last = j->one_scan       ? true
-	            : j->check_ranges ? j->check_i >= j->n_bounds
-	                              : PQgetvalue(res, 0, 1)[0] == 't';
+	bool last = j->one_scan ||
+	            (j->check_ranges ? j->check_i >= j->n_bounds : PQgetvalue(res, 0, 1)[0] == 't');
 	char reason[128];
-	const char *how = j->one_scan ? "scan" : j->check_ranges ? "ranges" : "chunks";
+	const char *how = j->one_scan ? "scan" : walk_mode(j);
 
 	j->retries = 0;
 	if (j->one_scan) {
@@ -1355,8 +1360,7 @@ static void on_remaining(bf_job *j, const PGresult *res)
 			/* the sweep should start where the first of them is, not at the pass's
 			 * start: find it, range by range */
 			bf_log(BF_LOG_INFO, j->cfg->name, "rows left after the pass, locating them",
-			       "remaining=%lld mode=%s", (long long)left,
-			       j->check_ranges ? "ranges" : "chunks");
+			       "remaining=%lld mode=%s", (long long)left, walk_mode(j));
 			return;
 		}
 	}
@@ -1436,6 +1440,8 @@ static void on_result(bf_job *j, const PGresult *res)
 	switch (ph) {
 	case PH_SESSION:
 		j->session_ok = true;
+		if (j->plan != PLAN_BATCH)
+			j->plan = PLAN_UNKNOWN;
 		break;
 	case PH_SCHEMA:
 		j->schema_ok = true;
