@@ -66,7 +66,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	if (t == NULL)
 		goto out;
 	schema_sql = bf_sql_schema(t->qschema);
-	batch = bf_sql_batch(t, false, false);
+	batch = bf_sql_batch(t, false, false, BF_CKPT_JOB);
 	estimate = bf_sql_estimate(t);
 	if (run(pg, schema_sql, -1, NULL, NULL, "control schema", problems) != 0)
 		goto out;

@@ -111,12 +111,13 @@ static const struct choice sync_commit_modes[] = {
         {.name = NULL},
 };
 
-#define NONEMPTY   .check = is_nonempty, .expect = "a non-empty string"
-#define LAG(f)     offsetof(bf_lag_config, f)
-#define JOB(f)     offsetof(bf_job_config, f)
-#define TOP(f)     offsetof(bf_config, f)
-#define PG_INT_MAX INT64_C(2147483647) /* lock_timeout and statement_timeout are int ms */
-#define BATCH_MAX  INT64_C(100000000)
+#define NONEMPTY     .check = is_nonempty, .expect = "a non-empty string"
+#define LAG(f)       offsetof(bf_lag_config, f)
+#define JOB(f)       offsetof(bf_job_config, f)
+#define TOP(f)       offsetof(bf_config, f)
+#define PG_INT_MAX   INT64_C(2147483647) /* lock_timeout and statement_timeout are int ms */
+#define BATCH_MAX    INT64_C(100000000)
+#define PARALLEL_MAX 16 /* connections per job: a server has a few hundred at most */
 
 static const struct key_def lag_keys[] = {
         {.name = "max_replay_bytes",
@@ -216,6 +217,12 @@ static const struct key_def job_keys[] = {
          .def = "off",
          .choices = sync_commit_modes},
         {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
+        {.name = "parallel",
+         .type = KT_INT,
+         .offset = JOB(parallel),
+         .def = "1",
+         .min = 1,
+         .max = PARALLEL_MAX},
         {.name = "window", .type = KT_WINDOW, .offset = JOB(window), .flags = KF_NULLABLE},
         {.name = "lag",
          .type = KT_MAPPING,

@@ -42,6 +42,7 @@
 #define SKIP_LOCKED_STREAK  10     /* batches with SKIP LOCKED after the fast path met a lock */
 #define CHECK_KEYS          100000 /* keys per statement of the end-of-pass check */
 #define ONE_SCAN_MS         10000  /* the longest the check's single scan may take */
+#define SLICE_WATCH_MS      1000   /* how often a job waiting for its slices shows its state */
 
 enum phase {
 	PH_IDLE,     /* nothing in flight: step() decides */
@@ -60,6 +61,7 @@ enum phase {
 	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
 	PH_PLAN,     /* the session's plans and statement_timeout for the check, or back */
 	PH_CLOCK,    /* the server's local wall time, for the window */
+	PH_SLICES,   /* the slices of a parallel first pass, read or cut */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -158,6 +160,22 @@ struct bf_job {
 	size_t rate_head, rate_len;
 	bool logged_waiting_lock;
 	bool resumed; /* "resuming from the checkpoint" said once */
+
+	/* A parallel first pass (cfg->parallel > 1): the job cuts its keys into slices
+	 * (<schema>.slices) and starts a slice job for each one not done, owned here, each on
+	 * its own connection. Meanwhile this job keeps the advisory lock, shows the state (its
+	 * own gate, the same signals the slices see) and waits; once every slice is done it
+	 * runs the end-of-pass check over the whole table, as after any pass. A slice job has
+	 * `parent` set: it walks its slice's keys, checkpointing its slice's cursor and the
+	 * job's counters, obeys the job's requests, and never writes a state: its parent
+	 * hears how it finished and acts on it. */
+	bf_job *parent;
+	int slice; /* 1.. for a slice job */
+	bf_job **slices;
+	size_t n_slices, slices_live;
+	bool slices_known;        /* read (or cut) since the last registration */
+	int64_t rows_new;         /* rows updated by this object's batches */
+	int64_t rows_at_register; /* the slices' rows_new when this job last registered */
 };
 
 static void step(bf_job *j);
@@ -243,7 +261,7 @@ static char *dup_opt(const char *s)
 
 /* ---- life cycle ---- */
 
-bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
+static bf_job *job_new(const bf_job_env *env, const bf_job_config *cfg, char *log_name)
 {
 	bf_job *j = bf_xcalloc(1, sizeof(*j));
 
@@ -251,7 +269,7 @@ bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
 	j->env.control_schema = bf_xstrdup(env->control_schema);
 	j->env.owner_id = bf_xstrdup(env->owner_id);
 	j->cfg = bf_job_config_dup(cfg);
-	j->log_name = bf_xasprintf("job=%s", cfg->name);
+	j->log_name = log_name;
 	j->conn = bf_conn_new(env->loop, j->log_name, conn_cb, j);
 	ev_init(&j->timer, timer_cb);
 	j->timer.data = j;
@@ -263,6 +281,22 @@ bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
 	bf_bucket_init(&j->bucket, cfg->max_rows_per_second, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
 	return j;
+}
+
+bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
+{
+	return job_new(env, cfg, bf_xasprintf("job=%s", cfg->name));
+}
+
+static void free_slices(bf_job *j)
+{
+	for (size_t i = 0; i < j->n_slices; i++) {
+		j->rows_at_register -= j->slices[i]->rows_new; /* keeps rows_now() as it was */
+		bf_job_free(j->slices[i]);
+	}
+	free(j->slices);
+	j->slices = NULL;
+	j->n_slices = 0;
 }
 
 static void forget_checkpoint(bf_job *j)
@@ -280,6 +314,7 @@ void bf_job_free(bf_job *j)
 {
 	if (j == NULL)
 		return;
+	free_slices(j);
 	ev_timer_stop(j->env.loop, &j->timer);
 	bf_conn_free(j->conn);
 	forget_checkpoint(j);
@@ -304,6 +339,8 @@ void bf_job_free(bf_job *j)
 void bf_job_set_lagmon(bf_job *j, bf_lagmon *m)
 {
 	j->lagmon = m;
+	for (size_t i = 0; i < j->n_slices; i++)
+		j->slices[i]->lagmon = m;
 }
 
 const char *bf_job_name(const bf_job *j)
@@ -342,7 +379,7 @@ static void set_state(bf_job *j, bf_job_state s, const char *reason)
 		return;
 	/* a throttle's reason changes with every reading (81MB, 90MB...): logged when it
 	 * starts and when it ends, shown fresh in the control table meanwhile */
-	if (s != j->state || (reason && s != BF_JOB_THROTTLED))
+	if (j->parent == NULL && (s != j->state || (reason && s != BF_JOB_THROTTLED)))
 		bf_log(s == BF_JOB_FAILED ? BF_LOG_ERROR : BF_LOG_INFO, j->cfg->name, "state",
 		       "state=%s from=%s%s%s", bf_job_state_name(s), bf_job_state_name(j->state),
 		       reason ? " reason=" : "", reason ? bf_log_q(q, sizeof(q), reason) : "");
@@ -468,6 +505,8 @@ void bf_job_fail(bf_job *j, const char *msg)
 
 void bf_job_abort(bf_job *j)
 {
+	for (size_t i = 0; i < j->n_slices; i++)
+		bf_job_abort(j->slices[i]);
 	if (j->finished || !bf_conn_is_busy(j->conn))
 		return;
 	bf_log(BF_LOG_WARN, j->cfg->name, "cancelling the in-flight query",
@@ -479,6 +518,8 @@ void bf_job_pause(bf_job *j, const char *reason)
 {
 	free(j->pause_reason);
 	j->pause_reason = bf_xstrdup(reason);
+	for (size_t i = 0; i < j->n_slices; i++)
+		bf_job_pause(j->slices[i], reason);
 	wake(j);
 }
 
@@ -486,11 +527,15 @@ void bf_job_resume(bf_job *j)
 {
 	free(j->pause_reason);
 	j->pause_reason = NULL;
+	for (size_t i = 0; i < j->n_slices; i++)
+		bf_job_resume(j->slices[i]);
 	wake(j);
 }
 
 void bf_job_poke(bf_job *j)
 {
+	for (size_t i = 0; i < j->n_slices; i++)
+		bf_job_poke(j->slices[i]);
 	j->poke = true;
 	/* a sleep or a backoff between batches must not delay a pause or cancel request */
 	if (j->phase == PH_TIMER && j->registered && bf_conn_is_ready(j->conn)) {
@@ -500,9 +545,112 @@ void bf_job_poke(bf_job *j)
 	wake(j);
 }
 
+/* ---- slices of a parallel first pass ---- */
+
+/* A slice's tuning: the job's, with its rate cap shared among the slices. */
+static bf_job_config *slice_config(const bf_job_config *cfg, size_t n)
+{
+	bf_job_config *sc = bf_job_config_dup(cfg);
+	int64_t k = (int64_t)n;
+
+	if (sc->max_rows_per_second > 0)
+		sc->max_rows_per_second = (sc->max_rows_per_second + k - 1) / k;
+	return sc;
+}
+
+/* A slice job finished (done, failed, cancelled or stopped). Its parent acts from its own
+ * step, never from inside the slice's call stack: a timer of 0 when nothing is in flight. */
+static void slice_finished(bf_job *s, void *owner)
+{
+	bf_job *j = owner;
+
+	j->slices_live--;
+	if (!bf_job_state_terminal(j->state) && !j->stopping) {
+		if (s->state == BF_JOB_FAILED) {
+			char msg[ERR_LEN + 32];
+
+			snprintf(msg, sizeof(msg), "slice %d: %s", s->slice,
+			         s->reason ? s->reason : "failed");
+			fail(j, msg);
+		} else if (s->state == BF_JOB_CANCELLED) {
+			set_state(j, BF_JOB_CANCELLED, s->reason);
+		} else if (j->slices_live == 0) {
+			/* every slice let go: read the job's row (its counts) and the slices again
+			 */
+			j->registered = false;
+			j->slices_known = false;
+		}
+	}
+	if (j->phase == PH_TIMER || j->phase == PH_IDLE)
+		arm_timer(j, 0);
+}
+
+/* Start a slice job for slice `n` of `count`. */
+static void start_slice(bf_job *j, int n, size_t count)
+{
+	bf_job_env env = j->env;
+	bf_job_config *sc = slice_config(j->cfg, count);
+	bf_job *s;
+
+	env.finished = slice_finished;
+	env.owner = j;
+	s = job_new(&env, sc, bf_xasprintf("job=%s slice=%d", j->cfg->name, n));
+	bf_job_config_free(sc);
+	s->parent = j;
+	s->slice = n;
+	s->lagmon = j->lagmon;
+	if (j->pause_reason)
+		s->pause_reason = bf_xstrdup(j->pause_reason);
+	j->slices[j->n_slices++] = s;
+	j->slices_live++;
+	bf_job_start(s);
+}
+
+/* The job's figures with those of its slices: the rows its row counted when last read
+ * plus what the slices did since, the recent rate, a slice's batch size while they walk. */
+static int64_t slice_rows(const bf_job *j)
+{
+	int64_t rows = 0;
+
+	for (size_t i = 0; i < j->n_slices; i++)
+		rows += j->slices[i]->rows_new;
+	return rows;
+}
+
+static int64_t rows_now(const bf_job *j)
+{
+	return j->rows_done - j->rows_at_register + slice_rows(j);
+}
+
+static double rate_now(bf_job *j, int64_t now);
+
+static double rate_all(bf_job *j, int64_t now)
+{
+	double rate = rate_now(j, now);
+
+	for (size_t i = 0; i < j->n_slices; i++)
+		rate += rate_now(j->slices[i], now);
+	return rate;
+}
+
+static const bf_job *walker(const bf_job *j)
+{
+	for (size_t i = 0; i < j->n_slices; i++)
+		if (!j->slices[i]->finished)
+			return j->slices[i];
+	return j;
+}
+
 void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 {
 	bf_job_config *old = j->cfg;
+
+	for (size_t i = 0; i < j->n_slices; i++) {
+		bf_job_config *sc = slice_config(cfg, j->n_slices);
+
+		bf_job_retune(j->slices[i], sc);
+		bf_job_config_free(sc);
+	}
 
 	j->cfg = bf_job_config_dup(cfg);
 	bf_batchsize_set_limits(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
@@ -515,8 +663,9 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	    strcmp(cfg->synchronous_commit, old->synchronous_commit) != 0)
 		j->session_ok = false;
 	bf_job_config_free(old);
-	bf_log(BF_LOG_INFO, j->cfg->name, "tuning reloaded", "batch=%lld sleep_ms=%lld",
-	       (long long)j->batch_size, (long long)j->cfg->sleep_ms);
+	if (j->parent == NULL)
+		bf_log(BF_LOG_INFO, j->cfg->name, "tuning reloaded", "batch=%lld sleep_ms=%lld",
+		       (long long)j->batch_size, (long long)j->cfg->sleep_ms);
 }
 
 /* ---- the recent rate: rows of the batches of the last minute ---- */
@@ -554,37 +703,40 @@ static double rate_now(bf_job *j, int64_t now)
 void bf_job_log_progress(bf_job *j)
 {
 	char eta[32] = "", q[512];
+	int64_t rows = rows_now(j);
 	double rate;
 	double pct = 0;
-	int64_t est = j->estimate > j->rows_done ? j->estimate : j->rows_done;
+	int64_t est = j->estimate > rows ? j->estimate : rows;
 
 	if (j->finished || (j->state != BF_JOB_RUNNING && j->state != BF_JOB_THROTTLED))
 		return;
-	rate = rate_now(j, bf_mono_ms());
+	rate = rate_all(j, bf_mono_ms());
 	if (est > 0)
-		pct = 100.0 * (double)j->rows_done / (double)est;
+		pct = 100.0 * (double)rows / (double)est;
 	if (rate > 0)
-		bf_units_format_duration((int64_t)((double)(est - j->rows_done) * 1000.0 / rate),
-		                         eta, sizeof(eta));
+		bf_units_format_duration((int64_t)((double)(est - rows) * 1000.0 / rate), eta,
+		                         sizeof(eta));
 	bf_log(BF_LOG_INFO, j->cfg->name, "progress",
 	       "rows=%lld estimate=%lld percent=%.1f rate=%.0f eta=%s batch=%lld pass=%d "
 	       "state=%s%s%s",
-	       (long long)j->rows_done, (long long)est, pct, rate, eta[0] ? eta : "unknown",
-	       (long long)j->batch_size, j->pass, bf_job_state_name(j->state),
+	       (long long)rows, (long long)est, pct, rate, eta[0] ? eta : "unknown",
+	       (long long)walker(j)->batch_size, j->pass, bf_job_state_name(j->state),
 	       j->state == BF_JOB_THROTTLED ? " reason=" : "",
 	       j->state == BF_JOB_THROTTLED ? bf_log_q(q, sizeof(q), j->reason) : "");
 }
 
 void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 {
+	int64_t rows = rows_now(j);
+
 	*out = (bf_job_figures){
 	        .name = j->cfg->name,
 	        .state = j->state,
-	        .rows_done = j->rows_done,
-	        .rows_estimate = j->estimate > j->rows_done ? j->estimate : j->rows_done,
-	        .rows_per_second = rate_now(j, bf_mono_ms()),
-	        .batch_size = j->batch_size,
-	        .last_batch_ms = j->last_batch_ms,
+	        .rows_done = rows,
+	        .rows_estimate = j->estimate > rows ? j->estimate : rows,
+	        .rows_per_second = rate_all(j, bf_mono_ms()),
+	        .batch_size = walker(j)->batch_size,
+	        .last_batch_ms = walker(j)->last_batch_ms,
 	        .pass = j->pass,
 	};
 }
@@ -751,6 +903,36 @@ static void send_register(bf_job *j)
 	free(sql);
 }
 
+static void send_slice_register(bf_job *j)
+{
+	char *sql = bf_sql_slice_register(j->target);
+	char n[16];
+	const char *v[2] = {j->cfg->name, n};
+
+	snprintf(n, sizeof(n), "%d", j->slice);
+	send_params(j, PH_REGISTER, sql, 2, v);
+	free(sql);
+}
+
+static void send_slices(bf_job *j)
+{
+	char *sql = bf_sql_slices(j->target);
+	char *high = bf_sql_text_array((const char *const *)j->high, j->target->n_key);
+	char n[16];
+	const char *v[7] = {j->cfg->name,
+	                    n,
+	                    j->target->nsp,
+	                    j->target->rel,
+	                    j->target->key1,
+	                    high,
+	                    j->cursor == NULL ? "t" : "f"};
+
+	snprintf(n, sizeof(n), "%lld", (long long)j->cfg->parallel);
+	send_params(j, PH_SLICES, sql, 7, v);
+	free(sql);
+	free(high);
+}
+
 static void send_high(bf_job *j)
 {
 	char *sql = bf_sql_high_water(j->target);
@@ -765,11 +947,16 @@ static void send_high(bf_job *j)
  * a pass has no cursor and goes unprepared: it runs once per pass. */
 static const char *const stmt_names[2] = {"bf_fast", "bf_skip"};
 
+static enum bf_ckpt ckpt_of(const bf_job *j)
+{
+	return j->parent ? BF_CKPT_SLICE : BF_CKPT_JOB;
+}
+
 static void send_prepare(bf_job *j)
 {
 	char err[ERR_LEN];
 	bool plain = j->prepared == 0;
-	char *sql = bf_sql_batch(j->target, false, plain);
+	char *sql = bf_sql_batch(j->target, false, plain, ckpt_of(j));
 
 	j->phase = PH_PREPARE;
 	if (bf_conn_send_prepare(j->conn, stmt_names[j->prepared], sql, err, sizeof(err)) != 0)
@@ -821,8 +1008,9 @@ static void send_batch(bf_job *j)
 	int rc;
 
 	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
-	snprintf(rate, sizeof(rate), "%.3f", rate_now(j, bf_mono_ms()));
-	snprintf(pass, sizeof(pass), "%d", j->pass);
+	/* a slice writes the job's rate, all slices together, and its slice number as $4 */
+	snprintf(rate, sizeof(rate), "%.3f", rate_all(j->parent ? j->parent : j, bf_mono_ms()));
+	snprintf(pass, sizeof(pass), "%d", j->parent ? j->slice : j->pass);
 	v[k++] = j->cfg->name;
 	v[k++] = batch;
 	v[k++] = rate;
@@ -843,7 +1031,7 @@ static void send_batch(bf_job *j)
 		rc = bf_conn_send_prepared(j->conn, stmt_names[j->fast ? 0 : 1], (int)k, v, err,
 		                           sizeof(err));
 	} else {
-		char *sql = bf_sql_batch(j->target, true, j->fast);
+		char *sql = bf_sql_batch(j->target, true, j->fast, ckpt_of(j));
 
 		rc = bf_conn_send_params(j->conn, sql, (int)k, v, err, sizeof(err));
 		free(sql);
@@ -959,7 +1147,7 @@ static void step(bf_job *j)
 		send_session(j);
 		return;
 	}
-	if (!j->schema_ok) {
+	if (!j->schema_ok && j->parent == NULL) {
 		send_schema(j);
 		return;
 	}
@@ -977,7 +1165,8 @@ static void step(bf_job *j)
 		j->poke = false;
 		j->registered = false;
 	}
-	if (!j->locked) {
+	if (!j->locked && j->parent == NULL) {
+		/* a slice runs under its parent's lock */
 		send_lock(j);
 		return;
 	}
@@ -985,12 +1174,15 @@ static void step(bf_job *j)
 		send_resolve(j);
 		return;
 	}
-	if (!j->estimated) {
+	if (!j->estimated && j->parent == NULL) {
 		send_estimate(j);
 		return;
 	}
 	if (!j->registered) {
-		send_register(j);
+		if (j->parent)
+			send_slice_register(j);
+		else
+			send_register(j);
 		return;
 	}
 	/* the state to show: a terminal one is written, then the job lets go */
@@ -1007,17 +1199,37 @@ static void step(bf_job *j)
 		wait = gate(j);
 	if (j->state != j->db_state || !bf_streq_opt(j->reason, j->db_reason) || j->rewind ||
 	    j->count_error) {
-		send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
-		return;
+		if (j->parent == NULL) {
+			send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
+			return;
+		}
+		/* a slice's state is its parent's to show */
+		j->db_state = j->state;
+		free(j->db_reason);
+		j->db_reason = dup_opt(j->reason);
+		j->count_error = false;
 	}
 	if (bf_job_state_terminal(j->state) || j->stopping) {
-		finish(j);
+		/* the slices let go first: each finishes its batch */
+		for (size_t i = 0; i < j->n_slices; i++)
+			stop(j->slices[i], j->stop_reason);
+		if (j->slices_live == 0)
+			finish(j);
 		return;
 	}
 	if (j->state == BF_JOB_PAUSED)
 		return; /* resumed by bf_job_resume() or a poke */
 	if (!j->high_known) {
 		send_high(j);
+		return;
+	}
+	if (j->parent == NULL && j->cfg->parallel > 1 && !j->env.dry_run && j->pass == 1 &&
+	    !j->slices_known) {
+		send_slices(j);
+		return;
+	}
+	if (j->slices_live > 0) {
+		arm_timer(j, SLICE_WATCH_MS);
 		return;
 	}
 	if (j->prepared < 2) {
@@ -1028,6 +1240,11 @@ static void step(bf_job *j)
 		/* rolled back, every row is still to do: a dry run ends after one pass */
 		set_state(j, BF_JOB_DONE, "dry run: one pass done, every batch rolled back");
 		step(j);
+		return;
+	}
+	if (j->pass_end && j->parent) {
+		set_state(j, BF_JOB_DONE, NULL);
+		finish(j);
 		return;
 	}
 	if (j->plan != PLAN_BATCH && !j->pass_end) {
@@ -1246,6 +1463,10 @@ static void on_register(bf_job *j, const PGresult *res)
 	j->registered = true;
 	j->pass_end = false;
 	j->reconnects = 0;
+	/* the row counts what the slices did so far; slices are read again unless some walk */
+	j->rows_at_register = slice_rows(j);
+	if (j->slices_live == 0)
+		j->slices_known = false;
 	/* a pass seen from its first batch: its boundaries can be recorded (a reconnect in
 	 * the middle of a pass keeps those already recorded) */
 	if (j->cursor == NULL || j->rewound) {
@@ -1290,6 +1511,59 @@ static void on_register(bf_job *j, const PGresult *res)
 	}
 }
 
+static void on_slice_register(bf_job *j, const PGresult *res)
+{
+	size_t n = j->target->n_key;
+
+	if (PQntuples(res) != 1) {
+		fail(j,
+		     "the slice's row disappeared from the control table (reset while running?)");
+		return;
+	}
+	free(j->requested);
+	j->requested = PQgetisnull(res, 0, 1) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 1));
+	forget_checkpoint(j);
+	if (PQgetvalue(res, 0, 0)[0] == 't')
+		j->cursor = get_values(res, 2, n);
+	j->high = get_values(res, 2 + (int)n, n);
+	j->high_known = true;
+	j->registered = true;
+	j->pass_end = false;
+	j->reconnects = 0;
+}
+
+static void on_slices(bf_job *j, const PGresult *res)
+{
+	int rows = PQntuples(res);
+	size_t left = 0;
+
+	j->slices_known = true;
+	free_slices(j);
+	if (rows == 0) {
+		if (j->cursor == NULL)
+			bf_log(BF_LOG_WARN, j->cfg->name,
+			       "cannot cut the key into slices (no statistics on it: ANALYZE the "
+			       "table; or too few keys): one walker",
+			       "parallel=%lld", (long long)j->cfg->parallel);
+		return;
+	}
+	for (int i = 0; i < rows; i++)
+		left += PQgetvalue(res, i, 1)[0] != 't';
+	if (left == 0) {
+		/* every slice is done: the pass is over, checked from the first key */
+		j->pass_end = true;
+		clear_bounds(j);
+		j->bounds_ok = false;
+		return;
+	}
+	bf_log(BF_LOG_INFO, j->cfg->name, "first pass in slices, one connection each",
+	       "slices=%d left=%zu", rows, left);
+	j->slices = bf_xcalloc(left, sizeof(*j->slices));
+	for (int i = 0; i < rows; i++)
+		if (PQgetvalue(res, i, 1)[0] != 't')
+			start_slice(j, atoi(PQgetvalue(res, i, 0)), (size_t)rows);
+}
+
 static void on_high(bf_job *j, const PGresult *res)
 {
 	j->high_known = true;
@@ -1315,6 +1589,7 @@ static void on_batch(bf_job *j, const PGresult *res)
 	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	j->last_batch_ms = now - j->batch_sent_ms;
 	j->rows_done += rows;
+	j->rows_new += rows;
 	j->pass_rows += rows;
 	j->retries = 0;
 	rate_add(j, now, rows);
@@ -1469,7 +1744,13 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	}
 	case PH_REGISTER:
-		on_register(j, res);
+		if (j->parent)
+			on_slice_register(j, res);
+		else
+			on_register(j, res);
+		break;
+	case PH_SLICES:
+		on_slices(j, res);
 		break;
 	case PH_HIGH:
 		on_high(j, res);

@@ -36,6 +36,9 @@ void bf_sql_target_free(bf_sql_target *t)
 	free(t->key_type);
 	free(t->qschema);
 	free(t->qtable);
+	free(t->nsp);
+	free(t->rel);
+	free(t->key1);
 	free(t->set);
 	free(t->where);
 	free(t);
@@ -82,6 +85,16 @@ static char *schema_script(const char *s, bool temp)
 	        "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
 	        "  finished_at timestamptz);\n",
 	        s);
+	/* version 2: the slices of a parallel first pass, gone with their job's row */
+	bf_sbuf_printf(&sb,
+	               "CREATE TABLE IF NOT EXISTS %s.slices (\n"
+	               "  job text NOT NULL REFERENCES %s.jobs (name) ON DELETE CASCADE,\n"
+	               "  slice int NOT NULL,\n"
+	               "  cursor text[],\n"
+	               "  high_key text[] NOT NULL,\n"
+	               "  rows_done bigint NOT NULL DEFAULT 0,\n"
+	               "  PRIMARY KEY (job, slice));\n",
+	               s, s);
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
@@ -272,7 +285,16 @@ static void range(bf_sbuf *sb, const bf_sql_target *t, bool first, int cur)
 	bf_sbuf_append(sb, ")");
 }
 
-char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain)
+/* "ARRAY[hi.bf_hi_1::text, ...]": the batch's last key as a cursor. */
+static void hi_array(bf_sbuf *sb, const bf_sql_target *t)
+{
+	bf_sbuf_append(sb, "ARRAY[");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%shi.bf_hi_%zu::text", i ? ", " : "", i + 1);
+	bf_sbuf_append(sb, "]");
+}
+
+char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt)
 {
 	bf_sbuf sb = {0};
 	int cur = 5;
@@ -320,24 +342,108 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain)
 		               t->qtable, t->set, t->where);
 	}
 	bf_sbuf_append(&sb, "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS "
-	                    "still FROM upd)\n");
+	                    "still FROM upd)");
 
-	bf_sbuf_printf(&sb, "UPDATE %s.jobs AS j SET cursor = ARRAY[", t->qschema);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%shi.bf_hi_%zu::text", i ? ", " : "", i + 1);
-	bf_sbuf_printf(&sb,
-	               "],\n"
-	               "  rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
-	               "  batch_size = $2, rows_per_second = $3, pass = $4,\n"
-	               "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
-	               "statement_timestamp()) * 1000)::int,\n"
-	               "  updated_at = now()\n"
-	               "FROM hi, n\n"
-	               "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
-	               "RETURNING n.rows, hi.bf_last, j.requested_state",
-	               t->qschema);
+	if (ckpt == BF_CKPT_SLICE) {
+		/* the slice's cursor, then the job's counters, which every slice adds to: the
+		 * job's row is locked from here to the commit only */
+		bf_sbuf_printf(&sb,
+		               ",\nsl AS (\n  UPDATE %s.slices AS s SET cursor = ", t->qschema);
+		hi_array(&sb, t);
+		bf_sbuf_printf(&sb,
+		               ", rows_done = s.rows_done + n.rows\n"
+		               "  FROM hi, n\n"
+		               "  WHERE s.job = $1 AND s.slice = $4 AND %s.assert_batch(n.still)\n"
+		               "  RETURNING 1)\n",
+		               t->qschema);
+	} else {
+		bf_sbuf_append(&sb, "\n");
+	}
+	bf_sbuf_printf(&sb, "UPDATE %s.jobs AS j SET ", t->qschema);
+	if (ckpt == BF_CKPT_JOB) {
+		bf_sbuf_append(&sb, "cursor = ");
+		hi_array(&sb, t);
+		bf_sbuf_append(&sb, ", pass = $4,\n  ");
+	}
+	bf_sbuf_append(&sb, "rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
+	                    "  batch_size = $2, rows_per_second = $3,\n"
+	                    "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
+	                    "statement_timestamp()) * 1000)::int,\n"
+	                    "  updated_at = now()\n"
+	                    "FROM hi, n\n"
+	                    "WHERE j.name = $1 AND ");
+	if (ckpt == BF_CKPT_SLICE)
+		bf_sbuf_append(&sb, "EXISTS (SELECT 1 FROM sl)");
+	else
+		bf_sbuf_printf(&sb, "%s.assert_batch(n.still)", t->qschema);
+	bf_sbuf_append(&sb, "\nRETURNING n.rows, hi.bf_last, j.requested_state");
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_slices(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb,
+	               "WITH old AS (\n"
+	               "  SELECT slice, cursor IS NOT DISTINCT FROM high_key AS done\n"
+	               "  FROM %s.slices WHERE job = $1),\n"
+	               "h AS (\n"
+	               "  SELECT s.histogram_bounds::text::text[] AS b FROM pg_stats s\n"
+	               "  WHERE s.schemaname = $3 AND s.tablename = $4 AND s.attname = $5\n"
+	               "    AND $7::bool AND NOT EXISTS (SELECT 1 FROM old)\n"
+	               "  ORDER BY s.inherited LIMIT 1),\n",
+	               t->qschema);
+	/* cut i of $2: the histogram's bound at i/$2, moved down to the last key at or
+	 * below it (a backward index scan), below the high-water mark */
+	bf_sbuf_append(&sb,
+	               "cut AS (\n  SELECT i, x.k FROM h, generate_series(1, $2::int - 1) AS i,\n"
+	               "  LATERAL (SELECT ARRAY[");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s::text", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_printf(&sb,
+	               "] AS k FROM %s\n"
+	               "    WHERE %s <= (h.b[1 + i * (cardinality(h.b) - 1) / $2::int])::%s\n"
+	               "      AND ",
+	               t->qtable, t->qkey[0], t->key_type[0]);
+	key_row(&sb, t);
+	bf_sbuf_append(&sb, " <= (");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s($6::text[])[%zu]::%s", i ? ", " : "", i + 1,
+		               t->key_type[i]);
+	bf_sbuf_append(&sb, ")\n    ORDER BY ");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_printf(&sb,
+	               " LIMIT 1) AS x\n"
+	               "  WHERE x.k <> $6::text[]),\n"
+	               "ends AS (\n"
+	               "  SELECT k, min(i) AS i FROM cut GROUP BY k\n"
+	               "  UNION ALL SELECT $6::text[], $2::int WHERE EXISTS (SELECT 1 FROM cut)),\n"
+	               "ins AS (\n"
+	               "  INSERT INTO %s.slices (job, slice, cursor, high_key)\n"
+	               "  SELECT $1, row_number() OVER (ORDER BY i), lag(k) OVER (ORDER BY i), k "
+	               "FROM ends\n"
+	               "  RETURNING slice, false AS done)\n"
+	               "SELECT slice, done FROM old UNION ALL SELECT slice, done FROM ins "
+	               "ORDER BY slice",
+	               t->qschema);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_slice_register(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "SELECT s.cursor IS NOT NULL, j.requested_state");
+	elements(&sb, t, "s.cursor");
+	elements(&sb, t, "s.high_key");
+	bf_sbuf_printf(&sb,
+	               "\nFROM %s.slices s JOIN %s.jobs j ON j.name = s.job\n"
+	               "WHERE s.job = $1 AND s.slice = $2",
+	               t->qschema, t->qschema);
 	return bf_sbuf_steal(&sb);
 }
 

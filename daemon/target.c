@@ -121,6 +121,9 @@ bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_c
 	if (t->qschema == NULL || qn == NULL || qr == NULL)
 		goto error;
 	t->qtable = bf_xasprintf("%s.%s", qn, qr);
+	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 0));
+	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
+	t->key1 = bf_xstrdup(PQgetvalue(res, 0, 5));
 	for (int i = 0; i < n; i++, t->n_key++) {
 		t->qkey[i] = bf_quote_ident(pg, PQgetvalue(res, i, 5), err, sizeof(err));
 		if (t->qkey[i] == NULL)

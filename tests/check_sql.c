@@ -39,7 +39,7 @@ static int count(const char *hay, const char *needle)
 START_TEST(test_batch_skip_locked)
 {
 	bf_sql_target t = target(1);
-	char *sql = bf_sql_batch(&t, false, false);
+	char *sql = bf_sql_batch(&t, false, false, BF_CKPT_JOB);
 
 	/* the range starts after the cursor ($5) and ends at hi, bounded by the mark ($6) */
 	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") > ($5::bigint)"));
@@ -63,7 +63,7 @@ END_TEST
 START_TEST(test_batch_fast_path)
 {
 	bf_sql_target t = target(1);
-	char *sql = bf_sql_batch(&t, false, true);
+	char *sql = bf_sql_batch(&t, false, true, BF_CKPT_JOB);
 
 	ck_assert_ptr_null(strstr(sql, "FOR UPDATE"));
 	ck_assert_ptr_nonnull(
@@ -79,7 +79,7 @@ END_TEST
 START_TEST(test_batch_first_has_no_cursor)
 {
 	bf_sql_target t = target(1);
-	char *sql = bf_sql_batch(&t, true, false);
+	char *sql = bf_sql_batch(&t, true, false, BF_CKPT_JOB);
 
 	ck_assert_ptr_null(strstr(sql, " > ("));
 	/* the high-water mark moves to $5 when there is no cursor */
@@ -92,7 +92,7 @@ END_TEST
 START_TEST(test_batch_composite_row_values)
 {
 	bf_sql_target t = target(2);
-	char *sql = bf_sql_batch(&t, false, false);
+	char *sql = bf_sql_batch(&t, false, false, BF_CKPT_JOB);
 
 	ck_assert_ptr_nonnull(strstr(sql, "(\"tenant_id\", \"id\") > ($5::integer, $6::uuid)"));
 	ck_assert_ptr_nonnull(strstr(sql, "(\"tenant_id\", \"id\") <= ($7::integer, $8::uuid)"));
@@ -100,6 +100,52 @@ START_TEST(test_batch_composite_row_values)
 	ck_assert_ptr_nonnull(strstr(sql, "ORDER BY \"tenant_id\", \"id\""));
 	ck_assert_ptr_nonnull(strstr(sql, "hi.bf_hi_1::text, hi.bf_hi_2::text"));
 	free(sql);
+}
+END_TEST
+
+START_TEST(test_batch_slice_checkpoint)
+{
+	bf_sql_target t = target(1);
+	char *sql = bf_sql_batch(&t, false, true, BF_CKPT_SLICE);
+
+	/* the slice's cursor moves, guarded by the where check; the job's counters add up */
+	ck_assert_ptr_nonnull(strstr(sql, "UPDATE \"backfill\".slices AS s SET cursor = ARRAY["));
+	ck_assert_ptr_nonnull(strstr(sql, "s.job = $1 AND s.slice = $4 AND "
+	                                  "\"backfill\".assert_batch(n.still)"));
+	ck_assert_ptr_nonnull(strstr(sql, "rows_done = j.rows_done + n.rows"));
+	ck_assert_ptr_nonnull(strstr(sql, "j.name = $1 AND EXISTS (SELECT 1 FROM sl)"));
+	/* the job's own cursor and pass stay as they are */
+	ck_assert_ptr_null(strstr(sql, "jobs AS j SET cursor"));
+	ck_assert_ptr_null(strstr(sql, "pass = $4"));
+	ck_assert_ptr_null(strchr(sql, ';'));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_slices_cut_from_histogram)
+{
+	bf_sql_target t = target(2);
+	char *sql = bf_sql_slices(&t);
+	char *reg = bf_sql_slice_register(&t);
+
+	/* statistics by name as values, never as text */
+	ck_assert_ptr_nonnull(strstr(sql, "s.schemaname = $3 AND s.tablename = $4 AND "
+	                                  "s.attname = $5"));
+	/* a cut is a real key at or below the histogram's bound, below the mark */
+	ck_assert_ptr_nonnull(strstr(sql, "WHERE \"tenant_id\" <= (h.b[1 + i * (cardinality(h.b) "
+	                                  "- 1) / $2::int])::integer"));
+	ck_assert_ptr_nonnull(strstr(sql, "(\"tenant_id\", \"id\") <= (($6::text[])[1]::integer, "
+	                                  "($6::text[])[2]::uuid)"));
+	ck_assert_ptr_nonnull(strstr(sql, "ORDER BY \"tenant_id\" DESC, \"id\" DESC LIMIT 1"));
+	/* new slices only on a fresh pass with none recorded */
+	ck_assert_ptr_nonnull(strstr(sql, "$7::bool AND NOT EXISTS (SELECT 1 FROM old)"));
+	ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO \"backfill\".slices"));
+	ck_assert_ptr_null(strchr(sql, ';'));
+	ck_assert_ptr_nonnull(strstr(reg, "s.cursor[1], s.cursor[2], s.high_key[1], "
+	                                  "s.high_key[2]"));
+	ck_assert_ptr_nonnull(strstr(reg, "WHERE s.job = $1 AND s.slice = $2"));
+	free(sql);
+	free(reg);
 }
 END_TEST
 
@@ -201,6 +247,8 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_fast_path);
 	tcase_add_test(tc, test_batch_first_has_no_cursor);
 	tcase_add_test(tc, test_batch_composite_row_values);
+	tcase_add_test(tc, test_batch_slice_checkpoint);
+	tcase_add_test(tc, test_slices_cut_from_histogram);
 	tcase_add_test(tc, test_remaining_and_high_water);
 	tcase_add_test(tc, test_text_array);
 	tcase_add_test(tc, test_schema_script);

@@ -64,7 +64,8 @@ typedef struct bf_job_config {
 	bf_lag_config lag;
 	bf_window window;
 	int64_t max_retries;
-	char *file; /* where the job was defined, for messages */
+	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
+	char *file;       /* where the job was defined, for messages */
 	int line;
 } bf_job_config;
 

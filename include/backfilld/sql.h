@@ -27,6 +27,9 @@
 typedef struct bf_sql_target {
 	char *qschema; /* control schema, quoted */
 	char *qtable;  /* "nsp"."rel", quoted */
+	char *nsp;     /* the table's schema, relation and first key column, unquoted: values */
+	char *rel;     /* for catalog lookups (pg_stats), always sent as parameters */
+	char *key1;
 	size_t n_key;
 	char **qkey;     /* key columns, quoted, in index order */
 	char **key_type; /* their types as format_type() writes them */
@@ -44,7 +47,7 @@ void bf_sql_target_free(bf_sql_target *t);
  * REPLACE of the view and functions with unchanged signatures), serialized by a transaction
  * advisory lock, so it is safe to run while older daemons use the schema. For the simple
  * protocol: several statements, no parameters. */
-#define BF_SCHEMA_VERSION 1
+#define BF_SCHEMA_VERSION 2
 char *bf_sql_schema(const char *qschema);
 
 /* The same objects in the session's temporary schema (pg_temp), for --dry-run: they vanish
@@ -73,6 +76,11 @@ char *bf_sql_high_water(const bf_sql_target *t);
  * first line holds "rows=N". */
 char *bf_sql_estimate(const bf_sql_target *t);
 
+/* What a batch's checkpoint advances. BF_CKPT_JOB: the job's row (cursor, counters, pass).
+ * BF_CKPT_SLICE: the cursor of one slice of a parallel first pass in <schema>.slices, and the
+ * counters of the job's row; $4 is then the slice number, not the pass. */
+enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
+
 /* One batch, in one statement: the rows of the next key range that match `where` get `set`,
  * the cursor and the counters advance. The range is (cursor, hi] where hi is the key $2 keys
  * further on, or the high-water mark when fewer remain; `first` starts at the table's first
@@ -89,7 +97,23 @@ char *bf_sql_estimate(const bf_sql_target *t);
  * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
  * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
-char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain);
+char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);
+
+/* The slices of a job's parallel first pass: those recorded, or, when none are and the pass is
+ * fresh, new ones cut from the key's histogram (pg_stats of the first key column, as ANALYZE
+ * left it), each end moved to a real key with an index lookup, so slices hold about the same
+ * number of keys without a scan of the table. The first slice starts at the first key, the
+ * last ends at the high-water mark; fewer than asked when keys repeat in the histogram, none
+ * without statistics. In one statement, so slices are recorded whole or not at all.
+ * $1 name, $2 slices wanted (int), $3 nsp, $4 rel, $5 first key column (unquoted), $6 the
+ * high-water mark as a text[] literal, $7 may cut new ones (t/f: a fresh first pass).
+ * Columns: 0 slice (1..), 1 done (t/f: its cursor reached its end). */
+char *bf_sql_slices(const bf_sql_target *t);
+
+/* One slice's checkpoint. $1 name, $2 slice. Columns: 0 has_cursor (t/f), 1 the job's
+ * requested_state, 2.. cursor[1..n], then the slice's end [1..n]. No row: the slice is gone
+ * (the job was reset). */
+char *bf_sql_slice_register(const bf_sql_target *t);
 
 /* The non-locking check at the end of a pass, one chunk of keys at a time so that no
  * statement scans the whole table (at 1B rows it would outlast any statement_timeout and
