@@ -131,6 +131,7 @@ static void assert_builtin_job_defaults(const bf_job_config *j)
 	ck_assert_int_eq(j->statement_timeout_ms, 30000);
 	ck_assert_str_eq(j->synchronous_commit, "off");
 	ck_assert_int_eq(j->max_retries, 10);
+	ck_assert_int_eq(j->parallel, 1);
 	ck_assert(!j->window.set);
 	ck_assert_uint_eq(j->n_key, 0);
 	ck_assert_ptr_null(j->key);
@@ -1029,6 +1030,8 @@ START_TEST(test_wrong_types)
 	        "t.yaml:15:15: jobs[0].database: expected a string, got a mapping",
 	        "t.yaml:16:12: jobs[0].sleep: expected a duration such as 250ms, 5s, 2min, got a "
 	        "list",
+	        "t.yaml:17:15: jobs[0].parallel: expected a positive integer no larger than 16, "
+	        "got \"17\"",
 	        NULL,
 	};
 	fails_with(HEAD "    batch_size: abc\n"
@@ -1040,7 +1043,8 @@ START_TEST(test_wrong_types)
 	                "    window: \"25:00-01:00\"\n"
 	                "    lag: 5\n"
 	                "    database: {a: 1}\n"
-	                "    sleep: [1s]\n",
+	                "    sleep: [1s]\n"
+	                "    parallel: 17\n",
 	           want);
 
 	/* windows: the form HH:MM-HH:MM, a real time, 24:00 only as an end */

@@ -16,6 +16,7 @@
 #      keyset-loop  DO loop over id ranges of BENCH_KEYSET_BATCH, plain UPDATE, COMMIT per range,
 #                   synchronous_commit BENCH_KEYSET_SYNC                      sql/keyset_loop.sql
 #      backfilld    $BF_ROOT/backfilld -c YAML --exit-when-done, default tuning and sleep: 0
+#      backfilld-parallel  the same with `parallel: BENCH_BF_PARALLEL` (first pass in slices)
 # 3. For each: wall seconds, rows/s, WAL bytes per row (pg_current_wal_lsn difference less the WAL
 #    of the application's own statements, from pg_stat_statements), ratio to single and to
 #    keyset-loop; for backfilld its peak RSS (VmHWM, polled) and CPU seconds (getrusage of its
@@ -48,6 +49,7 @@
 #   BENCH_KEYSET_BATCH=1000     rows per range of keyset-loop
 #   BENCH_KEYSET_SYNC=off       synchronous_commit of keyset-loop's session (on|off)
 #   BENCH_BF_TUNING="k: v; k: v"  job keys added to backfilld's job (default: none, its defaults)
+#   BENCH_BF_PARALLEL=2         `parallel` of backfilld-parallel
 #   BENCH_FSYNC=on              fsync and full_page_writes of the server (on|off)
 #   BENCH_SHARED_BUFFERS=MB     default: a quarter of RAM, at most 2048 (the issue's 2GB)
 #   BENCH_MAX_WAL_SIZE=8GB      max_wal_size (the issue's figure); a checkpoint started during a
@@ -78,7 +80,7 @@ warn() {
 
 # --- knobs -------------------------------------------------------------------------------------
 
-ALL_STRATEGIES=(single seed-loop keyset-loop backfilld)
+ALL_STRATEGIES=(single seed-loop keyset-loop backfilld backfilld-parallel)
 ROWS=${BENCH_ROWS:-1000000}
 APP=${BENCH_APP:-1}
 APP_RATE=${BENCH_APP_RATE:-400}
@@ -90,6 +92,7 @@ MAX_WAL=${BENCH_MAX_WAL_SIZE:-8GB}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 LOOP_TIMEOUT=${BENCH_LOOP_TIMEOUT:-}
 REPEAT=${BENCH_REPEAT:-1}
+BF_PARALLEL=${BENCH_BF_PARALLEL:-2}
 
 is_uint() {
 	[[ $1 =~ ^[0-9]+$ ]]
@@ -156,7 +159,7 @@ pg_require_bins || die "cannot run the bench without PostgreSQL 15"
 	die "pgbench not found in $BF_PG_BIN (postgresql-15 ships it; or set BENCH_APP=0)"
 command -v gnuplot >/dev/null || die "gnuplot not found (package gnuplot-nox: run 'make deps' as root)"
 BF_BIN=$BF_ROOT/backfilld
-if [[ " ${STRATEGIES[*]} " == *" backfilld "* ]]; then
+if [[ " ${STRATEGIES[*]} " == *" backfilld"* ]]; then
 	[[ -x $BF_BIN ]] ||
 		die "$BF_BIN is not built: run 'make all' (or leave backfilld out of BENCH_STRATEGIES)"
 	"$BF_BIN" --help >/dev/null 2>&1 || die "$BF_BIN --help fails: is the daemon complete?"
@@ -388,7 +391,7 @@ app_wal_bytes() {
 # (peak RSS: VmHWM, polled every 0.1 s, so a rise in its last 0.1 s would be missed) and D_CPU_S
 # (user + system time from the getrusage of the subshell that reaped it: exact).
 run_daemon() {
-	local db=$1 timeout_s=$2 yaml=$WORK/backfilld.yaml log=$WORK/logs/backfilld.log
+	local name=$1 db=$2 timeout_s=$3 extra=$4 yaml=$WORK/$1.yaml log=$WORK/logs/$1-daemon.log
 	local pidf=$WORK/backfilld.pid timesf=$WORK/backfilld.times sub dpid="" deadline k v _
 	local rc=0
 	cat >"$yaml" <<EOF
@@ -402,7 +405,7 @@ jobs:
     sleep: 0
 EOF
 	local kv
-	IFS=';' read -ra kv <<<"${BENCH_BF_TUNING-}"
+	IFS=';' read -ra kv <<<"${BENCH_BF_TUNING-}${extra:+;$extra}"
 	for k in "${kv[@]}"; do
 		if [[ $k =~ [^[:space:]] ]]; then
 			printf '    %s\n' "${k#"${k%%[![:space:]]*}"}" >>"$yaml"
@@ -479,7 +482,7 @@ loop_timeout() {
 
 run_strategy() {
 	local name=$1 db=bench_${1//-/_} log=$WORK/logs/$1.log lsn0 lsn1 t0 t1 wal appwal=0
-	local timeout_s total nulls wrong ckpt0 ckpt1 autovac
+	local timeout_s total nulls wrong ckpt0 ckpt1 autovac extra=""
 	local status=ok
 	: >"$log"
 	new_db "$db"
@@ -505,19 +508,21 @@ run_strategy() {
 	keyset-loop)
 		run_sql "$db" keyset_loop.sql "$log" -v batch="$KEYSET_BATCH" -v sync="$KEYSET_SYNC"
 		;;
-	backfilld)
+	backfilld | backfilld-parallel)
 		timeout_s=$(loop_timeout)
-		run_daemon "$db" "$timeout_s"
+		extra=""
+		[[ $name == backfilld ]] || extra="parallel: $BF_PARALLEL"
+		run_daemon "$name" "$db" "$timeout_s" "$extra"
 		R_RSS[$name]=$D_RSS_KB
 		R_CPU[$name]=$D_CPU_S
 		if ((D_TIMED_OUT)); then
 			status="did not finish"
-			NOTES+=("backfilld stopped by the ${timeout_s}s timeout (BENCH_LOOP_TIMEOUT)")
+			NOTES+=("$name stopped by the ${timeout_s}s timeout (BENCH_LOOP_TIMEOUT)")
 		elif ((D_RC != 0)); then
 			status="FAILED (exit $D_RC)"
 			BROKEN=1
-			printf -- '--- last lines of %s ---\n' "$WORK/logs/backfilld.log" >&2
-			tail -n 20 "$WORK/logs/backfilld.log" >&2
+			printf -- '--- last lines of %s ---\n' "$WORK/logs/$name-daemon.log" >&2
+			tail -n 20 "$WORK/logs/$name-daemon.log" >&2
 		fi
 		;;
 	esac
@@ -550,14 +555,14 @@ run_strategy() {
 	if ((autovac > 0)); then
 		NOTES+=("$name: autovacuum/autoanalyze ran $autovac time(s) on items during the run")
 	fi
-	if [[ $name == backfilld ]]; then
+	if [[ $name == backfilld* ]]; then
 		local job
 		job=$(bench_psql "$db" -c "SELECT format('state %s, %s rows in %s batches, last batch size %s, %s errors%s',
 				state, rows_done, batches_done, batch_size, errors,
 				CASE WHEN last_error IS NOT NULL THEN ', last error: ' || last_error END)
 			FROM backfill.jobs WHERE name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
-		NOTES+=("backfilld tuning: sleep 0${BENCH_BF_TUNING:+; $BENCH_BF_TUNING}, the rest its defaults")
-		NOTES+=("backfilld job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
+		NOTES+=("$name tuning: sleep 0${BENCH_BF_TUNING:+; $BENCH_BF_TUNING}${extra:+; $extra}, the rest its defaults")
+		NOTES+=("$name job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
 	fi
 
 	R_STATUS[$name]=$status
@@ -705,49 +710,54 @@ target() { # NAME OK(1/0/"") DETAIL
 check_ge() { # awk condition -> 1/0
 	calc '%d' "($1) ? 1 : 0"
 }
-if [[ ${R_STATUS[backfilld]-} == ok ]]; then
-	bf_rate=$(rate backfilld)
-	if [[ ${R_STATUS[single]-} == ok ]]; then
-		target "throughput >= 1.2x single" "$(check_ge "$bf_rate >= 1.2 * $(rate single)")" \
-			"$(ratio backfilld single)x ($bf_rate vs $(rate single) rows/s)"
+targets_of() { # NAME: the targets of the bench issue for one backfilld strategy
+	local b=$1 bf_rate
+	if [[ ${R_STATUS[$b]-} == ok ]]; then
+		bf_rate=$(rate "$b")
+		if [[ ${R_STATUS[single]-} == ok ]]; then
+			target "$b: throughput >= 1.2x single" "$(check_ge "$bf_rate >= 1.2 * $(rate single)")" \
+				"$(ratio "$b" single)x ($bf_rate vs $(rate single) rows/s)"
+		else
+			target "$b: throughput >= 1.2x single" "" "single did not run or finish"
+		fi
+		if [[ ${R_STATUS[keyset-loop]-} == ok ]]; then
+			target "$b: throughput >= 0.9x keyset-loop" "$(check_ge "$bf_rate >= 0.9 * $(rate keyset-loop)")" \
+				"$(ratio "$b" keyset-loop)x ($bf_rate vs $(rate keyset-loop) rows/s)"
+		else
+			target "$b: throughput >= 0.9x keyset-loop" "" "keyset-loop did not run or finish"
+		fi
+		if ((APP)) && [[ ${A_P99[$b]} != - && ${A_P99[baseline]} != - ]]; then
+			target "$b: app p99 <= 1.2x baseline" \
+				"$(check_ge "${A_P99[$b]} <= 1.2 * ${A_P99[baseline]}")" \
+				"${A_P99[$b]} ms vs ${A_P99[baseline]} ms ($(calc '%.2f' "${A_P99[$b]} / ${A_P99[baseline]}")x)"
+			target "$b: no app transaction > 200 ms" "$(check_ge "${A_MAX[$b]} <= 200")" \
+				"max ${A_MAX[$b]} ms"
+		else
+			target "$b: app p99 <= 1.2x baseline" "" "no application load (BENCH_APP=0)"
+			target "$b: no app transaction > 200 ms" "" "no application load (BENCH_APP=0)"
+		fi
+		if ((APP)); then
+			target "$b: no failed app transaction" "$(check_ge "${A_FAILED[$b]} == 0")" \
+				"${A_FAILED[$b]} failed"
+		else
+			target "$b: no failed app transaction" "" "no application load (BENCH_APP=0)"
+		fi
+		target "$b: peak RSS <= 10 MB" "$(check_ge "${R_RSS[$b]} <= 10240")" \
+			"$(calc '%.1f' "${R_RSS[$b]} / 1024") MB"
+		if [[ ${R_CPU[$b]} == [0-9]* ]]; then
+			target "$b: CPU <= 5% of wall" "$(check_ge "${R_CPU[$b]} <= 0.05 * ${R_WALL[$b]}")" \
+				"${R_CPU[$b]} s of ${R_WALL[$b]} s ($(calc '%.1f' "100 * ${R_CPU[$b]} / ${R_WALL[$b]}")%)"
+		else
+			target "$b: CPU <= 5% of wall" "" "CPU time not measured"
+		fi
+		target "$b: 10M time <= 11x 1M time" "" "needs two runs (BENCH_ROWS=1000000 and 10000000)"
 	else
-		target "throughput >= 1.2x single" "" "single did not run or finish"
+		target "$b: all backfilld targets" "" "$b $([[ -n ${R_STATUS[$b]-} ]] &&
+			echo "result: ${R_STATUS[$b]}" || echo "not in BENCH_STRATEGIES")"
 	fi
-	if [[ ${R_STATUS[keyset-loop]-} == ok ]]; then
-		target "throughput >= 0.9x keyset-loop" "$(check_ge "$bf_rate >= 0.9 * $(rate keyset-loop)")" \
-			"$(ratio backfilld keyset-loop)x ($bf_rate vs $(rate keyset-loop) rows/s)"
-	else
-		target "throughput >= 0.9x keyset-loop" "" "keyset-loop did not run or finish"
-	fi
-	if ((APP)) && [[ ${A_P99[backfilld]} != - && ${A_P99[baseline]} != - ]]; then
-		target "app p99 <= 1.2x baseline" \
-			"$(check_ge "${A_P99[backfilld]} <= 1.2 * ${A_P99[baseline]}")" \
-			"${A_P99[backfilld]} ms vs ${A_P99[baseline]} ms ($(calc '%.2f' "${A_P99[backfilld]} / ${A_P99[baseline]}")x)"
-		target "no app transaction > 200 ms" "$(check_ge "${A_MAX[backfilld]} <= 200")" \
-			"max ${A_MAX[backfilld]} ms"
-	else
-		target "app p99 <= 1.2x baseline" "" "no application load (BENCH_APP=0)"
-		target "no app transaction > 200 ms" "" "no application load (BENCH_APP=0)"
-	fi
-	if ((APP)); then
-		target "no failed app transaction" "$(check_ge "${A_FAILED[backfilld]} == 0")" \
-			"${A_FAILED[backfilld]} failed"
-	else
-		target "no failed app transaction" "" "no application load (BENCH_APP=0)"
-	fi
-	target "peak RSS <= 10 MB" "$(check_ge "${R_RSS[backfilld]} <= 10240")" \
-		"$(calc '%.1f' "${R_RSS[backfilld]} / 1024") MB"
-	if [[ ${R_CPU[backfilld]} == [0-9]* ]]; then
-		target "CPU <= 5% of wall" "$(check_ge "${R_CPU[backfilld]} <= 0.05 * ${R_WALL[backfilld]}")" \
-			"${R_CPU[backfilld]} s of ${R_WALL[backfilld]} s ($(calc '%.1f' "100 * ${R_CPU[backfilld]} / ${R_WALL[backfilld]}")%)"
-	else
-		target "CPU <= 5% of wall" "" "CPU time not measured"
-	fi
-	target "10M time <= 11x 1M time" "" "needs two runs (BENCH_ROWS=1000000 and 10000000)"
-else
-	target "all backfilld targets" "" "backfilld $([[ -n ${R_STATUS[backfilld]-} ]] &&
-		echo "result: ${R_STATUS[backfilld]}" || echo "not in BENCH_STRATEGIES")"
-fi
+}
+targets_of backfilld
+targets_of backfilld-parallel
 
 # --- Markdown ---
 dash() { # a value or an en dash
