@@ -179,6 +179,7 @@ struct bf_job {
 };
 
 static void step(bf_job *j);
+static void stop(bf_job *j, const char *why);
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
                     const char *err, const PGnotify *notify);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -440,6 +441,12 @@ static void drop_connection(bf_job *j)
 static void finish(bf_job *j)
 {
 	drop_connection(j);
+	/* the slices let go first, each after its batch; the last one to finish brings the
+	 * job back here (slice_finished) */
+	for (size_t i = 0; i < j->n_slices; i++)
+		stop(j->slices[i], j->stop_reason);
+	if (j->slices_live > 0)
+		return;
 	ev_timer_stop(j->env.loop, &j->timer);
 	j->phase = PH_FINISHED;
 	j->finished = true;
@@ -866,11 +873,18 @@ static void send_schema(bf_job *j)
 	free(qs);
 }
 
+/* The job's session advisory lock: two daemons never run a job at once. A slice has its
+ * own ("name:N", a name no job can have), so that a slice still walking for a daemon whose
+ * job connection was lost, and with it the job's lock, is never walked twice at once when
+ * another daemon takes the job over. */
 static void send_lock(bf_job *j)
 {
-	const char *v[2] = {j->env.control_schema, j->cfg->name};
+	char *name = j->parent ? bf_xasprintf("%s:%d", j->cfg->name, j->slice)
+	                       : bf_xstrdup(j->cfg->name);
+	const char *v[2] = {j->env.control_schema, name};
 
 	send_params(j, PH_LOCK, bf_sql_try_lock(), 2, v);
+	free(name);
 }
 
 static void send_resolve(bf_job *j)
@@ -1165,8 +1179,7 @@ static void step(bf_job *j)
 		j->poke = false;
 		j->registered = false;
 	}
-	if (!j->locked && j->parent == NULL) {
-		/* a slice runs under its parent's lock */
+	if (!j->locked) {
 		send_lock(j);
 		return;
 	}
@@ -1210,11 +1223,7 @@ static void step(bf_job *j)
 		j->count_error = false;
 	}
 	if (bf_job_state_terminal(j->state) || j->stopping) {
-		/* the slices let go first: each finishes its batch */
-		for (size_t i = 0; i < j->n_slices; i++)
-			stop(j->slices[i], j->stop_reason);
-		if (j->slices_live == 0)
-			finish(j);
+		finish(j);
 		return;
 	}
 	if (j->state == BF_JOB_PAUSED)
