@@ -173,6 +173,7 @@ struct bf_job {
 	int slice; /* 1.. for a slice job */
 	bf_job **slices;
 	size_t n_slices, slices_live;
+	size_t slices_cut;        /* how many the pass was cut into (the rate cap's share) */
 	bool slices_known;        /* read (or cut) since the last registration */
 	int64_t rows_new;         /* rows updated by this object's batches */
 	int64_t rows_at_register; /* the slices' rows_new when this job last registered */
@@ -592,11 +593,11 @@ static void slice_finished(bf_job *s, void *owner)
 		arm_timer(j, 0);
 }
 
-/* Start a slice job for slice `n` of `count`. */
-static void start_slice(bf_job *j, int n, size_t count)
+/* Start a slice job for slice `n`. */
+static void start_slice(bf_job *j, int n)
 {
 	bf_job_env env = j->env;
-	bf_job_config *sc = slice_config(j->cfg, count);
+	bf_job_config *sc = slice_config(j->cfg, j->slices_cut);
 	bf_job *s;
 
 	env.finished = slice_finished;
@@ -653,7 +654,7 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	bf_job_config *old = j->cfg;
 
 	for (size_t i = 0; i < j->n_slices; i++) {
-		bf_job_config *sc = slice_config(cfg, j->n_slices);
+		bf_job_config *sc = slice_config(cfg, j->slices_cut);
 
 		bf_job_retune(j->slices[i], sc);
 		bf_job_config_free(sc);
@@ -1022,8 +1023,9 @@ static void send_batch(bf_job *j)
 	int rc;
 
 	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
-	/* a slice writes the job's rate, all slices together, and its slice number as $4 */
-	snprintf(rate, sizeof(rate), "%.3f", rate_all(j->parent ? j->parent : j, bf_mono_ms()));
+	/* a slice writes its own rate, and its slice number as $4 */
+	snprintf(rate, sizeof(rate), "%.3f",
+	         j->parent ? rate_now(j, bf_mono_ms()) : rate_all(j, bf_mono_ms()));
 	snprintf(pass, sizeof(pass), "%d", j->parent ? j->slice : j->pass);
 	v[k++] = j->cfg->name;
 	v[k++] = batch;
@@ -1232,12 +1234,15 @@ static void step(bf_job *j)
 		send_high(j);
 		return;
 	}
-	if (j->parent == NULL && j->cfg->parallel > 1 && !j->env.dry_run && j->pass == 1 &&
-	    !j->slices_known) {
+	if (j->parent == NULL && !j->env.dry_run && j->pass == 1 && !j->slices_known) {
+		/* asked whatever `parallel` says now: slices cut earlier are walked to their end */
 		send_slices(j);
 		return;
 	}
 	if (j->slices_live > 0) {
+		/* read the row again each time: a request backfillctl made while the
+		 * notification was lost still reaches the job, as it reaches the slices */
+		j->poke = true;
 		arm_timer(j, SLICE_WATCH_MS);
 		return;
 	}
@@ -1548,8 +1553,9 @@ static void on_slices(bf_job *j, const PGresult *res)
 
 	j->slices_known = true;
 	free_slices(j);
+	j->slices_cut = (size_t)rows;
 	if (rows == 0) {
-		if (j->cursor == NULL)
+		if (j->cursor == NULL && j->cfg->parallel > 1)
 			bf_log(BF_LOG_WARN, j->cfg->name,
 			       "cannot cut the key into slices (no statistics on it: ANALYZE the "
 			       "table; or too few keys): one walker",
@@ -1559,8 +1565,10 @@ static void on_slices(bf_job *j, const PGresult *res)
 	for (int i = 0; i < rows; i++)
 		left += PQgetvalue(res, i, 1)[0] != 't';
 	if (left == 0) {
-		/* every slice is done: the pass is over, checked from the first key */
+		/* every slice is done: the pass is over, checked from the first key; it did
+		 * update rows (a sweep after it starts without the idle backoff) */
 		j->pass_end = true;
+		j->pass_rows = j->rows_done;
 		clear_bounds(j);
 		j->bounds_ok = false;
 		return;
@@ -1570,7 +1578,7 @@ static void on_slices(bf_job *j, const PGresult *res)
 	j->slices = bf_xcalloc(left, sizeof(*j->slices));
 	for (int i = 0; i < rows; i++)
 		if (PQgetvalue(res, i, 1)[0] != 't')
-			start_slice(j, atoi(PQgetvalue(res, i, 0)), (size_t)rows);
+			start_slice(j, atoi(PQgetvalue(res, i, 0)));
 }
 
 static void on_high(bf_job *j, const PGresult *res)

@@ -93,6 +93,8 @@ static char *schema_script(const char *s, bool temp)
 	               "  cursor text[],\n"
 	               "  high_key text[] NOT NULL,\n"
 	               "  rows_done bigint NOT NULL DEFAULT 0,\n"
+	               "  batches_done bigint NOT NULL DEFAULT 0,\n"
+	               "  rows_per_second double precision,\n"
 	               "  PRIMARY KEY (job, slice));\n",
 	               s, s);
 	bf_sbuf_printf(
@@ -111,7 +113,9 @@ static char *schema_script(const char *s, bool temp)
 	        "END $bf$;\n",
 	        s);
 	/* percent: the estimate grows to at least rows_done, so it never passes 100. eta from
-	 * the recent rate, kept while throttled or paused, gone once the job is over. */
+	 * the recent rate, kept while throttled or paused, gone once the job is over. A parallel
+	 * first pass counts in its slices' rows (the job's own row counts its own batches):
+	 * rows_done adds them up, and the rate is theirs while they walk. */
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE VIEW %s.progress AS\n"
@@ -131,8 +135,21 @@ static char *schema_script(const char *s, bool temp)
 	        "rows_done)\n"
 	        "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
 	        "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at\n"
-	        "FROM %s.jobs;\n",
-	        s, s);
+	        "FROM (\n"
+	        "  SELECT j.name, j.table_name, j.state, j.state_reason,\n"
+	        "    (j.rows_done + coalesce(s.rows_done, 0))::bigint AS rows_done, "
+	        "j.rows_estimate,\n"
+	        "    CASE WHEN s.walking THEN s.rows_per_second ELSE j.rows_per_second END\n"
+	        "      AS rows_per_second,\n"
+	        "    j.batch_size, j.pass, j.errors, j.last_error, j.started_at, j.updated_at,\n"
+	        "    j.finished_at\n"
+	        "  FROM %s.jobs j LEFT JOIN LATERAL (\n"
+	        "    SELECT sum(rows_done) AS rows_done,\n"
+	        "      sum(rows_per_second) FILTER (WHERE cursor IS DISTINCT FROM high_key)\n"
+	        "        AS rows_per_second,\n"
+	        "      bool_or(cursor IS DISTINCT FROM high_key) AS walking\n"
+	        "    FROM %s.slices WHERE job = j.name) s ON true) AS j;\n",
+	        s, s, s);
 	bf_sbuf_printf(&sb,
 	               "INSERT INTO %s.schema_version (version) VALUES (%d) "
 	               "ON CONFLICT DO NOTHING;\n",
@@ -243,10 +260,11 @@ char *bf_sql_register(const bf_sql_target *t)
 	               "VALUES ($1, $2, $3, $4, $5, $6)\n"
 	               "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,\n"
 	               "  updated_at = now()\n"
-	               "RETURNING j.definition_hash, j.state, j.requested_state, j.pass, "
-	               "j.rows_done,\n"
+	               "RETURNING j.definition_hash, j.state, j.requested_state, j.pass,\n"
+	               "  j.rows_done + coalesce((SELECT sum(s.rows_done) FROM %s.slices s\n"
+	               "    WHERE s.job = j.name), 0),\n"
 	               "  j.cursor IS NOT NULL, j.high_key IS NOT NULL, j.rows_estimate",
-	               t->qschema);
+	               t->qschema, t->qschema);
 	elements(&sb, t, "j.cursor");
 	elements(&sb, t, "j.high_key");
 	return bf_sbuf_steal(&sb);
@@ -345,38 +363,42 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 	                    "still FROM upd)");
 
 	if (ckpt == BF_CKPT_SLICE) {
-		/* the slice's cursor, then the job's counters, which every slice adds to: the
-		 * job's row is locked from here to the commit only */
+		/* the slice's own row only: slices never wait for each other, and the job's
+		 * row is read (for requested_state), not locked */
 		bf_sbuf_printf(&sb,
 		               ",\nsl AS (\n  UPDATE %s.slices AS s SET cursor = ", t->qschema);
 		hi_array(&sb, t);
+		bf_sbuf_printf(
+		        &sb,
+		        ",\n  rows_done = s.rows_done + n.rows, batches_done = s.batches_done + "
+		        "1,\n"
+		        "  rows_per_second = $3\n"
+		        "  FROM hi, n\n"
+		        "  WHERE s.job = $1 AND s.slice = $4 AND %s.assert_batch(n.still)\n"
+		        "  RETURNING 1)\n"
+		        "SELECT n.rows, hi.bf_last, j.requested_state",
+		        t->qschema);
+		for (size_t i = 0; i < t->n_key; i++)
+			bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
 		bf_sbuf_printf(&sb,
-		               ", rows_done = s.rows_done + n.rows\n"
-		               "  FROM hi, n\n"
-		               "  WHERE s.job = $1 AND s.slice = $4 AND %s.assert_batch(n.still)\n"
-		               "  RETURNING 1)\n",
+		               "\nFROM hi, n, %s.jobs AS j\n"
+		               "WHERE j.name = $1 AND EXISTS (SELECT 1 FROM sl)",
 		               t->qschema);
-	} else {
-		bf_sbuf_append(&sb, "\n");
+		return bf_sbuf_steal(&sb);
 	}
-	bf_sbuf_printf(&sb, "UPDATE %s.jobs AS j SET ", t->qschema);
-	if (ckpt == BF_CKPT_JOB) {
-		bf_sbuf_append(&sb, "cursor = ");
-		hi_array(&sb, t);
-		bf_sbuf_append(&sb, ", pass = $4,\n  ");
-	}
-	bf_sbuf_append(&sb, "rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
-	                    "  batch_size = $2, rows_per_second = $3,\n"
-	                    "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
-	                    "statement_timestamp()) * 1000)::int,\n"
-	                    "  updated_at = now()\n"
-	                    "FROM hi, n\n"
-	                    "WHERE j.name = $1 AND ");
-	if (ckpt == BF_CKPT_SLICE)
-		bf_sbuf_append(&sb, "EXISTS (SELECT 1 FROM sl)");
-	else
-		bf_sbuf_printf(&sb, "%s.assert_batch(n.still)", t->qschema);
-	bf_sbuf_append(&sb, "\nRETURNING n.rows, hi.bf_last, j.requested_state");
+	bf_sbuf_printf(&sb, "\nUPDATE %s.jobs AS j SET cursor = ", t->qschema);
+	hi_array(&sb, t);
+	bf_sbuf_printf(&sb,
+	               ",\n"
+	               "  rows_done = j.rows_done + n.rows, batches_done = j.batches_done + 1,\n"
+	               "  batch_size = $2, rows_per_second = $3, pass = $4,\n"
+	               "  last_batch_ms = (extract(epoch FROM clock_timestamp() - "
+	               "statement_timestamp()) * 1000)::int,\n"
+	               "  updated_at = now()\n"
+	               "FROM hi, n\n"
+	               "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
+	               "RETURNING n.rows, hi.bf_last, j.requested_state",
+	               t->qschema);
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
 	return bf_sbuf_steal(&sb);

@@ -64,7 +64,7 @@ const char *bf_sql_resolve(void);
 
 /* Register the job or find its row. $1 name, $2 table_name, $3 definition_hash, $4 batch
  * size, $5 owner, $6 rows_estimate-to-be (may be NULL). Columns: 0 definition_hash, 1 state,
- * 2 requested_state, 3 pass, 4 rows_done, 5 has_cursor (t/f), 6 has_high (t/f),
+ * 2 requested_state, 3 pass, 4 rows_done (with its slices'), 5 has_cursor (t/f), 6 has_high (t/f),
  * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n]. */
 char *bf_sql_register(const bf_sql_target *t);
 
@@ -77,8 +77,9 @@ char *bf_sql_high_water(const bf_sql_target *t);
 char *bf_sql_estimate(const bf_sql_target *t);
 
 /* What a batch's checkpoint advances. BF_CKPT_JOB: the job's row (cursor, counters, pass).
- * BF_CKPT_SLICE: the cursor of one slice of a parallel first pass in <schema>.slices, and the
- * counters of the job's row; $4 is then the slice number, not the pass. */
+ * BF_CKPT_SLICE: the row of one slice of a parallel first pass in <schema>.slices (its cursor,
+ * counters and rate); $4 is then the slice number, not the pass. The job's row is only read
+ * (requested_state), so slices never wait for one another, whatever their commits cost. */
 enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
 
 /* One batch, in one statement: the rows of the next key range that match `where` get `set`,

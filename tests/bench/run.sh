@@ -557,10 +557,13 @@ run_strategy() {
 	fi
 	if [[ $name == backfilld* ]]; then
 		local job
-		job=$(bench_psql "$db" -c "SELECT format('state %s, %s rows in %s batches, last batch size %s, %s errors%s',
-				state, rows_done, batches_done, batch_size, errors,
-				CASE WHEN last_error IS NOT NULL THEN ', last error: ' || last_error END)
-			FROM backfill.jobs WHERE name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
+		job=$(bench_psql "$db" -c "SELECT format('state %s, %s rows in %s batches (%s slices), last batch size %s, %s errors%s',
+				j.state, j.rows_done + coalesce(s.r, 0), j.batches_done + coalesce(s.b, 0), coalesce(s.n, 0),
+				j.batch_size, j.errors,
+				CASE WHEN j.last_error IS NOT NULL THEN ', last error: ' || j.last_error END)
+			FROM backfill.jobs j LEFT JOIN LATERAL (SELECT sum(rows_done) AS r, sum(batches_done) AS b,
+				count(*) AS n FROM backfill.slices WHERE job = j.name) s ON true
+			WHERE j.name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
 		NOTES+=("$name tuning: sleep 0${BENCH_BF_TUNING:+; $BENCH_BF_TUNING}${extra:+; $extra}, the rest its defaults")
 		NOTES+=("$name job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
 	fi
