@@ -166,9 +166,9 @@ struct bf_job {
 	 * its own connection. Meanwhile this job keeps the advisory lock, shows the state (its
 	 * own gate, the same signals the slices see) and waits; once every slice is done it
 	 * runs the end-of-pass check over the whole table, as after any pass. A slice job has
-	 * `parent` set: it walks its slice's keys, checkpointing its slice's cursor and the
-	 * job's counters, obeys the job's requests, and never writes a state: its parent
-	 * hears how it finished and acts on it. */
+	 * `parent` set and its own advisory lock: it walks its slice's keys, checkpointing in
+	 * its slice's row only (cursor, counts, rate), obeys the job's requests, and never
+	 * writes a state: its parent hears how it finished and acts on it. */
 	bf_job *parent;
 	int slice; /* 1.. for a slice job */
 	bf_job **slices;
