@@ -1176,8 +1176,9 @@ static void step(bf_job *j)
 		send_simple(j, PH_TXN, "ROLLBACK");
 		return;
 	}
-	if (j->poke) {
-		/* backfillctl asked something: read the row again before going on */
+	if (j->poke && !bf_job_state_terminal(j->state) && !j->stopping) {
+		/* backfillctl asked something: read the row again before going on (not over a
+		 * final state not yet written: registering again would take it back) */
 		j->poke = false;
 		j->registered = false;
 	}

@@ -312,6 +312,13 @@ static void hi_array(bf_sbuf *sb, const bf_sql_target *t)
 	bf_sbuf_append(sb, "]");
 }
 
+/* ", hi.bf_hi_1::text, ...": the batch's last key, the columns the caller reads. */
+static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
+{
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, ", hi.bf_hi_%zu::text", i + 1);
+}
+
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt)
 {
 	bf_sbuf sb = {0};
@@ -378,8 +385,7 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 		        "  RETURNING 1)\n"
 		        "SELECT n.rows, hi.bf_last, j.requested_state",
 		        t->qschema);
-		for (size_t i = 0; i < t->n_key; i++)
-			bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
+		hi_columns(&sb, t);
 		bf_sbuf_printf(&sb,
 		               "\nFROM hi, n, %s.jobs AS j\n"
 		               "WHERE j.name = $1 AND EXISTS (SELECT 1 FROM sl)",
@@ -399,8 +405,7 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 	               "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
 	               "RETURNING n.rows, hi.bf_last, j.requested_state",
 	               t->qschema);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, ", hi.bf_hi_%zu::text", i + 1);
+	hi_columns(&sb, t);
 	return bf_sbuf_steal(&sb);
 }
 

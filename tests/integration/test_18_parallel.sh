@@ -107,4 +107,26 @@ assert_eq "about a quarter of the keys per slice" "t" "$(psql_q "
 	SELECT bool_and(rows_done BETWEEN $N / 8 AND $N / 2) FROM backfill.slices")"
 assert_eq "progress shows 100%" "100.0" "$(psql_q "SELECT percent FROM backfill.progress")"
 psql_q "SELECT * FROM backfill.slices ORDER BY slice"
+
+# an SQL error in one slice fails the job, with the slice named, and the other slices stop
+psql_q "CREATE TABLE other (id bigint PRIMARY KEY, v text, w text)"
+psql_q "INSERT INTO other (id, v) SELECT g, 'v' || g FROM generate_series(1, 40000) g"
+psql_q "VACUUM ANALYZE other"
+bf_conf "$BF_TMPDIR/bad.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: other_fill
+    table: other
+    set: "w = CASE WHEN id = 35000 THEN (1 / (id - 35000))::text ELSE upper(v) END"
+    where: "w IS NULL"
+    sleep: 0
+    parallel: 4
+YAML
+daemon_run 60 "$BF_TMPDIR/bad.yaml" "$BF_TMPDIR/bad.log" --exit-when-done
+cat "$BF_TMPDIR/bad.log"
+assert_eq "exit status: a job failed" 3 "$DAEMON_RC"
+assert_eq "the job failed" failed "$(job_state other_fill)"
+assert_match "its error names the slice and the server's message" \
+	'^slice 4: division by zero' "$(job last_error other_fill)"
+assert_eq "no session left" 0 "$(sessions)"
 test_finish
