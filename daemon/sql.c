@@ -95,6 +95,7 @@ static char *schema_script(const char *s, bool temp)
 	               "  rows_done bigint NOT NULL DEFAULT 0,\n"
 	               "  batches_done bigint NOT NULL DEFAULT 0,\n"
 	               "  rows_per_second double precision,\n"
+	               "  batch_size int,\n"
 	               "  PRIMARY KEY (job, slice));\n",
 	               s, s);
 	bf_sbuf_printf(
@@ -141,12 +142,15 @@ static char *schema_script(const char *s, bool temp)
 	        "j.rows_estimate,\n"
 	        "    CASE WHEN s.walking THEN s.rows_per_second ELSE j.rows_per_second END\n"
 	        "      AS rows_per_second,\n"
-	        "    j.batch_size, j.pass, j.errors, j.last_error, j.started_at, j.updated_at,\n"
+	        "    CASE WHEN s.walking THEN s.batch_size ELSE j.batch_size END AS batch_size,\n"
+	        "    j.pass, j.errors, j.last_error, j.started_at, j.updated_at,\n"
 	        "    j.finished_at\n"
 	        "  FROM %s.jobs j LEFT JOIN LATERAL (\n"
 	        "    SELECT sum(rows_done) AS rows_done,\n"
 	        "      sum(rows_per_second) FILTER (WHERE cursor IS DISTINCT FROM high_key)\n"
 	        "        AS rows_per_second,\n"
+	        "      max(batch_size) FILTER (WHERE cursor IS DISTINCT FROM high_key) AS "
+	        "batch_size,\n"
 	        "      bool_or(cursor IS DISTINCT FROM high_key) AS walking\n"
 	        "    FROM %s.slices WHERE job = j.name) s ON true) AS j;\n",
 	        s, s, s);
@@ -379,7 +383,7 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 		        &sb,
 		        ",\n  rows_done = s.rows_done + n.rows, batches_done = s.batches_done + "
 		        "1,\n"
-		        "  rows_per_second = $3\n"
+		        "  rows_per_second = $3, batch_size = $2\n"
 		        "  FROM hi, n\n"
 		        "  WHERE s.job = $1 AND s.slice = $4 AND %s.assert_batch(n.still)\n"
 		        "  RETURNING 1)\n"

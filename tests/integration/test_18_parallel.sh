@@ -47,6 +47,9 @@ wait_for "all four slices moved" 30 slices_moved 4
 assert_eq "the job's lock holder and one connection per slice" 5 "$(sessions)"
 assert_eq "each holds its own advisory lock (the job's, one per slice)" 5 \
 	"$(psql_q "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")"
+assert_eq "each slice records its batch size, which the view shows" "4 1000" "$(psql_q "
+	SELECT count(*) FILTER (WHERE batch_size = 1000),
+	       (SELECT batch_size FROM backfill.progress) FROM backfill.slices" -F ' ')"
 assert_true "the log says it" grep -q 'msg="first pass in slices, one connection each" slices=4 left=4' \
 	"$BF_TMPDIR/daemon1.log"
 assert_eq "the last slice ends at the high-water mark" "t" "$(psql_q "
