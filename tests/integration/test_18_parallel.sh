@@ -13,10 +13,7 @@ set -euo pipefail
 bf_tmpdir_init
 
 N=200000
-psql_q "CREATE TABLE items (id bigint PRIMARY KEY, old_col text NOT NULL, new_col text,
-                            n_set int NOT NULL DEFAULT 0)"
-psql_q "INSERT INTO items (id, old_col) SELECT g, 'v' || g FROM generate_series(1, $N) g"
-psql_q "VACUUM ANALYZE items"
+items_table "$N"
 
 conf() { # $1: extra job keys
 	bf_conf "$BF_TMPDIR/bf.yaml" <<YAML

@@ -73,6 +73,15 @@ rows_done_at_least() {
 	[[ -n $n && $n -ge $2 ]]
 }
 
+# items_table ROWS: items(id bigint, old_col, new_col, n_set) with ROWS rows, analyzed; a job
+# setting new_col = upper(old_col), n_set = n_set + 1 shows by n_set that it updated each row once.
+items_table() {
+	psql_q "CREATE TABLE items (id bigint PRIMARY KEY, old_col text NOT NULL, new_col text,
+	                            n_set int NOT NULL DEFAULT 0)"
+	psql_q "INSERT INTO items (id, old_col) SELECT g, 'v' || g FROM generate_series(1, $1) g"
+	psql_q "VACUUM ANALYZE items"
+}
+
 # hold_row TABLE ID SECONDS: another session locks the row FOR UPDATE for SECONDS (in the
 # background, HOLDER its pid); returns once the lock is held. Its query is marked with
 # "bf_hold_row" so release_rows can end it early.
