@@ -1176,9 +1176,8 @@ static void step(bf_job *j)
 		send_simple(j, PH_TXN, "ROLLBACK");
 		return;
 	}
-	if (j->poke && !bf_job_state_terminal(j->state) && !j->stopping) {
-		/* backfillctl asked something: read the row again before going on (not over a
-		 * final state not yet written: registering again would take it back) */
+	if (j->poke) {
+		/* backfillctl asked something: read the row again before going on */
 		j->poke = false;
 		j->registered = false;
 	}
@@ -1516,14 +1515,10 @@ static void on_register(bf_job *j, const PGresult *res)
 		bf_log(BF_LOG_INFO, j->cfg->name, "resuming from the checkpoint",
 		       "rows=%lld pass=%d", (long long)j->rows_done, j->pass);
 	j->resumed = true;
-	/* make step() write the state this process shows */
+	/* make step() write the state this process shows, a failure not yet written included
+	 * (a job object never registers again after writing one: it lets go) */
 	free(j->db_reason);
 	j->db_reason = bf_xstrdup("(registered)");
-	if (j->state == BF_JOB_FAILED) {
-		j->state = BF_JOB_PENDING;
-		free(j->reason);
-		j->reason = NULL;
-	}
 }
 
 static void on_slice_register(bf_job *j, const PGresult *res)
