@@ -46,14 +46,163 @@ static int run(PGconn *pg, const char *sql, int n, const char *const *v, PGresul
 	return checked(pg, res, out, what, problems);
 }
 
+/* Whether the plan reads `t`'s relation whole: a sequential scan on it, where a batch should
+ * be an index range scan on the key. EXPLAIN quotes a name only when it must. */
+static bool reads_whole(const PGresult *plan, const bf_sql_target *t)
+{
+	char *bare = bf_xasprintf("Seq Scan on %s", t->rel);
+	char *quoted = bf_xasprintf("Seq Scan on \"%s\"", t->rel);
+	bool whole = false;
+
+	for (int i = 0; i < PQntuples(plan) && !whole; i++) {
+		const char *line = PQgetvalue(plan, i, 0);
+		const char *p = strstr(line, bare);
+
+		whole = (p && (p[strlen(bare)] == ' ' || p[strlen(bare)] == '\0')) ||
+		        strstr(line, quoted) != NULL;
+	}
+	free(bare);
+	free(quoted);
+	return whole;
+}
+
+/* EXPLAIN of the prepared statement `name` for a typical batch: from the relation's first key
+ * (row 0 of `ends`, first n columns) up to the next batch_size keys, below its last key. */
+static int explain(PGconn *pg, const char *name, const bf_job_config *job, const bf_sql_target *t,
+                   const PGresult *ends, PGresult **out, bf_sbuf *problems)
+{
+	bf_sbuf sql = {0};
+	int rc = -1;
+	char batch[32];
+
+	snprintf(batch, sizeof(batch), "%lld", (long long)job->batch_size);
+	bf_sbuf_printf(&sql, "EXPLAIN (COSTS OFF) EXECUTE %s(", name);
+	for (int i = -4; i < 2 * (int)t->n_key; i++) {
+		const char *v = i == -4   ? job->name
+		                : i == -3 ? batch
+		                : i < 0   ? (i == -2 ? "0" : "1")
+		                          : PQgetvalue(ends, 0, i);
+		char *lit = PQescapeLiteral(pg, v, strlen(v));
+
+		if (lit == NULL) {
+			bf_sbuf_printf(problems, "%splan: %s", problems->len ? "; " : "",
+			               PQerrorMessage(pg));
+			goto out;
+		}
+		bf_sbuf_printf(&sql, "%s%s", i > -4 ? ", " : "", lit);
+		PQfreemem(lit);
+	}
+	bf_sbuf_append(&sql, ")");
+	rc = run(pg, sql.data, -1, NULL, out, "plan", problems);
+out:
+	bf_sbuf_free(&sql);
+	return rc;
+}
+
+/* The two forms of the batch, prepared under these names by compile(). */
+static const char *const names[2] = {"bf_check_skip", "bf_check_fast"};
+
+/* Both forms of the batch as the job sends them, compiled (set and where included). */
+static int compile(PGconn *pg, const bf_sql_target *t, enum bf_ckpt ckpt, bf_sbuf *problems)
+{
+	for (int plain = 0; plain < 2; plain++) {
+		char *sql = bf_sql_batch(t, false, plain, ckpt);
+		int rc = checked(pg, PQprepare(pg, names[plain], sql, 0, NULL), NULL,
+		                 "set or where do not compile", problems);
+
+		free(sql);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One form of the batch, printed with its plan for a typical batch, and a warning when the
+ * walked relation is read whole. */
+static int show_batch(PGconn *pg, const bf_job_config *job, const bf_sql_target *t, bool plain,
+                      enum bf_ckpt ckpt, const PGresult *ends, bf_sbuf *problems)
+{
+	char *sql = bf_sql_batch(t, false, plain, ckpt);
+	PGresult *plan = NULL;
+	int rc = -1;
+
+	printf("  batch statement (%s):\n%s\n",
+	       plain ? "fast path: a plain UPDATE of the range under a " BF_FAST_LOCK_TIMEOUT
+	               " lock_timeout"
+	             : "SKIP LOCKED: the same range when the fast path meets a row lock",
+	       sql);
+	if (PQntuples(ends) == 0) {
+		printf("  plan: none, %s is empty\n\n", t->qtable);
+		rc = 0;
+		goto out;
+	}
+	if (explain(pg, names[plain], job, t, ends, &plan, problems) != 0)
+		goto out;
+	printf("  plan of a batch from the first key:\n");
+	for (int i = 0; i < PQntuples(plan); i++)
+		printf("    %s\n", PQgetvalue(plan, i, 0));
+	if (reads_whole(plan, t))
+		printf("  warning: this plan reads all of %s for each batch (Seq Scan), where it "
+		       "should be a range scan on the key's index: ANALYZE the table, or check "
+		       "that the key's index is valid\n",
+		       t->qtable);
+	printf("\n");
+	rc = 0;
+out:
+	PQclear(plan);
+	free(sql);
+	return rc;
+}
+
+/* A partitioned table is walked leaf by leaf, each leaf as a plain table: make `t` the
+ * target of its biggest leaf, whose statements are those a slice sends. */
+static int to_biggest_leaf(PGconn *pg, bf_sql_target *t, long long *leaves, bf_sbuf *problems)
+{
+	const char *v[1] = {t->oid};
+	PGresult *res = NULL;
+	char err[256];
+	char *qn = NULL, *qr = NULL;
+	int rc = -1;
+
+	if (run(pg, bf_sql_biggest_leaf(), 1, v, &res, "partitions", problems) != 0)
+		return -1;
+	if (PQntuples(res) == 0) {
+		bf_sbuf_printf(problems, "%s%s has no partition", problems->len ? "; " : "",
+		               t->qtable);
+		goto out;
+	}
+	qn = bf_quote_ident(pg, PQgetvalue(res, 0, 0), err, sizeof(err));
+	qr = bf_quote_ident(pg, PQgetvalue(res, 0, 1), err, sizeof(err));
+	if (qn == NULL || qr == NULL) {
+		bf_sbuf_printf(problems, "%s%s", problems->len ? "; " : "", err);
+		goto out;
+	}
+	*leaves = atoll(PQgetvalue(res, 0, 3));
+	free(t->qtable);
+	free(t->nsp);
+	free(t->rel);
+	t->qtable = bf_xasprintf("%s.%s", qn, qr);
+	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 0));
+	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
+	t->leaf_oid = bf_xstrdup(PQgetvalue(res, 0, 2));
+	t->partitioned = false;
+	rc = 0;
+out:
+	free(qn);
+	free(qr);
+	PQclear(res);
+	return rc;
+}
+
 static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
 {
-	PGresult *res = NULL;
+	PGresult *res = NULL, *ends = NULL;
 	bf_sql_target *t = NULL;
 	char *table_name = NULL, *keys = bf_target_key_literal(job);
-	char *schema_sql = NULL, *batch = NULL, *estimate = NULL;
+	char *schema_sql = NULL, *estimate = NULL, *ends_sql = NULL;
 	const char *v[2] = {job->table, keys};
-	long long rows = -1;
+	enum bf_ckpt ckpt = BF_CKPT_JOB;
+	long long rows = -1, leaves = 0;
 	int rc = -1;
 
 	if (run(pg, "BEGIN READ WRITE", -1, NULL, NULL, "begin", problems) != 0)
@@ -66,12 +215,8 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	if (t == NULL)
 		goto out;
 	schema_sql = bf_sql_schema(t->qschema);
-	batch = bf_sql_batch(t, false, false, BF_CKPT_JOB);
 	estimate = bf_sql_estimate(t);
 	if (run(pg, schema_sql, -1, NULL, NULL, "control schema", problems) != 0)
-		goto out;
-	if (checked(pg, PQprepare(pg, "bf_check", batch, 0, NULL), NULL,
-	            "set or where do not compile", problems) != 0)
 		goto out;
 	if (run(pg, estimate, 0, NULL, &res, "estimate", problems) != 0)
 		goto out;
@@ -80,22 +225,39 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 
 		rows = p ? atoll(p + 5) : -1;
 	}
+	if (t->partitioned) {
+		if (to_biggest_leaf(pg, t, &leaves, problems) != 0)
+			goto out;
+		ckpt = BF_CKPT_SLICE;
+	}
+	ends_sql = bf_sql_key_ends(t);
+	if (compile(pg, t, ckpt, problems) != 0 ||
+	    run(pg, ends_sql, 0, NULL, &ends, "first and last key", problems) != 0)
+		goto out;
 	printf("job %s (%s:%d): ok\n  table: %s\n  key: ", job->name, job->file, job->line,
 	       table_name);
 	for (size_t i = 0; i < t->n_key; i++)
 		printf("%s%s %s", i ? ", " : "", t->qkey[i], t->key_type[i]);
-	printf("\n  estimated rows to do: %lld\n  batch statement:\n%s\n\n", rows, batch);
+	printf("\n  estimated rows to do: %lld\n", rows);
+	if (leaves > 0)
+		printf("  walk: partition by partition, one slice per leaf (%lld leaves, %lld at "
+		       "once); shown on the biggest, %s\n",
+		       leaves, (long long)job->parallel, t->qtable);
+	if (show_batch(pg, job, t, true, ckpt, ends, problems) != 0 ||
+	    show_batch(pg, job, t, false, ckpt, ends, problems) != 0)
+		goto out;
 	rc = 0;
 out:
 	PQclear(res);
+	PQclear(ends);
 	PQclear(PQexec(pg, "ROLLBACK"));
 	PQclear(PQexec(pg, "DEALLOCATE ALL"));
 	bf_sql_target_free(t);
 	free(table_name);
 	free(keys);
 	free(schema_sql);
-	free(batch);
 	free(estimate);
+	free(ends_sql);
 	return rc;
 }
 

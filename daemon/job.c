@@ -173,7 +173,9 @@ struct bf_job {
 	int slice; /* 1.. for a slice job */
 	bf_job **slices;
 	size_t n_slices, slices_live;
-	size_t slices_cut;        /* how many the pass was cut into (the rate cap's share) */
+	int *pending; /* slices not done and not started yet, in order */
+	size_t n_pending, next_pending;
+	size_t walkers;           /* how many slices walk at once (the rate cap's share) */
 	bool slices_known;        /* read (or cut) since the last registration */
 	int64_t rows_new;         /* rows updated by this object's batches */
 	int64_t rows_at_register; /* the slices' rows_new when this job last registered */
@@ -297,8 +299,10 @@ static void free_slices(bf_job *j)
 		bf_job_free(j->slices[i]);
 	}
 	free(j->slices);
+	free(j->pending);
 	j->slices = NULL;
-	j->n_slices = 0;
+	j->pending = NULL;
+	j->n_slices = j->n_pending = j->next_pending = 0;
 }
 
 static void forget_checkpoint(bf_job *j)
@@ -582,7 +586,7 @@ static void slice_finished(bf_job *s, void *owner)
 			fail(j, msg);
 		} else if (s->state == BF_JOB_CANCELLED) {
 			set_state(j, BF_JOB_CANCELLED, s->reason);
-		} else if (j->slices_live == 0) {
+		} else if (j->slices_live == 0 && j->next_pending == j->n_pending) {
 			/* every slice let go: read the job's row (its counts) and the slices again
 			 */
 			j->registered = false;
@@ -597,7 +601,7 @@ static void slice_finished(bf_job *s, void *owner)
 static void start_slice(bf_job *j, int n)
 {
 	bf_job_env env = j->env;
-	bf_job_config *sc = slice_config(j->cfg, j->slices_cut);
+	bf_job_config *sc = slice_config(j->cfg, j->walkers);
 	bf_job *s;
 
 	env.finished = slice_finished;
@@ -612,6 +616,14 @@ static void start_slice(bf_job *j, int n)
 	j->slices[j->n_slices++] = s;
 	j->slices_live++;
 	bf_job_start(s);
+}
+
+/* Start the slices waiting for their turn, while fewer than `walkers` walk. */
+static void start_pending(bf_job *j)
+{
+	while (j->slices_live < j->walkers && j->next_pending < j->n_pending && !j->stopping &&
+	       !bf_job_state_terminal(j->state))
+		start_slice(j, j->pending[j->next_pending++]);
 }
 
 /* The job's figures with those of its slices: the rows its row counted when last read
@@ -654,7 +666,7 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	bf_job_config *old = j->cfg;
 
 	for (size_t i = 0; i < j->n_slices; i++) {
-		bf_job_config *sc = slice_config(cfg, j->slices_cut);
+		bf_job_config *sc = slice_config(cfg, j->walkers);
 
 		bf_job_retune(j->slices[i], sc);
 		bf_job_config_free(sc);
@@ -922,28 +934,35 @@ static void send_slice_register(bf_job *j)
 {
 	char *sql = bf_sql_slice_register(j->target);
 	char n[16];
-	const char *v[2] = {j->cfg->name, n};
+	const char *v[3] = {j->cfg->name, n, j->target->oid};
 
 	snprintf(n, sizeof(n), "%d", j->slice);
-	send_params(j, PH_REGISTER, sql, 2, v);
+	send_params(j, PH_REGISTER, sql, 3, v);
 	free(sql);
 }
 
+/* The slices of the first pass, read or cut: a partitioned table's are its leaves, a plain
+ * table's are key ranges when `parallel` asks for them. New ones only on a fresh pass. */
 static void send_slices(bf_job *j)
 {
-	char *sql = bf_sql_slices(j->target);
 	char *high = bf_sql_text_array((const char *const *)j->high, j->target->n_key);
+	const char *fresh = j->cursor == NULL ? "t" : "f";
 	char n[16];
-	const char *v[7] = {j->cfg->name,
-	                    n,
-	                    j->target->nsp,
-	                    j->target->rel,
-	                    j->target->key1,
-	                    high,
-	                    j->cursor == NULL ? "t" : "f"};
+	char *sql;
 
-	snprintf(n, sizeof(n), "%lld", (long long)j->cfg->parallel);
-	send_params(j, PH_SLICES, sql, 7, v);
+	if (j->target->partitioned) {
+		const char *v[4] = {j->cfg->name, j->target->oid, high, fresh};
+
+		sql = bf_sql_partition_slices(j->target);
+		send_params(j, PH_SLICES, sql, 4, v);
+	} else {
+		const char *v[7] = {j->cfg->name,    n,    j->target->nsp, j->target->rel,
+		                    j->target->key1, high, fresh};
+
+		snprintf(n, sizeof(n), "%lld", (long long)j->cfg->parallel);
+		sql = bf_sql_slices(j->target);
+		send_params(j, PH_SLICES, sql, 7, v);
+	}
 	free(sql);
 	free(high);
 }
@@ -1239,6 +1258,7 @@ static void step(bf_job *j)
 		send_slices(j);
 		return;
 	}
+	start_pending(j);
 	if (j->slices_live > 0) {
 		/* read the row again each time: a request backfillctl made while the
 		 * notification was lost still reaches the job, as it reaches the slices */
@@ -1521,6 +1541,38 @@ static void on_register(bf_job *j, const PGresult *res)
 	j->db_reason = bf_xstrdup("(registered)");
 }
 
+/* A slice of a partitioned table walks its leaf as a plain table: the target becomes the
+ * leaf's (its batches check that the leaf is still in the table). */
+static int walk_leaf(bf_job *j, const PGresult *res)
+{
+	bf_sql_target *t = j->target;
+	char err[ERR_LEN];
+	char *qn = bf_quote_ident(bf_conn_pg(j->conn), PQgetvalue(res, 0, 2), err, sizeof(err));
+	char *qr = bf_quote_ident(bf_conn_pg(j->conn), PQgetvalue(res, 0, 3), err, sizeof(err));
+
+	if (qn == NULL || qr == NULL) {
+		free(qn);
+		free(qr);
+		fail(j, err);
+		return -1;
+	}
+	if (t->leaf_oid == NULL)
+		bf_log(BF_LOG_INFO, j->cfg->name, "walking a partition", "slice=%d partition=%s.%s",
+		       j->slice, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+	free(t->qtable);
+	free(t->nsp);
+	free(t->rel);
+	free(t->leaf_oid);
+	t->qtable = bf_xasprintf("%s.%s", qn, qr);
+	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 2));
+	t->rel = bf_xstrdup(PQgetvalue(res, 0, 3));
+	t->leaf_oid = bf_xstrdup(PQgetvalue(res, 0, 4));
+	t->partitioned = false;
+	free(qn);
+	free(qr);
+	return 0;
+}
+
 static void on_slice_register(bf_job *j, const PGresult *res)
 {
 	size_t n = j->target->n_key;
@@ -1533,9 +1585,21 @@ static void on_slice_register(bf_job *j, const PGresult *res)
 	free(j->requested);
 	j->requested = PQgetisnull(res, 0, 1) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 1));
 	forget_checkpoint(j);
+	if (PQgetvalue(res, 0, 5)[0] != 't') {
+		/* the statement ended the slice: its rows not reached left the job's table */
+		bf_log(BF_LOG_WARN, j->cfg->name,
+		       "a partition left the table (detached or dropped): its slice ends",
+		       "slice=%d partition=%s", j->slice,
+		       PQgetisnull(res, 0, 3) ? PQgetvalue(res, 0, 4) : PQgetvalue(res, 0, 3));
+		set_state(j, BF_JOB_DONE, NULL);
+		j->registered = true;
+		return;
+	}
+	if (!PQgetisnull(res, 0, 4) && walk_leaf(j, res) != 0)
+		return;
 	if (PQgetvalue(res, 0, 0)[0] == 't')
-		j->cursor = get_values(res, 2, n);
-	j->high = get_values(res, 2 + (int)n, n);
+		j->cursor = get_values(res, 6, n);
+	j->high = get_values(res, 6 + (int)n, n);
 	j->high_known = true;
 	j->registered = true;
 	j->pass_end = false;
@@ -1549,7 +1613,6 @@ static void on_slices(bf_job *j, const PGresult *res)
 
 	j->slices_known = true;
 	free_slices(j);
-	j->slices_cut = (size_t)rows;
 	if (rows == 0) {
 		if (j->cursor == NULL && j->cfg->parallel > 1)
 			bf_log(BF_LOG_WARN, j->cfg->name,
@@ -1569,12 +1632,22 @@ static void on_slices(bf_job *j, const PGresult *res)
 		j->bounds_ok = false;
 		return;
 	}
-	bf_log(BF_LOG_INFO, j->cfg->name, "first pass in slices, one connection each",
-	       "slices=%d left=%zu", rows, left);
+	/* a plain table's key slices all walk at once (they were cut for `parallel`); a
+	 * partitioned table's leaves `parallel` at a time */
+	j->walkers = j->target->partitioned && (size_t)j->cfg->parallel < left
+	                     ? (size_t)j->cfg->parallel
+	                     : left;
+	if (j->target->partitioned)
+		bf_log(BF_LOG_INFO, j->cfg->name, "first pass partition by partition",
+		       "partitions=%d left=%zu at_once=%zu", rows, left, j->walkers);
+	else
+		bf_log(BF_LOG_INFO, j->cfg->name, "first pass in slices, one connection each",
+		       "slices=%d left=%zu", rows, left);
 	j->slices = bf_xcalloc(left, sizeof(*j->slices));
+	j->pending = bf_xcalloc(left, sizeof(*j->pending));
 	for (int i = 0; i < rows; i++)
 		if (PQgetvalue(res, i, 1)[0] != 't')
-			start_slice(j, atoi(PQgetvalue(res, i, 0)));
+			j->pending[j->n_pending++] = atoi(PQgetvalue(res, i, 0));
 }
 
 static void on_high(bf_job *j, const PGresult *res)
@@ -1595,6 +1668,11 @@ static void on_batch(bf_job *j, const PGresult *res)
 	int64_t now = bf_mono_ms();
 	int64_t rows;
 
+	if (PQntuples(res) != 1 && j->parent) {
+		/* the slice's row or its leaf is gone: its registration tells which */
+		j->registered = false;
+		return;
+	}
 	if (PQntuples(res) != 1) {
 		fail(j, "the job's row disappeared from the control table (reset while running?)");
 		return;

@@ -41,6 +41,8 @@ void bf_sql_target_free(bf_sql_target *t)
 	free(t->key1);
 	free(t->set);
 	free(t->where);
+	free(t->oid);
+	free(t->leaf_oid);
 	free(t);
 }
 
@@ -98,6 +100,9 @@ static char *schema_script(const char *s, bool temp)
 	               "  batch_size int,\n"
 	               "  PRIMARY KEY (job, slice));\n",
 	               s, s);
+	/* version 3: the leaf partition a slice of a partitioned table walks (NULL: a key
+	 * range of the job's table) */
+	bf_sbuf_printf(&sb, "ALTER TABLE %s.slices ADD COLUMN IF NOT EXISTS relation oid;\n", s);
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
@@ -196,11 +201,34 @@ const char *bf_sql_resolve(void)
 	       "      AND x.indexprs IS NULL\n"
 	       "      AND x.indnkeyatts = (SELECT count(*) FROM keycols)\n"
 	       "      AND (x.indkey::int2[])[0:x.indnkeyatts - 1]\n"
-	       "          = (SELECT array_agg(attnum ORDER BY i) FROM keycols)) AS ok)\n"
+	       "          = (SELECT array_agg(attnum ORDER BY i) FROM keycols)) AS ok),\n"
+	       /* the table and, when partitioned, every relation of its tree */
+	       "tree AS (\n"
+	       "  SELECT oid FROM rel UNION SELECT t.relid FROM rel, pg_partition_tree(rel.oid) "
+	       "t),\n"
+	       "unsafe AS (\n"
+	       "  SELECT (SELECT string_agg(c.oid::regclass::text || coalesce(' (policies: '\n"
+	       "            || (SELECT string_agg(p.polname::text, ', ' ORDER BY p.polname)\n"
+	       "                FROM pg_policy p WHERE p.polrelid = c.oid) || ')',\n"
+	       "            ' (no policy: every row hidden)'), '; ' ORDER BY c.oid)\n"
+	       "          FROM tree JOIN pg_class c ON c.oid = tree.oid\n"
+	       "          WHERE row_security_active(c.oid)) AS rls,\n"
+	       "    (SELECT string_agg(r.rulename || ' on ' || r.ev_class::regclass::text, ', '\n"
+	       "            ORDER BY r.rulename)\n"
+	       "     FROM tree JOIN pg_rewrite r ON r.ev_class = tree.oid\n"
+	       "     WHERE r.ev_type = '2') AS rules,\n"
+	       "    (SELECT string_agg(i.inhrelid::regclass::text, ', ' ORDER BY i.inhrelid)\n"
+	       "     FROM rel JOIN pg_inherits i ON i.inhparent = rel.oid\n"
+	       "     WHERE rel.relkind = 'r') AS children,\n"
+	       "    (SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid)\n"
+	       "     FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'f') AS "
+	       "foreign_parts)\n"
 	       "SELECT rel.nspname, rel.relname, rel.relkind,\n"
 	       "       has_table_privilege(rel.oid, 'UPDATE'), uniq.ok, keycols.name,\n"
-	       "       coalesce(keycols.type, ''), keycols.notnull, $2::text[] IS NOT NULL\n"
-	       "FROM rel CROSS JOIN uniq LEFT JOIN keycols ON true\n"
+	       "       coalesce(keycols.type, ''), keycols.notnull, $2::text[] IS NOT NULL,\n"
+	       "       rel.oid::text, unsafe.rls, unsafe.rules, unsafe.children, "
+	       "unsafe.foreign_parts\n"
+	       "FROM rel CROSS JOIN uniq CROSS JOIN unsafe LEFT JOIN keycols ON true\n"
 	       "ORDER BY keycols.i";
 }
 
@@ -348,7 +376,16 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 	param_range(&sb, t, first, cur, high);
 	bf_sbuf_append(&sb, "\n    ORDER BY ");
 	key_list(&sb, t, "");
-	bf_sbuf_append(&sb, " OFFSET $2::int - 1 LIMIT 1) AS s ON true),\n");
+	bf_sbuf_append(&sb, " OFFSET $2::int - 1 LIMIT 1) AS s ON true");
+	/* a leaf detached from the job's table is no longer the job's: no hi, no rows, and
+	 * the statement returns none (the oids are digits from the catalog) */
+	if (t->leaf_oid)
+		bf_sbuf_printf(
+		        &sb,
+		        "\n  WHERE EXISTS (SELECT 1 FROM pg_partition_ancestors(%s::oid::regclass) "
+		        "a\n    WHERE a.relid = %s::oid)",
+		        t->leaf_oid, t->oid);
+	bf_sbuf_append(&sb, "),\n");
 
 	if (plain) {
 		/* the fast path: the range updated in place, no row-lock pass (see sql.h) */
@@ -357,18 +394,28 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 		bf_sbuf_printf(&sb, "\n    AND (%s)\n  RETURNING (%s) IS TRUE AS bf_still),\n",
 		               t->where, t->where);
 	} else {
-		/* todo: lock the matching rows of the range, skipping those others hold */
-		bf_sbuf_printf(&sb, "todo AS (\n  SELECT ctid AS bf_ctid FROM %s\n  WHERE ",
-		               t->qtable);
+		/* todo: lock the matching rows of the range, skipping those others hold; on a
+		 * partitioned table a ctid is unique per partition only, so a row is named by
+		 * its partition and ctid together */
+		bf_sbuf_printf(&sb, "todo AS (\n  SELECT %sctid AS bf_ctid FROM %s\n  WHERE ",
+		               t->partitioned ? "tableoid AS bf_rel, " : "", t->qtable);
 		range(&sb, t, first, cur);
 		bf_sbuf_printf(&sb, "\n    AND (%s)\n  ORDER BY ", t->where);
 		key_list(&sb, t, "");
 		bf_sbuf_append(&sb, "\n  FOR UPDATE SKIP LOCKED),\n");
-		bf_sbuf_printf(&sb,
-		               "upd AS (\n  UPDATE %s SET %s\n"
-		               "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
-		               "  RETURNING (%s) IS TRUE AS bf_still),\n",
-		               t->qtable, t->set, t->where);
+		if (t->partitioned)
+			bf_sbuf_printf(
+			        &sb,
+			        "upd AS (\n  UPDATE %s SET %s\n  FROM todo\n"
+			        "  WHERE %s.tableoid = todo.bf_rel AND %s.ctid = todo.bf_ctid\n"
+			        "  RETURNING (%s) IS TRUE AS bf_still),\n",
+			        t->qtable, t->set, t->qtable, t->qtable, t->where);
+		else
+			bf_sbuf_printf(&sb,
+			               "upd AS (\n  UPDATE %s SET %s\n"
+			               "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
+			               "  RETURNING (%s) IS TRUE AS bf_still),\n",
+			               t->qtable, t->set, t->where);
 	}
 	bf_sbuf_append(&sb, "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS "
 	                    "still FROM upd)");
@@ -464,17 +511,49 @@ char *bf_sql_slices(const bf_sql_target *t)
 	return bf_sbuf_steal(&sb);
 }
 
+char *bf_sql_partition_slices(const bf_sql_target *t)
+{
+	return bf_xasprintf(
+	        "WITH old AS (\n"
+	        "  SELECT slice, cursor IS NOT DISTINCT FROM high_key AS done\n"
+	        "  FROM %s.slices WHERE job = $1),\n"
+	        "ins AS (\n"
+	        "  INSERT INTO %s.slices (job, slice, cursor, high_key, relation)\n"
+	        "  SELECT $1, row_number() OVER (ORDER BY t.relid::regclass::text), NULL,\n"
+	        "    $3::text[], t.relid\n"
+	        "  FROM pg_partition_tree($2::oid::regclass) t\n"
+	        "  WHERE t.isleaf AND $4::bool AND NOT EXISTS (SELECT 1 FROM old)\n"
+	        "  RETURNING slice, false AS done)\n"
+	        "SELECT slice, done FROM old UNION ALL SELECT slice, done FROM ins ORDER BY slice",
+	        t->qschema, t->qschema);
+}
+
 char *bf_sql_slice_register(const bf_sql_target *t)
 {
 	bf_sbuf sb = {0};
 
-	bf_sbuf_append(&sb, "SELECT s.cursor IS NOT NULL, j.requested_state");
-	elements(&sb, t, "s.cursor");
-	elements(&sb, t, "s.high_key");
 	bf_sbuf_printf(&sb,
-	               "\nFROM %s.slices s JOIN %s.jobs j ON j.name = s.job\n"
-	               "WHERE s.job = $1 AND s.slice = $2",
-	               t->qschema, t->qschema);
+	               "WITH s AS (\n"
+	               "  SELECT s.cursor IS NOT NULL AS has_cursor, j.requested_state,\n"
+	               "    n.nspname::text AS nsp, c.relname::text AS rel, s.relation::text AS "
+	               "leaf,\n"
+	               "    s.relation IS NULL OR EXISTS (SELECT 1\n"
+	               "      FROM pg_partition_ancestors(c.oid::regclass) a WHERE a.relid = "
+	               "$3::oid)\n"
+	               "      AS attached, s.cursor, s.high_key\n"
+	               "  FROM %s.slices s JOIN %s.jobs j ON j.name = s.job\n"
+	               "  LEFT JOIN pg_class c ON c.oid = s.relation\n"
+	               "  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+	               "  WHERE s.job = $1 AND s.slice = $2),\n"
+	               "gone AS (\n"
+	               "  UPDATE %s.slices SET cursor = high_key\n"
+	               "  WHERE job = $1 AND slice = $2 AND NOT (SELECT attached FROM s)\n"
+	               "  RETURNING 1)\n"
+	               "SELECT has_cursor, requested_state, nsp, rel, leaf, attached",
+	               t->qschema, t->qschema, t->qschema);
+	elements(&sb, t, "cursor");
+	elements(&sb, t, "high_key");
+	bf_sbuf_append(&sb, "\nFROM s");
 	return bf_sbuf_steal(&sb);
 }
 
@@ -516,6 +595,36 @@ char *bf_sql_remaining_in(const bf_sql_target *t, bool first, bool capped)
 	if (capped)
 		bf_sbuf_printf(&sb, " LIMIT %d) AS s", BF_SQL_COUNT_MAX);
 	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_key_ends(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "SELECT ");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%sa.%s::text", i ? ", " : "", t->qkey[i]);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ", b.%s::text", t->qkey[i]);
+	bf_sbuf_append(&sb, "\nFROM (SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb, " FROM %s ORDER BY ", t->qtable);
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " LIMIT 1) AS a,\n  (SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb, " FROM %s ORDER BY ", t->qtable);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(&sb, " LIMIT 1) AS b");
+	return bf_sbuf_steal(&sb);
+}
+
+const char *bf_sql_biggest_leaf(void)
+{
+	return "SELECT n.nspname, c.relname, c.oid::text, count(*) OVER ()\n"
+	       "FROM pg_partition_tree($1::oid::regclass) t\n"
+	       "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+	       "WHERE t.isleaf ORDER BY c.reltuples DESC, c.oid LIMIT 1";
 }
 
 char *bf_sql_text_array(const char *const *v, size_t n)

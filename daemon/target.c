@@ -61,6 +61,32 @@ static void BF_PRINTF(2, 3) problem(bf_sbuf *sb, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* What would make the walk wrong on this table, whatever the key: rows the role cannot see
+ * or update (row-level security it does not bypass: the closing read would call the job
+ * done with rows left), an UPDATE rule (the statement would not be what runs), children
+ * that share ctids and keys, and partitions on another server. */
+static void unsafe(const PGresult *res, const bf_job_config *cfg, bf_sbuf *p)
+{
+	static const struct {
+		int col;
+		const char *what, *advice;
+	} checks[] = {
+	        {10, "row-level security the role does not bypass",
+	         "run the job as the table's owner (without FORCE ROW LEVEL SECURITY) or as a "
+	         "role with BYPASSRLS"},
+	        {11, "an UPDATE rule, so the batch would not run as written", NULL},
+	        {12, "inheritance children, whose ctids and keys are unique per table only",
+	         "give each table its own job"},
+	        {13, "foreign-table partitions, which backfilld cannot walk", NULL},
+	};
+
+	for (size_t i = 0; i < BF_ARRAY_LEN(checks); i++)
+		if (!PQgetisnull(res, 0, checks[i].col))
+			problem(p, "%s has %s: %s%s%s", cfg->table, checks[i].what,
+			        PQgetvalue(res, 0, checks[i].col), checks[i].advice ? "; " : "",
+			        checks[i].advice ? checks[i].advice : "");
+}
+
 /* The problems of the lookup, none when the job can run on this table. */
 static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf *p)
 {
@@ -96,6 +122,7 @@ static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf
 		        cfg->table);
 	if (PQgetvalue(res, 0, 3)[0] != 't')
 		problem(p, "no UPDATE privilege on %s", cfg->table);
+	unsafe(res, cfg, p);
 }
 
 bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
@@ -124,6 +151,8 @@ bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_c
 	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 0));
 	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
 	t->key1 = bf_xstrdup(PQgetvalue(res, 0, 5));
+	t->oid = bf_xstrdup(PQgetvalue(res, 0, 9));
+	t->partitioned = strcmp(PQgetvalue(res, 0, 2), "p") == 0;
 	for (int i = 0; i < n; i++, t->n_key++) {
 		t->qkey[i] = bf_quote_ident(pg, PQgetvalue(res, i, 5), err, sizeof(err));
 		if (t->qkey[i] == NULL)

@@ -142,11 +142,57 @@ START_TEST(test_slices_cut_from_histogram)
 	ck_assert_ptr_nonnull(strstr(sql, "$7::bool AND NOT EXISTS (SELECT 1 FROM old)"));
 	ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO \"backfill\".slices"));
 	ck_assert_ptr_null(strchr(sql, ';'));
-	ck_assert_ptr_nonnull(strstr(reg, "s.cursor[1], s.cursor[2], s.high_key[1], "
-	                                  "s.high_key[2]"));
+	ck_assert_ptr_nonnull(strstr(reg, "attached, cursor[1], cursor[2], high_key[1], "
+	                                  "high_key[2]\nFROM s"));
 	ck_assert_ptr_nonnull(strstr(reg, "WHERE s.job = $1 AND s.slice = $2"));
 	free(sql);
 	free(reg);
+}
+END_TEST
+
+START_TEST(test_partitioned_parent_pairs_ctid_with_partition)
+{
+	bf_sql_target t = target(1);
+	char *sql;
+
+	t.partitioned = true;
+	sql = bf_sql_batch(&t, false, false, BF_CKPT_JOB);
+	/* a ctid names a row only within its partition: locked rows are named by both */
+	ck_assert_ptr_nonnull(strstr(sql, "SELECT tableoid AS bf_rel, ctid AS bf_ctid FROM "));
+	ck_assert_ptr_nonnull(strstr(sql, "FROM todo\n  WHERE \"public\".\"users\".tableoid = "
+	                                  "todo.bf_rel AND \"public\".\"users\".ctid = "
+	                                  "todo.bf_ctid"));
+	ck_assert_ptr_null(strstr(sql, "ctid = ANY"));
+	ck_assert_ptr_null(strchr(sql, ';'));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_leaf_slice_stops_once_detached)
+{
+	bf_sql_target t = target(1);
+	char *fast, *skip, *parts;
+
+	t.oid = "16400";
+	t.leaf_oid = "16420";
+	fast = bf_sql_batch(&t, false, true, BF_CKPT_SLICE);
+	skip = bf_sql_batch(&t, true, false, BF_CKPT_SLICE);
+	parts = bf_sql_partition_slices(&t);
+	/* both forms compute no range once the leaf is out of the job's table */
+	ck_assert_ptr_nonnull(strstr(fast,
+	                             "WHERE EXISTS (SELECT 1 FROM pg_partition_ancestors("
+	                             "16420::oid::regclass) a\n    WHERE a.relid = 16400::oid)"));
+	ck_assert_ptr_nonnull(strstr(skip, "pg_partition_ancestors(16420::oid::regclass)"));
+	/* a leaf is a plain table: its rows are named by ctid alone */
+	ck_assert_ptr_nonnull(strstr(skip, "ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))"));
+	/* one slice per leaf, any depth, only on a fresh pass with none recorded */
+	ck_assert_ptr_nonnull(strstr(parts, "FROM pg_partition_tree($2::oid::regclass) t\n"
+	                                    "  WHERE t.isleaf AND $4::bool AND NOT EXISTS"));
+	ck_assert_ptr_nonnull(strstr(parts, "$3::text[], t.relid"));
+	ck_assert_ptr_null(strchr(parts, ';'));
+	free(fast);
+	free(skip);
+	free(parts);
 }
 END_TEST
 
@@ -250,6 +296,8 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_composite_row_values);
 	tcase_add_test(tc, test_batch_slice_checkpoint);
 	tcase_add_test(tc, test_slices_cut_from_histogram);
+	tcase_add_test(tc, test_partitioned_parent_pairs_ctid_with_partition);
+	tcase_add_test(tc, test_leaf_slice_stops_once_detached);
 	tcase_add_test(tc, test_remaining_and_high_water);
 	tcase_add_test(tc, test_text_array);
 	tcase_add_test(tc, test_schema_script);

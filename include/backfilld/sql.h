@@ -35,6 +35,15 @@ typedef struct bf_sql_target {
 	char **key_type; /* their types as format_type() writes them */
 	char *set;       /* the operator's SET list */
 	char *where;     /* the operator's predicate */
+	char *oid;       /* the job's table, as the decimal text of its pg_class oid */
+	/* A partitioned table: a ctid names a row only together with its partition, so a
+	 * statement on the parent pairs the two (tableoid, ctid). Its first pass is walked leaf
+	 * by leaf (bf_sql_partition_slices), each leaf as a plain table. */
+	bool partitioned;
+	/* Set on the target of a slice that walks one leaf partition: qtable, nsp and rel are
+	 * the leaf's, and its batches do nothing once the leaf is no longer in the job's table
+	 * (detached or dropped): the slice then reads its row again and ends. */
+	char *leaf_oid;
 } bf_sql_target;
 
 void bf_sql_target_free(bf_sql_target *t);
@@ -47,7 +56,7 @@ void bf_sql_target_free(bf_sql_target *t);
  * REPLACE of the view and functions with unchanged signatures), serialized by a transaction
  * advisory lock, so it is safe to run while older daemons use the schema. For the simple
  * protocol: several statements, no parameters. */
-#define BF_SCHEMA_VERSION 2
+#define BF_SCHEMA_VERSION 3
 char *bf_sql_schema(const char *qschema);
 
 /* The same objects in the session's temporary schema (pg_temp), for --dry-run: they vanish
@@ -58,7 +67,11 @@ char *bf_sql_schema_temp(void);
  * array literal or NULL for the primary key. One row per key column, in key order, columns:
  *   0 nspname, 1 relname, 2 relkind, 3 may_update (t/f), 4 unique_index (t/f: a valid,
  *   non-partial unique index on exactly these columns in this order), 5 attname,
- *   6 type (empty when the column does not exist), 7 notnull (t/f), 8 key_given (t/f).
+ *   6 type (empty when the column does not exist), 7 notnull (t/f), 8 key_given (t/f),
+ *   9 oid, and what makes the table unsafe to walk, NULL when nothing does (for the table
+ *   and, when partitioned, every partition): 10 the relations whose row-level security the
+ *   role does not bypass, with their policies; 11 UPDATE rules; 12 inheritance children
+ *   (a ctid and the key are unique per child only); 13 foreign-table partitions.
  * No row at all: no such table. One row with a NULL attname: no primary key. */
 const char *bf_sql_resolve(void);
 
@@ -90,13 +103,15 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  *          transaction-local lock_timeout of BF_FAST_LOCK_TIMEOUT: no row-lock pass and no
  *          row-lock WAL record. When it meets a row the application holds it fails with
  *          55P03 and the caller redoes the same range with the other form.
- *   else:  the rows are locked FOR UPDATE SKIP LOCKED in key order, then updated by ctid.
+ *   else:  the rows are locked FOR UPDATE SKIP LOCKED in key order, then updated by ctid
+ *          (by tableoid and ctid on a partitioned table).
  * Both give the same result on rows nobody holds, so the contract (lock only what you
  * update, never wait for the application) holds; SPEC.md, "How a job runs".
  * Parameters: $1 name, $2 batch size, $3 recent rows/s (float8), $4 pass, then, unless
  * `first`, the cursor's n values, then the high-water mark's n values.
  * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
- * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. */
+ * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. No row: the job's
+ * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);
 
@@ -111,9 +126,20 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
  * Columns: 0 slice (1..), 1 done (t/f: its cursor reached its end). */
 char *bf_sql_slices(const bf_sql_target *t);
 
-/* One slice's checkpoint. $1 name, $2 slice. Columns: 0 has_cursor (t/f), 1 the job's
- * requested_state, 2.. cursor[1..n], then the slice's end [1..n]. No row: the slice is gone
- * (the job was reset). */
+/* The slices of a partitioned table's first pass: one per leaf partition (any depth, the
+ * default partition included), recorded once, when the pass is fresh, each from the first
+ * key of its leaf to the job's high-water mark. $1 name, $2 the table's oid, $3 the
+ * high-water mark as a text[] literal, $4 may cut new ones (t/f). Columns as bf_sql_slices.
+ * A partition attached later has no slice: the closing read of the whole table finds its
+ * rows and the sweep takes them. */
+char *bf_sql_partition_slices(const bf_sql_target *t);
+
+/* One slice's checkpoint. $1 name, $2 slice, $3 the job's table's oid. Columns:
+ * 0 has_cursor (t/f), 1 the job's requested_state, 2 the leaf's schema, 3 its name (both
+ * NULL for a key-range slice), 4 its oid, 5 still in the job's table (t/f; always t for a
+ * key-range slice), 6.. cursor[1..n], then the slice's end [1..n]. A leaf no longer in the
+ * table (detached or dropped) has its slice ended in the same statement (cursor = end): the
+ * rows it had not reached left the job with it. No row: the slice is gone (reset). */
 char *bf_sql_slice_register(const bf_sql_target *t);
 
 /* The non-locking check at the end of a pass, one chunk of keys at a time so that no
@@ -134,6 +160,15 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first);
  * stop early, and it keeps to one process). */
 #define BF_SQL_COUNT_MAX 10000
 char *bf_sql_remaining_in(const bf_sql_target *t, bool first, bool capped);
+
+/* For --check: the first and the last key of the relation a target walks, as text: columns
+ * first[1..n], then last[1..n]; no row when the relation is empty. No parameters. */
+char *bf_sql_key_ends(const bf_sql_target *t);
+
+/* For --check: the leaf partition of a partitioned table with the most rows (as ANALYZE
+ * counted), the one whose plan is shown. $1 the table's oid. Columns: 0 schema, 1 name,
+ * 2 oid, 3 how many leaves the table has. */
+const char *bf_sql_biggest_leaf(void);
 
 /* A text[] input literal of n values, each double-quoted with " and \ escaped: the cursor
  * written as one parameter. */

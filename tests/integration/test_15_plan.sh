@@ -30,10 +30,10 @@ YAML
 # the control schema the statement refers to (--check itself writes nothing)
 "$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --exit-when-done 2>"$BF_TMPDIR/daemon.log"
 
-# batch_sql JOB: the statement printed under "batch statement:" for JOB
+# batch_sql JOB: the SKIP LOCKED statement --check prints for JOB (up to its plan)
 batch_sql() {
-	awk -v job="job $1 " 'index($0, job) == 1 {on = 1} on && /batch statement:/ {take = 1; next}
-		take && /^$/ {exit} take {print}' "$BF_TMPDIR/check.out"
+	awk -v job="job $1 " 'index($0, job) == 1 {on = 1} on && /batch statement \(SKIP LOCKED/ {take = 1; next}
+		take && /^  plan/ {exit} take {print}' "$BF_TMPDIR/check.out"
 }
 
 # plan JOB ARGS: EXPLAIN of the prepared batch with a cursor in the middle of the table

@@ -39,7 +39,7 @@ wait_for "both jobs under way" 30 both_under_way
 t0=$EPOCHREALTIME
 "$BF_CTL" pause job_a >/dev/null
 wait_for "job_a paused within one second" 1 job_is job_a paused
-echo "paused after $(bc <<<"$EPOCHREALTIME - $t0") s"
+echo "paused after $(awk "BEGIN { print $EPOCHREALTIME - $t0 }") s"
 assert_eq "the reason names backfillctl" "paused by backfillctl" "$(job state_reason job_a)"
 a=$(job rows_done job_a)
 b=$(job rows_done job_b)
