@@ -43,6 +43,7 @@
 #define CHECK_KEYS          100000 /* keys per statement of the end-of-pass check */
 #define ONE_SCAN_MS         10000  /* the longest the check's single scan may take */
 #define SLICE_WATCH_MS      1000   /* how often a job waiting for its slices shows its state */
+#define STUCK_PASSES        2      /* sweeps that only met rows the UPDATE leaves unchanged */
 
 enum phase {
 	PH_IDLE,     /* nothing in flight: step() decides */
@@ -102,7 +103,13 @@ struct bf_job {
 	int pass;
 	int64_t rows_done;
 	int64_t pass_rows; /* rows updated in the current pass */
-	bool pass_end;     /* the last batch reached the high-water mark */
+	/* Rows a sweep's batches locked themselves (no other session held them) and the UPDATE
+	 * still did not change: a BEFORE trigger returning NULL. In this pass, in how many
+	 * passes in a row, and the key range of the last batch that met some. */
+	int64_t pass_unchanged;
+	int64_t stuck_passes;
+	char *stuck_range;
+	bool pass_end; /* the last batch reached the high-water mark */
 	/* The end-of-pass check walks chunks from where the pass started: keys before it were
 	 * found clean by an earlier check. In memory only; after a restart the check starts
 	 * at the first key, which costs time, never a row. NULL = the first key. */
@@ -333,6 +340,7 @@ void bf_job_free(bf_job *j)
 	free(j->reason);
 	free(j->db_reason);
 	free(j->last_error);
+	free(j->stuck_range);
 	free(j->pause_reason);
 	free(j->requested);
 	free(j->log_name);
@@ -1058,8 +1066,10 @@ static void send_batch(bf_job *j)
 	j->phase = PH_BATCH;
 	j->batch_sent_ms = bf_mono_ms();
 	/* the fast path, unless it met a lock lately: then SKIP LOCKED for a while, since the
-	 * application is busy with these rows and each failed try would cost a batch */
-	j->fast = j->skip_locked == 0;
+	 * application is busy with these rows and each failed try would cost a batch. Sweeps
+	 * are SKIP LOCKED: they look for rows that were held, and the form tells the rows it
+	 * locked from those it changed (see stuck_passes) */
+	j->fast = j->skip_locked == 0 && j->pass == 1;
 	if (j->skip_locked > 0)
 		j->skip_locked--;
 	if (j->cursor) {
@@ -1662,11 +1672,48 @@ static void on_high(bf_job *j, const PGresult *res)
 	j->high = get_values(res, 1, j->target->n_key);
 }
 
+/* "after (a, b) up to (c, d)": a batch's keys, from the cursor (NULL: the first key) to the
+ * batch's last key as the result gives it (columns 4..). */
+static char *key_range(char *const *cursor, const PGresult *res, size_t n)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, cursor ? "after (" : "from the first key");
+	for (size_t i = 0; cursor && i < n; i++)
+		bf_sbuf_printf(&sb, "%s%s", i ? ", " : "", cursor[i]);
+	bf_sbuf_append(&sb, cursor ? ") up to (" : " up to (");
+	for (size_t i = 0; i < n; i++)
+		bf_sbuf_printf(&sb, "%s%s", i ? ", " : "", PQgetvalue(res, 0, 4 + (int)i));
+	bf_sbuf_append(&sb, ")");
+	return bf_sbuf_steal(&sb);
+}
+
+/* Rows that match `where`, that no other session holds, and that the UPDATE leaves as they
+ * are, sweep after sweep: not a lock to wait for. Fails the job, naming the likely cause. */
+static bool stuck(bf_job *j)
+{
+	char msg[ERR_LEN * 2];
+
+	j->stuck_passes = j->pass_rows == 0 && j->pass_unchanged > 0 ? j->stuck_passes + 1 : 0;
+	if (j->stuck_passes < STUCK_PASSES)
+		return false;
+	snprintf(msg, sizeof(msg),
+	         "%lld rows match where, no other session holds them, and the UPDATE leaves them "
+	         "unchanged (last seen in the keys %s): %s%s",
+	         (long long)j->pass_unchanged, j->stuck_range ? j->stuck_range : "",
+	         j->target->triggers ? "a BEFORE UPDATE trigger returning NULL for them? "
+	                               "BEFORE UPDATE triggers: "
+	                             : "no BEFORE UPDATE trigger on the table",
+	         j->target->triggers ? j->target->triggers : "");
+	fail(j, msg);
+	return true;
+}
+
 static void on_batch(bf_job *j, const PGresult *res)
 {
 	size_t n = j->target->n_key;
 	int64_t now = bf_mono_ms();
-	int64_t rows;
+	int64_t rows, unchanged;
 
 	if (PQntuples(res) != 1 && j->parent) {
 		/* the slice's row or its leaf is gone: its registration tells which */
@@ -1678,6 +1725,12 @@ static void on_batch(bf_job *j, const PGresult *res)
 		return;
 	}
 	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	unchanged = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	if (unchanged > 0) {
+		j->pass_unchanged += unchanged;
+		free(j->stuck_range);
+		j->stuck_range = key_range(j->cursor, res, n);
+	}
 	j->last_batch_ms = now - j->batch_sent_ms;
 	j->rows_done += rows;
 	j->rows_new += rows;
@@ -1688,7 +1741,7 @@ static void on_batch(bf_job *j, const PGresult *res)
 	free(j->requested);
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
 	free_list(j->cursor, n);
-	j->cursor = get_values(res, 3, n);
+	j->cursor = get_values(res, 4, n);
 	record_bound(j, j->batch_size);
 	bf_bucket_take(&j->bucket, now, rows);
 	if (!j->pass_end) {
@@ -1746,6 +1799,8 @@ static void on_remaining(bf_job *j, const PGresult *res)
 		set_state(j, BF_JOB_DONE, NULL);
 		return;
 	}
+	if (stuck(j))
+		return;
 	/* rows skipped because others held them: sweep again from this chunk (the keys before
 	 * it were found clean), waiting longer each time a whole pass found nothing it could
 	 * lock */
@@ -1759,6 +1814,7 @@ static void on_remaining(bf_job *j, const PGresult *res)
 	j->checking = false;
 	j->pass++;
 	j->pass_rows = 0;
+	j->pass_unchanged = 0;
 	j->rewind = true;
 	bf_log(BF_LOG_INFO, j->cfg->name, "sweep pass", "pass=%d remaining=%lld%s from_start=%s",
 	       j->pass, (long long)left, last ? "" : "+", j->pass_from ? "false" : "true");

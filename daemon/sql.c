@@ -41,6 +41,7 @@ void bf_sql_target_free(bf_sql_target *t)
 	free(t->key1);
 	free(t->set);
 	free(t->where);
+	free(t->triggers);
 	free(t->oid);
 	free(t->leaf_oid);
 	free(t);
@@ -221,13 +222,19 @@ const char *bf_sql_resolve(void)
 	       "     FROM rel JOIN pg_inherits i ON i.inhparent = rel.oid\n"
 	       "     WHERE rel.relkind = 'r') AS children,\n"
 	       "    (SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid)\n"
-	       "     FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'f') AS "
-	       "foreign_parts)\n"
+	       "     FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'f')\n"
+	       "      AS foreign_parts,\n"
+	       /* row (1), before (2), update (16); a partition's clone of a trigger once */
+	       "    (SELECT string_agg(g.tgname || ' on ' || g.tgrelid::regclass::text, ', '\n"
+	       "            ORDER BY g.tgname)\n"
+	       "     FROM tree JOIN pg_trigger g ON g.tgrelid = tree.oid\n"
+	       "     WHERE NOT g.tgisinternal AND g.tgparentid = 0 AND g.tgenabled <> 'D'\n"
+	       "       AND g.tgtype & 19 = 19) AS triggers)\n"
 	       "SELECT rel.nspname, rel.relname, rel.relkind,\n"
 	       "       has_table_privilege(rel.oid, 'UPDATE'), uniq.ok, keycols.name,\n"
 	       "       coalesce(keycols.type, ''), keycols.notnull, $2::text[] IS NOT NULL,\n"
-	       "       rel.oid::text, unsafe.rls, unsafe.rules, unsafe.children, "
-	       "unsafe.foreign_parts\n"
+	       "       rel.oid::text, unsafe.rls, unsafe.rules, unsafe.children,\n"
+	       "       unsafe.foreign_parts, unsafe.triggers\n"
 	       "FROM rel CROSS JOIN uniq CROSS JOIN unsafe LEFT JOIN keycols ON true\n"
 	       "ORDER BY keycols.i";
 }
@@ -354,6 +361,7 @@ static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt)
 {
 	bf_sbuf sb = {0};
+	const char *unchanged = plain ? "0::bigint" : "(SELECT count(*) FROM todo) - n.rows";
 	int cur = 5;
 	int high = first ? 5 : 5 + (int)t->n_key;
 
@@ -434,8 +442,8 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 		        "  FROM hi, n\n"
 		        "  WHERE s.job = $1 AND s.slice = $4 AND %s.assert_batch(n.still)\n"
 		        "  RETURNING 1)\n"
-		        "SELECT n.rows, hi.bf_last, j.requested_state",
-		        t->qschema);
+		        "SELECT n.rows, hi.bf_last, j.requested_state, %s",
+		        t->qschema, unchanged);
 		hi_columns(&sb, t);
 		bf_sbuf_printf(&sb,
 		               "\nFROM hi, n, %s.jobs AS j\n"
@@ -454,8 +462,8 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 	               "  updated_at = now()\n"
 	               "FROM hi, n\n"
 	               "WHERE j.name = $1 AND %s.assert_batch(n.still)\n"
-	               "RETURNING n.rows, hi.bf_last, j.requested_state",
-	               t->qschema);
+	               "RETURNING n.rows, hi.bf_last, j.requested_state, %s",
+	               t->qschema, unchanged);
 	hi_columns(&sb, t);
 	return bf_sbuf_steal(&sb);
 }

@@ -152,6 +152,8 @@ bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_c
 	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
 	t->key1 = bf_xstrdup(PQgetvalue(res, 0, 5));
 	t->oid = bf_xstrdup(PQgetvalue(res, 0, 9));
+	if (!PQgetisnull(res, 0, 14))
+		t->triggers = bf_xstrdup(PQgetvalue(res, 0, 14));
 	t->partitioned = strcmp(PQgetvalue(res, 0, 2), "p") == 0;
 	for (int i = 0; i < n; i++, t->n_key++) {
 		t->qkey[i] = bf_quote_ident(pg, PQgetvalue(res, i, 5), err, sizeof(err));

@@ -35,6 +35,7 @@ typedef struct bf_sql_target {
 	char **key_type; /* their types as format_type() writes them */
 	char *set;       /* the operator's SET list */
 	char *where;     /* the operator's predicate */
+	char *triggers;  /* the BEFORE UPDATE row triggers that may skip a row, or NULL */
 	char *oid;       /* the job's table, as the decimal text of its pg_class oid */
 	/* A partitioned table: a ctid names a row only together with its partition, so a
 	 * statement on the parent pairs the two (tableoid, ctid). Its first pass is walked leaf
@@ -71,7 +72,8 @@ char *bf_sql_schema_temp(void);
  *   9 oid, and what makes the table unsafe to walk, NULL when nothing does (for the table
  *   and, when partitioned, every partition): 10 the relations whose row-level security the
  *   role does not bypass, with their policies; 11 UPDATE rules; 12 inheritance children
- *   (a ctid and the key are unique per child only); 13 foreign-table partitions.
+ *   (a ctid and the key are unique per child only); 13 foreign-table partitions; and
+ *   14 the BEFORE UPDATE row triggers (NULL: none), named when rows do not change.
  * No row at all: no such table. One row with a NULL attname: no primary key. */
 const char *bf_sql_resolve(void);
 
@@ -110,7 +112,9 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * Parameters: $1 name, $2 batch size, $3 recent rows/s (float8), $4 pass, then, unless
  * `first`, the cursor's n values, then the high-water mark's n values.
  * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
- * 3.. hi[1..n]. An updated row that still satisfies `where` raises BF001. No row: the job's
+ * 3 unchanged: rows the SKIP LOCKED form locked (so no other session held them) that the
+ * UPDATE still did not change, as a BEFORE trigger returning NULL does (0 on the fast path),
+ * 4.. hi[1..n]. An updated row that still satisfies `where` raises BF001. No row: the job's
  * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);

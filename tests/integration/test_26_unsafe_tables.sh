@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_26_unsafe_tables: tables on which a walk would be wrong are refused, and rows that no
+# UPDATE changes fail the job instead of being swept forever.
+#   - row-level security, for a role that is not the owner and has no BYPASSRLS: --check
+#     exits 1 naming the policy; the daemon fails the job at its start and changes nothing
+#     (the batches and the closing read would see only the policy's rows);
+#   - an UPDATE rule, and inheritance children: refused by --check, named;
+#   - a BEFORE UPDATE trigger returning NULL for some rows: the job fails within a minute,
+#     naming the trigger and where the rows are; every other row is done.
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+role=${BF_TEST_DB}_app # roles are cluster-wide: named after the test, dropped at the end
+psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
+bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
+psql_q "CREATE TABLE sec (id int PRIMARY KEY, tenant int NOT NULL, y int)"
+psql_q "INSERT INTO sec (id, tenant) SELECT g, g % 3 FROM generate_series(1, 3000) g"
+psql_q "ALTER TABLE sec ENABLE ROW LEVEL SECURITY"
+psql_q "CREATE POLICY tenant_zero ON sec FOR ALL USING (tenant = 0)"
+psql_q "GRANT SELECT, UPDATE ON sec TO $role"
+psql_q "CREATE TABLE ruled (id int PRIMARY KEY, y int)"
+psql_q "CREATE RULE keep_y AS ON UPDATE TO ruled DO INSTEAD NOTHING"
+psql_q "CREATE TABLE parent (id int PRIMARY KEY, y int)"
+psql_q "CREATE TABLE child (extra int) INHERITS (parent)"
+psql_q "GRANT SELECT, UPDATE ON ruled, parent TO $role"
+app_conninfo=${BF_DB_CONNINFO/user=postgres/user=$role}
+
+bf_conf "$BF_TMPDIR/unsafe.yaml" <<YAML
+database: "$app_conninfo"
+jobs:
+  - name: sec_fill
+    table: sec
+    set: "y = id"
+    where: "y IS NULL"
+  - name: ruled_fill
+    table: ruled
+    set: "y = id"
+    where: "y IS NULL"
+  - name: parent_fill
+    table: parent
+    set: "y = id"
+    where: "y IS NULL"
+YAML
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/unsafe.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+cat "$BF_TMPDIR/out" "$BF_TMPDIR/err"
+err=$(cat "$BF_TMPDIR/err")
+assert_eq "--check exit status" 1 "$rc"
+assert_match "RLS: the table and its policy" \
+	'jobs.sec_fill: sec has row-level security the role does not bypass: sec \(policies: tenant_zero\); run the job as the table.s owner' "$err"
+assert_match "the UPDATE rule, named" 'jobs.ruled_fill: ruled has an UPDATE rule, so the batch would not run as written: keep_y on ruled' "$err"
+assert_match "inheritance children, named" 'jobs.parent_fill: parent has inheritance children, whose ctids and keys are unique per table only: child' "$err"
+assert_match "every job refused" "3 of 3 jobs cannot run" "$err"
+
+daemon_run 60 "$BF_TMPDIR/unsafe.yaml" "$BF_TMPDIR/unsafe.log" --exit-when-done
+cat "$BF_TMPDIR/unsafe.log"
+assert_eq "the daemon: jobs failed" 3 "$DAEMON_RC"
+assert_match "it says why" 'job=sec_fill .*state=failed .*row-level security' "$(cat "$BF_TMPDIR/unsafe.log")"
+assert_eq "no row changed" 0 "$(psql_q "SELECT count(*) FROM sec WHERE y IS NOT NULL")"
+psql_q "ALTER TABLE sec OWNER TO $role"
+"$BF_BIN" -c "$BF_TMPDIR/unsafe.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || true
+assert_false "the owner (RLS not forced) may walk it" grep -q 'jobs.sec_fill' "$BF_TMPDIR/err"
+
+# a BEFORE trigger that skips every tenth row: no lock anywhere, yet those rows never change
+psql_q "CREATE TABLE trg (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO trg (id) SELECT g FROM generate_series(1, 5000) g"
+psql_q "CREATE FUNCTION skip_tenth() RETURNS trigger LANGUAGE plpgsql AS
+        \$\$BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END\$\$"
+psql_q "CREATE TRIGGER skip_tenth BEFORE UPDATE ON trg FOR EACH ROW EXECUTE FUNCTION skip_tenth()"
+bf_conf "$BF_TMPDIR/trg.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: trg_fill
+    table: trg
+    set: "y = id"
+    where: "y IS NULL"
+    sleep: 0
+YAML
+daemon_run 60 "$BF_TMPDIR/trg.yaml" "$BF_TMPDIR/trg.log" --exit-when-done
+cat "$BF_TMPDIR/trg.log"
+assert_eq "exit status: the job failed (not swept for ever)" 3 "$DAEMON_RC"
+assert_eq "failed" failed "$(job_state trg_fill)"
+assert_match "the reason names the trigger and where the rows are" \
+	'^500 rows match where, no other session holds them, and the UPDATE leaves them unchanged \(last seen in the keys .*\): a BEFORE UPDATE trigger returning NULL for them\? BEFORE UPDATE triggers: skip_tenth on trg' \
+	"$(job last_error trg_fill)"
+assert_eq "every other row was done" "4500 0" \
+	"$(psql_q "SELECT count(*) FILTER (WHERE y = id), count(*) FILTER (WHERE y IS NULL AND id % 10 <> 0) FROM trg" -F ' ')"
+test_finish
