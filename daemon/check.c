@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfilld/pressure.h"
 #include "backfilld/sql.h"
 #include "backfilld/target.h"
 #include "backfilld/util.h"
@@ -24,9 +25,13 @@ static int checked(PGconn *pg, PGresult *res, PGresult **out, const char *what, 
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 
-		bf_sbuf_printf(problems, "%s%s: %s", problems->len ? "; " : "", what,
-		               msg ? msg : PQerrorMessage(pg));
+		bf_sbuf_printf(problems, "%s%s: %s%s%s", problems->len ? "; " : "", what,
+		               msg ? msg : PQerrorMessage(pg), detail ? " (detail: " : "",
+		               detail ? detail : "");
+		if (detail)
+			bf_sbuf_append(problems, ")");
 		PQclear(res);
 		return -1;
 	}
@@ -194,6 +199,23 @@ out:
 	return rc;
 }
 
+/* What the role lacks for the control schema and the lag limits, each named with its grant. */
+static int grants(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
+{
+	const char *v[2] = {cfg->control_schema, bf_pressure_enabled(&job->lag) ? "t" : "f"};
+	PGresult *res = NULL;
+	size_t before = problems->len;
+
+	if (run(pg, bf_sql_grants(), 2, v, &res, "grants", problems) != 0)
+		return -1;
+	for (int c = 0; c < 2; c++)
+		if (!PQgetisnull(res, 0, c))
+			bf_sbuf_printf(problems, "%s%s", problems->len ? "; " : "",
+			               PQgetvalue(res, 0, c));
+	PQclear(res);
+	return problems->len == before ? 0 : -1;
+}
+
 static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
 {
 	PGresult *res = NULL, *ends = NULL;
@@ -213,6 +235,8 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	PQclear(res);
 	res = NULL;
 	if (t == NULL)
+		goto out;
+	if (grants(pg, cfg, job, problems) != 0)
 		goto out;
 	schema_sql = bf_sql_schema(t->qschema);
 	estimate = bf_sql_estimate(t);

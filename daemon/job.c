@@ -63,6 +63,8 @@ enum phase {
 	PH_PLAN,     /* the session's plans and statement_timeout for the check, or back */
 	PH_CLOCK,    /* the server's local wall time, for the window */
 	PH_SLICES,   /* the slices of a parallel first pass, read or cut */
+	PH_GRANTS,   /* what the role lacks for the control schema */
+	PH_FAIL_ROW, /* the failed row of a job that failed before it registered */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
 };
@@ -89,10 +91,11 @@ struct bf_job {
 	ev_timer timer;
 
 	/* what the current connection carries; all false after a reconnect */
-	bool session_ok, schema_ok, locked;
-	int prepared;   /* how many of the two batch statements are prepared */
-	bool in_txn;    /* a dry-run batch's transaction is open */
-	bool sleep_due; /* the pause between batches comes before the next one */
+	bool session_ok, grants_ok, schema_ok, locked;
+	bool fail_row_sent; /* a failure before registration was written, or tried once */
+	int prepared;       /* how many of the two batch statements are prepared */
+	bool in_txn;        /* a dry-run batch's transaction is open */
+	bool sleep_due;     /* the pause between batches comes before the next one */
 	/* what the job knows from the database */
 	bf_sql_target *target;
 	char *table_name; /* nsp.rel for the jobs row */
@@ -442,7 +445,7 @@ static int64_t backoff_ms(int64_t attempt)
 static void drop_connection(bf_job *j)
 {
 	bf_conn_close(j->conn);
-	j->session_ok = j->schema_ok = j->locked = j->in_txn = false;
+	j->session_ok = j->grants_ok = j->schema_ok = j->locked = j->in_txn = false;
 	j->plan = PLAN_BATCH;
 	j->prepared = 0;
 	j->registered = false;
@@ -879,6 +882,48 @@ static char *quoted_schema(bf_job *j)
 	return q;
 }
 
+static void send_grants(bf_job *j)
+{
+	const char *v[2] = {j->env.control_schema, bf_pressure_enabled(&j->cfg->lag) ? "t" : "f"};
+
+	send_params(j, PH_GRANTS, bf_sql_grants(), 2, v);
+}
+
+static void on_grants(bf_job *j, const PGresult *res)
+{
+	if (!PQgetisnull(res, 0, 1))
+		bf_log(BF_LOG_WARN, j->cfg->name, "the lag limits cannot be read", "problem=%s",
+		       PQgetvalue(res, 0, 1));
+	if (!PQgetisnull(res, 0, 0)) {
+		fail(j, PQgetvalue(res, 0, 0));
+		return;
+	}
+	j->grants_ok = true;
+}
+
+/* A job that failed before it registered leaves its failed row (once) when the control
+ * schema is there and the job's lock held; otherwise the log and STATUS= say it. */
+static bool send_fail_row(bf_job *j)
+{
+	char hash[17];
+	char *qs, *sql;
+	const char *v[4] = {j->cfg->name, j->cfg->table, hash, j->reason};
+
+	if (j->fail_row_sent || j->state != BF_JOB_FAILED || !j->schema_ok || !j->locked ||
+	    j->env.dry_run || j->parent)
+		return false;
+	j->fail_row_sent = true;
+	qs = quoted_schema(j);
+	if (qs == NULL)
+		return false;
+	bf_job_config_hash(j->cfg, hash);
+	sql = bf_sql_fail_unregistered(qs);
+	send_params(j, PH_FAIL_ROW, sql, 4, v);
+	free(sql);
+	free(qs);
+	return true;
+}
+
 static void send_schema(bf_job *j)
 {
 	char *qs = quoted_schema(j);
@@ -1188,17 +1233,23 @@ static void step(bf_job *j)
 		connect_db(j);
 		return;
 	}
+	if (!j->registered && (j->stopping || bf_job_state_terminal(j->state))) {
+		/* stopped or failed before it had a row (no such table, no control schema, ...):
+		 * its failed row when it can be written, else the log says why */
+		if (!send_fail_row(j))
+			finish(j);
+		return;
+	}
 	if (!j->session_ok) {
 		send_session(j);
 		return;
 	}
-	if (!j->schema_ok && j->parent == NULL) {
-		send_schema(j);
+	if (!j->grants_ok && j->parent == NULL && !j->env.dry_run) {
+		send_grants(j);
 		return;
 	}
-	if (!j->registered && (j->stopping || bf_job_state_terminal(j->state))) {
-		/* failed before it had a row (no such table, ...): the log says why */
-		finish(j);
+	if (!j->schema_ok && j->parent == NULL) {
+		send_schema(j);
 		return;
 	}
 	if (j->in_txn) {
@@ -1361,17 +1412,20 @@ static const char *transient_name(const char *sqlstate)
 	return "serialization failure";
 }
 
-/* One line from a server error: the primary message, and the detail or hint when given. */
+/* One line from a server error: the primary message, and the detail (which key a unique
+ * violation hit, ...) and hint when given. */
 static char *error_text(const PGresult *res)
 {
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 	if (msg == NULL)
 		return bf_xstrdup(PQresultErrorMessage(res));
-	return bf_xasprintf("%s (SQLSTATE %s)%s%s", msg, code ? code : "?", hint ? "; hint: " : "",
-	                    hint ? hint : "");
+	return bf_xasprintf("%s (SQLSTATE %s)%s%s%s%s", msg, code ? code : "?",
+	                    detail ? "; detail: " : "", detail ? detail : "",
+	                    hint ? "; hint: " : "", hint ? hint : "");
 }
 
 static void schedule_reconnect(bf_job *j, const char *why)
@@ -1519,6 +1573,20 @@ static void on_register(bf_job *j, const PGresult *res)
 		j->rewound = false;
 	}
 
+	if (j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_CANCELLED) {
+		bool changed = strcmp(PQgetvalue(res, 0, 0), hash) != 0;
+
+		bf_log(changed ? BF_LOG_WARN : BF_LOG_INFO, j->cfg->name,
+		       changed ? "already finished; its definition changed since: reset it to run "
+		                 "it again (backfillctl reset)"
+		               : "already finished",
+		       "state=%s", state);
+		j->state = j->db_state;
+		free(j->reason);
+		j->reason = NULL;
+		j->db_reason = NULL;
+		return;
+	}
 	if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
 		char msg[256];
 
@@ -1527,14 +1595,6 @@ static void on_register(bf_job *j, const PGresult *res)
 		         "registered: reset it (backfillctl reset %s) or rename it",
 		         j->cfg->name);
 		fail(j, msg);
-		return;
-	}
-	if (j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_CANCELLED) {
-		bf_log(BF_LOG_INFO, j->cfg->name, "already finished", "state=%s", state);
-		j->state = j->db_state;
-		free(j->reason);
-		j->reason = NULL;
-		j->db_reason = NULL;
 		return;
 	}
 	/* the row may say running or throttled after a crash: ours to take over */
@@ -1898,6 +1958,11 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_SLICES:
 		on_slices(j, res);
+		break;
+	case PH_GRANTS:
+		on_grants(j, res);
+		break;
+	case PH_FAIL_ROW:
 		break;
 	case PH_HIGH:
 		on_high(j, res);

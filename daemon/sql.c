@@ -177,6 +177,42 @@ char *bf_sql_schema_temp(void)
 	return schema_script("pg_temp", true);
 }
 
+const char *bf_sql_grants(void)
+{
+	return "SELECT CASE\n"
+	       "    WHEN n.oid IS NULL AND NOT has_database_privilege(current_database(), "
+	       "'CREATE')\n"
+	       "    THEN format('the role lacks CREATE on database %s (to create the control '\n"
+	       "                'schema %s): GRANT CREATE ON DATABASE %I TO %I, or create the '\n"
+	       "                'schema for it', current_database(), $1, current_database(), "
+	       "current_user)\n"
+	       "    WHEN n.oid IS NOT NULL AND NOT pg_has_role(n.nspowner, 'MEMBER')\n"
+	       "    THEN format('the control schema %s is owned by %s, a role %s is not a member "
+	       "'\n"
+	       "                'of: the daemon would run its functions; use a schema owned by '\n"
+	       "                'the daemon''s role (control_schema)', $1, n.nspowner::regrole, "
+	       "current_user)\n"
+	       "  END,\n"
+	       "  CASE WHEN $2::bool AND NOT pg_has_role('pg_monitor', 'MEMBER')\n"
+	       "    THEN format('the role lacks pg_monitor, which the lag limits need (GRANT '\n"
+	       "                'pg_monitor TO %I)', current_user) END\n"
+	       "FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $1";
+}
+
+char *bf_sql_fail_unregistered(const char *qschema)
+{
+	return bf_xasprintf(
+	        "INSERT INTO %s.jobs AS j (name, table_name, definition_hash, state, "
+	        "state_reason,\n"
+	        "  last_error, errors, finished_at)\n"
+	        "VALUES ($1, $2, $3, 'failed', $4, $4, 1, now())\n"
+	        "ON CONFLICT (name) DO UPDATE SET state = 'failed', state_reason = $4,\n"
+	        "  last_error = $4, errors = j.errors + 1, owner = NULL, finished_at = now(),\n"
+	        "  updated_at = now()\n"
+	        "WHERE j.state NOT IN ('done', 'cancelled')",
+	        qschema);
+}
+
 const char *bf_sql_resolve(void)
 {
 	return "WITH rel AS (\n"

@@ -60,6 +60,19 @@ void bf_sql_target_free(bf_sql_target *t);
 #define BF_SCHEMA_VERSION 3
 char *bf_sql_schema(const char *qschema);
 
+/* What the role lacks to keep its books in the control schema, before the script runs.
+ * $1 the control schema's name (unquoted), $2 lag limits on (t/f). Column 0: the control
+ * schema's problem (NULL: none): it does not exist and the role may not create it, or it
+ * exists and belongs to a role the daemon's role is not a member of (the daemon would run
+ * that role's functions and trust its tables); column 1: pg_monitor missing while lag
+ * limits are on (NULL: none). */
+const char *bf_sql_grants(void);
+
+/* The failed row of a job that failed before it registered (its table is missing, ...), so
+ * that the progress view shows every job of the configuration. A finished row is left as
+ * it is. $1 name, $2 table as configured, $3 definition_hash, $4 the reason. */
+char *bf_sql_fail_unregistered(const char *qschema);
+
 /* The same objects in the session's temporary schema (pg_temp), for --dry-run: they vanish
  * with the session and leave the real control schema untouched. */
 char *bf_sql_schema_temp(void);

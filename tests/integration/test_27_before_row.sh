@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_27_before_row: a job that fails before it has its row in the control table fails for
+# good and visibly, and never keeps the daemon up.
+#   - no CREATE on the database (the control schema cannot be made): --check names the grant;
+#     --exit-when-done exits 3 within seconds; without it, SIGTERM ends the daemon within a
+#     second, and the log stays short (no line repeated in a loop);
+#   - a control schema owned by a role the daemon's role is not a member of: refused by
+#     --check and the daemon (it would run that role's functions);
+#   - a missing table, with the control schema reachable: the failed row is written, so
+#     backfill.progress shows every job of the configuration;
+#   - a job whose row is done keeps it done when its definition changes (reset to rerun).
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+role=${BF_TEST_DB}_app # roles are cluster-wide: named after the test, dropped at the end
+psql_q "CREATE ROLE $role LOGIN"
+bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
+psql_q "REVOKE CREATE ON DATABASE $BF_TEST_DB FROM PUBLIC"
+psql_q "CREATE TABLE items (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO items (id) SELECT g FROM generate_series(1, 1000) g"
+psql_q "GRANT SELECT, UPDATE ON items TO $role"
+app_conninfo=${BF_DB_CONNINFO/user=postgres/user=$role}
+bf_conf "$BF_TMPDIR/app.yaml" <<YAML
+database: "$app_conninfo"
+jobs:
+  - name: fill
+    table: items
+    set: "y = id"
+    where: "y IS NULL"
+YAML
+
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/app.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+cat "$BF_TMPDIR/out" "$BF_TMPDIR/err"
+assert_eq "--check: exit 1" 1 "$rc"
+assert_match "--check names the grant" \
+	"jobs.fill: the role lacks CREATE on database $BF_TEST_DB \(to create the control schema backfill\)" \
+	"$(cat "$BF_TMPDIR/err")"
+
+start=$EPOCHREALTIME
+daemon_run 30 "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/exit.log" --exit-when-done
+cat "$BF_TMPDIR/exit.log"
+assert_eq "--exit-when-done: exit 3" 3 "$DAEMON_RC"
+assert_eq "within seconds" 1 "$(awk "BEGIN { print ($EPOCHREALTIME - $start) < 5 }")"
+assert_match "the log says what failed" \
+	"job=fill msg=state state=failed from=pending reason=\"the role lacks CREATE on database $BF_TEST_DB" \
+	"$(cat "$BF_TMPDIR/exit.log")"
+
+daemon_start "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/term.log"
+failed_logged() { grep -q 'state=failed' "$BF_TMPDIR/term.log"; }
+wait_for "the failure is logged" 10 failed_logged
+kill -TERM "$DAEMON_PID"
+daemon_wait 2
+cat "$BF_TMPDIR/term.log"
+assert_eq "SIGTERM ends it within a second or two, exit 0" 0 "$DAEMON_RC"
+assert_le "the log stays short" "$(wc -l <"$BF_TMPDIR/term.log")" 20
+
+# a control schema owned by someone else
+psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
+psql_q "CREATE ROLE ${role}_other; CREATE SCHEMA backfill AUTHORIZATION ${role}_other"
+bf_defer psql_q "DROP SCHEMA IF EXISTS backfill CASCADE; DROP ROLE ${role}_other"
+psql_q "GRANT USAGE, CREATE ON SCHEMA backfill TO $role"
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/app.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+cat "$BF_TMPDIR/err"
+assert_eq "--check refuses a control schema owned by another role" 1 "$rc"
+assert_match "and says whose" "jobs.fill: the control schema backfill is owned by ${role}_other" \
+	"$(cat "$BF_TMPDIR/err")"
+daemon_run 30 "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/owner.log" --exit-when-done
+cat "$BF_TMPDIR/owner.log"
+assert_eq "the daemon refuses it too: exit 3" 3 "$DAEMON_RC"
+assert_eq "and made nothing in it" 0 "$(psql_q "SELECT count(*) FROM pg_class WHERE relnamespace = 'backfill'::regnamespace")"
+assert_eq "no row changed" 0 "$(psql_q "SELECT count(*) FROM items WHERE y IS NOT NULL")"
+psql_q "DROP SCHEMA backfill"
+
+# a missing table: the failed row is written next to the good job's
+bf_conf "$BF_TMPDIR/missing.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: fill
+    table: items
+    set: "y = id"
+    where: "y IS NULL"
+  - name: ghost
+    table: no_such_table
+    set: "y = 1"
+    where: "y IS NULL"
+YAML
+daemon_run 30 "$BF_TMPDIR/missing.yaml" "$BF_TMPDIR/missing.log" --exit-when-done
+cat "$BF_TMPDIR/missing.log"
+assert_eq "a job failed: exit 3" 3 "$DAEMON_RC"
+assert_eq "backfill.progress shows both jobs" "fill|done|
+ghost|failed|table no_such_table does not exist" \
+	"$(psql_q "SELECT name, state, last_error FROM backfill.progress ORDER BY name")"
+
+# a done job whose definition changed stays done
+sed -i 's/set: "y = id"/set: "y = id + 1"/' "$BF_TMPDIR/missing.yaml"
+daemon_run 30 "$BF_TMPDIR/missing.yaml" "$BF_TMPDIR/changed.log" --exit-when-done
+cat "$BF_TMPDIR/changed.log"
+assert_eq "the done job is still done" "done" "$(job_state fill)"
+assert_match "the log says to reset it" \
+	'job=fill msg="already finished; its definition changed since: reset it to run it again' \
+	"$(cat "$BF_TMPDIR/changed.log")"
+test_finish
