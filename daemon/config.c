@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "backfilld/sqltext.h"
 #include "backfilld/units.h"
 
 enum key_type {
@@ -80,6 +81,8 @@ struct key_def {
 	const struct choice *choices; /* ended by a NULL name */
 	bool (*check)(const char *text);
 	const char *expect; /* what check wants, for "expected %s, got ..." */
+	/* a string's problem, as "expected <this>, got ..." (malloc'ed), or NULL when fine */
+	char *(*explain)(const char *text);
 	const struct key_def *sub;
 	size_t n_sub;
 };
@@ -170,8 +173,18 @@ static const struct key_def job_keys[] = {
          .count_offset = JOB(n_key),
          .flags = KF_NULLABLE,
          NONEMPTY},
-        {.name = "set", .type = KT_STRING, .offset = JOB(set), .flags = KF_REQUIRED, NONEMPTY},
-        {.name = "where", .type = KT_STRING, .offset = JOB(where), .flags = KF_REQUIRED, NONEMPTY},
+        {.name = "set",
+         .type = KT_STRING,
+         .offset = JOB(set),
+         .flags = KF_REQUIRED,
+         NONEMPTY,
+         .explain = bf_sqltext_problem},
+        {.name = "where",
+         .type = KT_STRING,
+         .offset = JOB(where),
+         .flags = KF_REQUIRED,
+         NONEMPTY,
+         .explain = bf_sqltext_problem},
         {.name = "batch_size",
          .type = KT_INT,
          .offset = JOB(batch_size),
@@ -707,12 +720,17 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 	int64_t v = 0;
 
 	switch (d->type) {
-	case KT_STRING:
+	case KT_STRING: {
+		char *why = d->explain ? d->explain(text) : NULL;
+
+		if (why)
+			return why;
 		if (d->check && !d->check(text))
 			return expected_phrase(d);
 		free(*(char **)field);
 		*(char **)field = bf_xstrdup(text);
 		return NULL;
+	}
 	case KT_INT:
 		if (parse_int(text, &v) < 0 || v < d->min)
 			return expected_phrase(d);
@@ -1343,6 +1361,67 @@ static void load_main(struct src *s, yaml_node_t *root)
 		load_includes(s, lookup(s, root, "include"));
 }
 
+/* One column a job's set assigns, for finding two jobs that write the same one. */
+struct assigned {
+	const bf_job_config *job;
+	char *col;
+};
+
+static int cmp_assigned(const void *pa, const void *pb)
+{
+	const struct assigned *a = pa, *b = pb;
+	int c = strcmp(a->job->database ? a->job->database : "",
+	               b->job->database ? b->job->database : "");
+
+	if (c == 0)
+		c = strcasecmp(a->job->table, b->job->table);
+	if (c == 0)
+		c = strcmp(a->col, b->col);
+	if (c == 0)
+		c = a->job < b->job ? -1 : a->job > b->job;
+	return c;
+}
+
+/* Two jobs on one table (as written, in one database) whose set assign the same column would
+ * overwrite each other's values, in whichever order their batches come: refused, each pair
+ * once. Sorted, so a file of many jobs is not compared pair by pair. */
+static void check_shared_columns(struct loader *L)
+{
+	const bf_config *cfg = L->cfg;
+	struct assigned *a = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		size_t nc = 0;
+		char **cols = bf_sqltext_set_columns(cfg->jobs[i].set, &nc);
+
+		a = bf_xrealloc(a, (n + nc + 1) * sizeof(*a));
+		for (size_t k = 0; k < nc; k++)
+			a[n++] = (struct assigned){.job = &cfg->jobs[i], .col = cols[k]};
+		free(cols);
+	}
+	if (n > 1)
+		qsort(a, n, sizeof(*a), cmp_assigned);
+	for (size_t i = 1; i < n; i++) {
+		const struct assigned *p = &a[i - 1], *q = &a[i];
+
+		if (p->job == q->job || strcmp(p->col, q->col) != 0 ||
+		    strcasecmp(p->job->table, q->job->table) != 0 ||
+		    !bf_streq_opt(p->job->database, q->job->database))
+			continue;
+		L->problems++;
+		bf_errors_add(
+		        L->errs,
+		        "%s:%d: jobs.%s: set assigns column \"%s\" of %s, which job %s (%s:%d) "
+		        "sets too: the two jobs would overwrite each other",
+		        q->job->file, q->job->line, q->job->name, q->col, q->job->table,
+		        p->job->name, p->job->file, p->job->line);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(a[i].col);
+	free(a);
+}
+
 static int load_text(const char *name, const char *text, size_t len, const char *base_dir,
                      const struct stat *main_st, bf_config **out, bf_errors *errs)
 {
@@ -1360,6 +1439,8 @@ static int load_text(const char *name, const char *text, size_t len, const char 
 		else if (root)
 			load_main(&top, root);
 	}
+	if (L.problems == 0)
+		check_shared_columns(&L);
 	if (L.problems == 0) {
 		*out = cfg;
 		cfg = NULL;

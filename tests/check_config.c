@@ -119,6 +119,44 @@ static bf_config *job_key_ok(const char *line)
 	return cfg;
 }
 
+/* A `set` or `where` that would not stay one fragment of the daemon's statement, and two
+ * jobs writing one column of one table, are configuration errors, said where they are. */
+START_TEST(test_set_where_guards)
+{
+	const char *const paren[] = {
+	        "t.yaml:5:12: jobs[0].where: expected a single SQL fragment (here ')' closing a "
+	        "parenthesis the fragment did not open at character 10), got \"x IS NULL) OR "
+	        "(true\"",
+	        NULL};
+	const char *const semi[] = {
+	        "t.yaml:4:10: jobs[0].set: expected a single SQL fragment (here a statement "
+	        "separator ';' at character 6), got \"x = 1; DELETE FROM t\"",
+	        NULL};
+	const char *const shared[] = {
+	        "t.yaml:8: jobs.b: set assigns column \"x\" of T, which job a (t.yaml:3) sets "
+	        "too: the two jobs would overwrite each other",
+	        NULL};
+	bf_config *cfg;
+
+	fails_with("database: x\njobs:\n  - name: a\n    table: t\n"
+	           "    where: \"x IS NULL) OR (true\"\n    set: \"x = 1\"\n",
+	           paren);
+	fails_with("database: x\njobs:\n  - name: a\n    set: \"x = 1; DELETE FROM t\"\n"
+	           "    table: t\n    where: \"x IS NULL\"\n",
+	           semi);
+	fails_with(HEAD "    sleep: 0\n"
+	                "  - name: b\n    table: T\n    set: \"y = 2, \\\"x\\\" = 3\"\n"
+	                "    where: \"y IS NULL\"\n",
+	           shared);
+	/* the same column of other tables, or other columns of the same table: fine */
+	cfg = parse_ok(HEAD "  - name: b\n    table: u\n    set: \"x = 2\"\n    where: \"x IS "
+	                    "NULL\"\n  - name: c\n    table: t\n    set: \"y = 2\"\n"
+	                    "    where: \"y IS NULL\"\n");
+	ck_assert_uint_eq(cfg->n_jobs, 3);
+	bf_config_free(cfg);
+}
+END_TEST
+
 static void assert_builtin_job_defaults(const bf_job_config *j)
 {
 	ck_assert_int_eq(j->batch_size, 1000);
@@ -602,10 +640,10 @@ START_TEST(test_defaults_inheritance)
 	               "  - name: j1\n"
 	               "    set: \"v = 1\"\n"
 	               "  - name: j2\n"
-	               "    set: \"v = 2\"\n");
+	               "    set: \"w = 2\"\n");
 	ck_assert_str_eq(cfg->jobs[1].table, "shared");
 	ck_assert_str_eq(cfg->jobs[1].where, "v IS NULL");
-	ck_assert_str_eq(cfg->jobs[1].set, "v = 2");
+	ck_assert_str_eq(cfg->jobs[1].set, "w = 2");
 	bf_config_free(cfg);
 
 	/* a database only in defaults: serves jobs when there is no top-level one */
@@ -1431,6 +1469,7 @@ Suite *config_suite(void)
 	tcase_add_test(errors, test_duplicate_job_names);
 	tcase_add_test(errors, test_batch_size_relations);
 	tcase_add_test(errors, test_yaml_syntax_errors);
+	tcase_add_test(errors, test_set_where_guards);
 	tcase_add_test(errors, test_errors_leave_output_alone);
 	suite_add_tcase(s, errors);
 

@@ -10,8 +10,8 @@
 #include "suites.h"
 
 static Suite *(*const suites[])(void) = {
-        units_suite,  config_suite,   log_suite, batchsize_suite, bucket_suite,
-        window_suite, pressure_suite, ctl_suite, sql_suite,       metrics_suite,
+        units_suite,    config_suite, log_suite, batchsize_suite, bucket_suite,  window_suite,
+        pressure_suite, ctl_suite,    sql_suite, metrics_suite,   sqltext_suite,
 };
 
 int main(void)

@@ -14,5 +14,6 @@ Suite *log_suite(void);
 Suite *ctl_suite(void);
 Suite *sql_suite(void);
 Suite *metrics_suite(void);
+Suite *sqltext_suite(void);
 
 #endif

@@ -67,4 +67,34 @@ assert_eq "exit status on a good file" 0 "$rc"
 assert_eq "the database is unchanged" "$before" "$(snapshot)"
 assert_eq "no control schema was left behind" f \
 	"$(psql_q "SELECT to_regnamespace('backfill') IS NOT NULL")"
+
+# set or where that would not stay one fragment of the daemon's statement: refused before any
+# connection (the first would make a batch an UPDATE of every row), nothing changed
+bf_conf "$BF_TMPDIR/fragments.yaml" <<YAML
+database: "$BF_DB_CONNINFO"
+jobs:
+  - name: paren
+    table: good
+    set: "y = id"
+    where: "y IS NULL) OR (true"
+  - name: semi
+    table: good
+    set: "y = id; DELETE FROM good"
+    where: "y IS NULL"
+  - name: comment
+    table: good
+    set: "y = id"
+    where: "y IS NULL --"
+YAML
+for mode in --check --exit-when-done; do
+	rc=0
+	"$BF_BIN" -c "$BF_TMPDIR/fragments.yaml" $mode >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+	err=$(cat "$BF_TMPDIR/err")
+	assert_eq "$mode: a configuration error, exit 1" 1 "$rc"
+	assert_match "$mode: the parenthesis, where it is" \
+		"fragments.yaml:6:12: jobs\[0\].where: expected a single SQL fragment \(here '\)' closing a parenthesis the fragment did not open at character 10\)" "$err"
+	assert_match "$mode: the separator" "jobs\[1\].set: expected a single SQL fragment \(here a statement separator ';'" "$err"
+	assert_match "$mode: the comment" "jobs\[2\].where: expected a single SQL fragment \(here a comment" "$err"
+done
+assert_eq "nothing changed" "$before" "$(snapshot)"
 test_finish

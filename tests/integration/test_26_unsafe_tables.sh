@@ -15,7 +15,7 @@ set -euo pipefail
 bf_tmpdir_init
 
 role=${BF_TEST_DB}_app # roles are cluster-wide: named after the test, dropped at the end
-psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
+psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role; GRANT pg_monitor TO $role"
 bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
 psql_q "CREATE TABLE sec (id int PRIMARY KEY, tenant int NOT NULL, y int)"
 psql_q "INSERT INTO sec (id, tenant) SELECT g, g % 3 FROM generate_series(1, 3000) g"

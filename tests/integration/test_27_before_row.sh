@@ -40,6 +40,9 @@ assert_eq "--check: exit 1" 1 "$rc"
 assert_match "--check names the grant" \
 	"jobs.fill: the role lacks CREATE on database $BF_TEST_DB \(to create the control schema backfill\)" \
 	"$(cat "$BF_TMPDIR/err")"
+assert_match "and pg_monitor, which the lag limits (on by default) need" \
+	"; the role lacks pg_monitor, which the lag limits need \(GRANT pg_monitor TO $role\)" \
+	"$(cat "$BF_TMPDIR/err")"
 
 start=$EPOCHREALTIME
 daemon_run 30 "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/exit.log" --exit-when-done
