@@ -225,6 +225,8 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	const char *v[2] = {job->table, keys};
 	enum bf_ckpt ckpt = BF_CKPT_JOB;
 	long long rows = -1, leaves = 0;
+	char pct[32];
+	const char *pv[1] = {pct};
 	int rc = -1;
 
 	if (run(pg, "BEGIN READ WRITE", -1, NULL, NULL, "begin", problems) != 0)
@@ -242,13 +244,10 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	estimate = bf_sql_estimate(t);
 	if (run(pg, schema_sql, -1, NULL, NULL, "control schema", problems) != 0)
 		goto out;
-	if (run(pg, estimate, 0, NULL, &res, "estimate", problems) != 0)
+	snprintf(pct, sizeof(pct), "%.6f", bf_sql_sample_percent(t->pages));
+	if (run(pg, estimate, 1, pv, &res, "estimate", problems) != 0)
 		goto out;
-	if (PQntuples(res) > 0) {
-		const char *p = strstr(PQgetvalue(res, 0, 0), "rows=");
-
-		rows = p ? atoll(p + 5) : -1;
-	}
+	rows = atoll(PQgetvalue(res, 0, 0));
 	if (t->partitioned) {
 		if (to_biggest_leaf(pg, t, &leaves, problems) != 0)
 			goto out;
@@ -262,7 +261,8 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	       table_name);
 	for (size_t i = 0; i < t->n_key; i++)
 		printf("%s%s %s", i ? ", " : "", t->qkey[i], t->key_type[i]);
-	printf("\n  estimated rows to do: %lld\n", rows);
+	printf("\n  estimated rows to do: %lld (counted in a %.4g%% sample of the table)\n", rows,
+	       bf_sql_sample_percent(t->pages));
 	if (leaves > 0)
 		printf("  walk: partition by partition, one slice per leaf (%lld leaves, %lld at "
 		       "once); shown on the biggest, %s\n",

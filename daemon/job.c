@@ -100,6 +100,7 @@ struct bf_job {
 	bf_sql_target *target;
 	char *table_name; /* nsp.rel for the jobs row */
 	bool estimated, registered, high_known;
+	bool has_row; /* registered once: the row exists, even while it is being read again */
 	int64_t estimate;
 	char **cursor; /* NULL when the pass starts at the first key */
 	char **high;   /* NULL when the table was empty at the first start */
@@ -744,6 +745,8 @@ void bf_job_log_progress(bf_job *j)
 	rate = rate_all(j, bf_mono_ms());
 	if (est > 0)
 		pct = 100.0 * (double)rows / (double)est;
+	if (pct > 99.9)
+		pct = 99.9; /* as in the progress view: only a done job is at 100% */
 	if (rate > 0)
 		bf_units_format_duration((int64_t)((double)(est - rows) * 1000.0 / rate), eta,
 		                         sizeof(eta));
@@ -965,8 +968,11 @@ static void send_resolve(bf_job *j)
 static void send_estimate(bf_job *j)
 {
 	char *sql = bf_sql_estimate(j->target);
+	char pct[32];
+	const char *v[1] = {pct};
 
-	send_params(j, PH_ESTIMATE, sql, 0, NULL);
+	snprintf(pct, sizeof(pct), "%.6f", bf_sql_sample_percent(j->target->pages));
+	send_params(j, PH_ESTIMATE, sql, 1, v);
 	free(sql);
 }
 
@@ -1233,7 +1239,7 @@ static void step(bf_job *j)
 		connect_db(j);
 		return;
 	}
-	if (!j->registered && (j->stopping || bf_job_state_terminal(j->state))) {
+	if (!j->has_row && (j->stopping || bf_job_state_terminal(j->state))) {
 		/* stopped or failed before it had a row (no such table, no control schema, ...):
 		 * its failed row when it can be written, else the log says why */
 		if (!send_fail_row(j))
@@ -1558,7 +1564,7 @@ static void on_register(bf_job *j, const PGresult *res)
 	j->high_known = PQgetvalue(res, 0, 6)[0] == 't';
 	if (j->high_known)
 		j->high = get_values(res, 8 + (int)n, n);
-	j->registered = true;
+	j->registered = j->has_row = true;
 	j->pass_end = false;
 	j->reconnects = 0;
 	/* the row counts what the slices did so far; slices are read again unless some walk */
@@ -1944,9 +1950,7 @@ static void on_result(bf_job *j, const PGresult *res)
 		on_resolve(j, res);
 		break;
 	case PH_ESTIMATE: {
-		const char *p = PQntuples(res) > 0 ? strstr(PQgetvalue(res, 0, 0), "rows=") : NULL;
-
-		j->estimate = p ? strtoll(p + 5, NULL, 10) : 0;
+		j->estimate = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		j->estimated = true;
 		break;
 	}

@@ -313,11 +313,64 @@ char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int 
 	return bf_sbuf_steal(&sb);
 }
 
+static uint64_t key_hash(const char *job, const char *msg)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (const char *p = job ? job : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0xffU) * 1099511628211ULL;
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+bool bf_log_limit_pass(bf_log_limiter *l, const char *job, const char *msg, int64_t now_ms,
+                       int64_t *suppressed)
+{
+	uint64_t key = key_hash(job, msg);
+	size_t i = BF_LOG_LIMIT_KEYS, oldest = key % BF_LOG_LIMIT_KEYS;
+
+	/* its slot, else a free one, else the one idle the longest (its count is lost: it has
+	 * been quiet for the longest, so it is the least likely to be flooding) */
+	for (size_t k = 0; k < BF_LOG_LIMIT_KEYS && i == BF_LOG_LIMIT_KEYS; k++) {
+		size_t at = (key + k) % BF_LOG_LIMIT_KEYS;
+
+		if (l->slot[at].key == key || l->slot[at].key == 0)
+			i = at;
+		else if (l->slot[at].window_ms < l->slot[oldest].window_ms)
+			oldest = at;
+	}
+	if (i == BF_LOG_LIMIT_KEYS)
+		i = oldest;
+	if (l->slot[i].key != key) {
+		l->slot[i].key = key;
+		l->slot[i].window_ms = now_ms;
+		l->slot[i].count = 0;
+		l->slot[i].suppressed = 0;
+	}
+	if (now_ms - l->slot[i].window_ms >= 1000) {
+		l->slot[i].window_ms = now_ms;
+		l->slot[i].count = 0;
+	}
+	if (l->slot[i].count >= BF_LOG_BURST) {
+		l->slot[i].suppressed++;
+		return false;
+	}
+	l->slot[i].count++;
+	*suppressed = l->slot[i].suppressed;
+	l->slot[i].suppressed = 0;
+	return true;
+}
+
 void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...)
 {
+	static bf_log_limiter limiter;
 	bf_sbuf kvs = {0};
+	int64_t suppressed = 0;
 
-	if (!bf_log_enabled(level))
+	if (!bf_log_enabled(level) ||
+	    !bf_log_limit_pass(&limiter, job, msg, bf_mono_ms(), &suppressed))
 		return;
 	if (kvfmt) {
 		va_list ap;
@@ -325,6 +378,9 @@ void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...)
 		bf_sbuf_vprintf(&kvs, kvfmt, ap);
 		va_end(ap);
 	}
+	if (suppressed > 0)
+		bf_sbuf_printf(&kvs, "%ssuppressed=%lld", kvs.len ? " " : "",
+		               (long long)suppressed);
 	char *line = bf_log_render(log_state.format, log_state.journal, bf_now_ms(), level, job,
 	                           msg, kvs.data);
 	size_t len = strlen(line);

@@ -119,7 +119,8 @@ static char *schema_script(const char *s, bool temp)
 	        "  RETURN true;\n"
 	        "END $bf$;\n",
 	        s);
-	/* percent: the estimate grows to at least rows_done, so it never passes 100. eta from
+	/* percent: the estimate grows to at least rows_done, so it never passes 100, and only a
+	 * done job shows 100 (rows left to a sweep are not in the estimate). eta from
 	 * the recent rate, kept while throttled or paused, gone once the job is over. A parallel
 	 * first pass counts in its slices' rows (the job's own row counts its own batches):
 	 * rows_done adds them up, and the rate is theirs while they walk. */
@@ -133,7 +134,9 @@ static char *schema_script(const char *s, bool temp)
 	        "  CASE WHEN state = 'done' THEN 100.0\n"
 	        "       WHEN rows_estimate IS NULL THEN NULL\n"
 	        "       WHEN greatest(rows_estimate, rows_done) > 0\n"
-	        "       THEN round(100.0 * rows_done / greatest(rows_estimate, rows_done), 1)\n"
+	        "       THEN least(round(100.0 * rows_done / greatest(rows_estimate, rows_done), "
+	        "1),\n"
+	        "                  99.9)\n"
 	        "       ELSE 0.0 END::numeric(4,1) AS percent,\n"
 	        "  round(rows_per_second::numeric, 1) AS rows_per_second,\n"
 	        "  CASE WHEN state IN ('done', 'failed', 'cancelled') THEN NULL\n"
@@ -270,7 +273,10 @@ const char *bf_sql_resolve(void)
 	       "       has_table_privilege(rel.oid, 'UPDATE'), uniq.ok, keycols.name,\n"
 	       "       coalesce(keycols.type, ''), keycols.notnull, $2::text[] IS NOT NULL,\n"
 	       "       rel.oid::text, unsafe.rls, unsafe.rules, unsafe.children,\n"
-	       "       unsafe.foreign_parts, unsafe.triggers\n"
+	       "       unsafe.foreign_parts, unsafe.triggers,\n"
+	       "       (SELECT sum(pg_relation_size(tree.oid)) / "
+	       "current_setting('block_size')::bigint\n"
+	       "        FROM tree)::bigint\n"
 	       "FROM rel CROSS JOIN uniq CROSS JOIN unsafe LEFT JOIN keycols ON true\n"
 	       "ORDER BY keycols.i";
 }
@@ -365,7 +371,17 @@ char *bf_sql_high_water(const bf_sql_target *t)
 
 char *bf_sql_estimate(const bf_sql_target *t)
 {
-	return bf_xasprintf("EXPLAIN SELECT 1 FROM %s WHERE (%s)", t->qtable, t->where);
+	return bf_xasprintf("SELECT round(count(*) * 100.0 / $1::float8)::bigint\n"
+	                    "FROM %s TABLESAMPLE SYSTEM ($1::float8) WHERE (%s)",
+	                    t->qtable, t->where);
+}
+
+double bf_sql_sample_percent(long long pages)
+{
+	double p =
+	        pages > BF_SQL_SAMPLE_PAGES ? 100.0 * BF_SQL_SAMPLE_PAGES / (double)pages : 100.0;
+
+	return p < 0.0001 ? 0.0001 : p;
 }
 
 /* "key > (cursor) AND key <= (hi)": the batch's range, bounded on the key index. */

@@ -152,6 +152,7 @@ bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_c
 	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
 	t->key1 = bf_xstrdup(PQgetvalue(res, 0, 5));
 	t->oid = bf_xstrdup(PQgetvalue(res, 0, 9));
+	t->pages = atoll(PQgetvalue(res, 0, 15));
 	if (!PQgetisnull(res, 0, 14))
 		t->triggers = bf_xstrdup(PQgetvalue(res, 0, 14));
 	t->partitioned = strcmp(PQgetvalue(res, 0, 2), "p") == 0;

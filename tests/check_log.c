@@ -269,6 +269,36 @@ START_TEST(test_level_filter)
 }
 END_TEST
 
+/* A line repeated in a loop: BF_LOG_BURST a second get through, the rest are counted on the
+ * next one written; other lines are not held back by it. */
+START_TEST(test_repeats_limited)
+{
+	static bf_log_limiter l;
+	int64_t sup = -1;
+	int written = 0;
+
+	for (int k = 0; k < 3000; k++)
+		written +=
+		        bf_log_limit_pass(&l, "j", "query ended at shutdown", 100 + k / 10, &sup);
+	ck_assert_int_eq(written, BF_LOG_BURST);
+	ck_assert(bf_log_limit_pass(&l, "j", "another line", 399, &sup));
+	ck_assert(bf_log_limit_pass(&l, "k", "query ended at shutdown", 399, &sup));
+	ck_assert_int_eq(sup, 0);
+	/* a second later the loop's line is written again, with the count held back */
+	ck_assert(bf_log_limit_pass(&l, "j", "query ended at shutdown", 1100, &sup));
+	ck_assert_int_eq(sup, 3000 - BF_LOG_BURST);
+	ck_assert(bf_log_limit_pass(&l, "j", "query ended at shutdown", 1101, &sup));
+	ck_assert_int_eq(sup, 0);
+	/* more keys than slots: each still gets its lines through */
+	for (int k = 0; k < 3 * BF_LOG_LIMIT_KEYS; k++) {
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), "line %d", k);
+		ck_assert(bf_log_limit_pass(&l, NULL, msg, 2000, &sup));
+	}
+}
+END_TEST
+
 Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -278,6 +308,7 @@ Suite *log_suite(void)
 
 	tcase_set_timeout(quote, 10);
 	tcase_add_test(quote, test_q_bare_words);
+	tcase_add_test(quote, test_repeats_limited);
 	tcase_add_test(quote, test_q_quoting);
 	suite_add_tcase(s, quote);
 

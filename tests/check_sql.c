@@ -154,6 +154,24 @@ START_TEST(test_slices_cut_from_histogram)
 }
 END_TEST
 
+START_TEST(test_estimate_by_sample)
+{
+	bf_sql_target t = target(1);
+	char *sql = bf_sql_estimate(&t);
+
+	/* a count of where in a page sample, scaled up by the sample's share */
+	ck_assert_ptr_nonnull(strstr(sql, "round(count(*) * 100.0 / $1::float8)::bigint"));
+	ck_assert_ptr_nonnull(strstr(sql, "TABLESAMPLE SYSTEM ($1::float8) WHERE (email_lower IS "
+	                                  "NULL)"));
+	free(sql);
+	/* all of a small table, about BF_SQL_SAMPLE_PAGES pages of a big one */
+	ck_assert(bf_sql_sample_percent(0) == 100.0);
+	ck_assert(bf_sql_sample_percent(BF_SQL_SAMPLE_PAGES) == 100.0);
+	ck_assert(bf_sql_sample_percent(4 * BF_SQL_SAMPLE_PAGES) == 25.0);
+	ck_assert(bf_sql_sample_percent(1LL << 40) == 0.0001);
+}
+END_TEST
+
 START_TEST(test_partitioned_parent_pairs_ctid_with_partition)
 {
 	bf_sql_target t = target(1);
@@ -301,6 +319,7 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_slice_checkpoint);
 	tcase_add_test(tc, test_slices_cut_from_histogram);
 	tcase_add_test(tc, test_partitioned_parent_pairs_ctid_with_partition);
+	tcase_add_test(tc, test_estimate_by_sample);
 	tcase_add_test(tc, test_leaf_slice_stops_once_detached);
 	tcase_add_test(tc, test_remaining_and_high_water);
 	tcase_add_test(tc, test_text_array);

@@ -35,6 +35,25 @@ void bf_log(int level, const char *job, const char *msg, const char *kvfmt, ...)
  * (truncating to len) and returns buf. */
 const char *bf_log_q(char *buf, size_t len, const char *s);
 
+/* Repeats: a line of one (job, msg) is written at most BF_LOG_BURST times a second; those
+ * past it are counted, and the next one written carries suppressed=N. No loop can flood the
+ * journal, and nothing it said is hidden without a count. */
+#define BF_LOG_BURST      5
+#define BF_LOG_LIMIT_KEYS 64
+typedef struct bf_log_limiter {
+	struct {
+		uint64_t key;      /* hash of job and msg, 0 = free slot */
+		int64_t window_ms; /* start of its one-second window */
+		int count;         /* lines written in that window */
+		int64_t suppressed;
+	} slot[BF_LOG_LIMIT_KEYS];
+} bf_log_limiter;
+
+/* Whether a line of (job, msg) at now_ms is to be written; if so, *suppressed says how many
+ * of its kind were held back since the last one written. Pure: the tests drive the clock. */
+bool bf_log_limit_pass(bf_log_limiter *l, const char *job, const char *msg, int64_t now_ms,
+                       int64_t *suppressed);
+
 /* Render one line without writing it (the pure part, for tests): the line, newline included,
  * in a fresh string. ts_ms is wall-clock milliseconds; it is left out in journal mode. */
 char *bf_log_render(enum bf_log_format format, bool journal, int64_t ts_ms, int level,

@@ -37,6 +37,7 @@ typedef struct bf_sql_target {
 	char *where;     /* the operator's predicate */
 	char *triggers;  /* the BEFORE UPDATE row triggers that may skip a row, or NULL */
 	char *oid;       /* the job's table, as the decimal text of its pg_class oid */
+	long long pages; /* its size now (every partition's), in pages */
 	/* A partitioned table: a ctid names a row only together with its partition, so a
 	 * statement on the parent pairs the two (tableoid, ctid). Its first pass is walked leaf
 	 * by leaf (bf_sql_partition_slices), each leaf as a plain table. */
@@ -86,7 +87,8 @@ char *bf_sql_schema_temp(void);
  *   and, when partitioned, every partition): 10 the relations whose row-level security the
  *   role does not bypass, with their policies; 11 UPDATE rules; 12 inheritance children
  *   (a ctid and the key are unique per child only); 13 foreign-table partitions; and
- *   14 the BEFORE UPDATE row triggers (NULL: none), named when rows do not change.
+ *   14 the BEFORE UPDATE row triggers (NULL: none), named when rows do not change;
+ *   15 the table's size now in pages (its partitions' for a partitioned table).
  * No row at all: no such table. One row with a NULL attname: no primary key. */
 const char *bf_sql_resolve(void);
 
@@ -100,9 +102,17 @@ char *bf_sql_register(const bf_sql_target *t);
  * 1.. high_key[1..n]. */
 char *bf_sql_high_water(const bf_sql_target *t);
 
-/* The planner's estimate of rows matching `where`: EXPLAIN of a count, no parameters. The
- * first line holds "rows=N". */
+/* The rows matching `where`, estimated by counting them in a sample of the table's pages
+ * (TABLESAMPLE SYSTEM) scaled up: the planner's estimate is no use on a column added after
+ * the last ANALYZE (no statistics: it guesses half a percent of the table), which is the
+ * usual case of a backfill. $1 the sample's percent (bf_sql_sample_percent). Column 0: the
+ * estimate (bigint). */
 char *bf_sql_estimate(const bf_sql_target *t);
+
+/* The percent of `pages` to sample so that about BF_SQL_SAMPLE_PAGES pages are read: all of
+ * a small table (an exact count), a few MB of a big one. */
+#define BF_SQL_SAMPLE_PAGES 2000
+double bf_sql_sample_percent(long long pages);
 
 /* What a batch's checkpoint advances. BF_CKPT_JOB: the job's row (cursor, counters, pass).
  * BF_CKPT_SLICE: the row of one slice of a parallel first pass in <schema>.slices (its cursor,

@@ -60,4 +60,17 @@ assert_eq "state recorded at SIGTERM" "pending daemon stopped" \
 assert_eq "owner cleared" "" "$(job owner slow)"
 assert_eq "rows_done matches the table after SIGTERM" \
 	"$(psql_q "SELECT count(*) FROM items WHERE y IS NOT NULL")" "$(job rows_done slow)"
+
+# SIGTERM while the job waits between sweeps for a row the application holds: recorded the same
+hold_row items "$N" 120 # not reached yet: the pass ends at it
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon3.log" --exit-when-done
+sweeping() { [[ $(job state_reason slow 2>/dev/null) == "waiting for 1 rows locked by other sessions" ]]; }
+wait_for "sweeping for the held row" 60 sweeping
+kill -TERM "$DAEMON_PID"
+daemon_wait 30
+cat "$BF_TMPDIR/daemon3.log"
+assert_eq "SIGTERM during a sweep: exit status" 0 "$DAEMON_RC"
+assert_eq "SIGTERM during a sweep: pending, no owner" "pending daemon stopped " \
+	"$(psql_q "SELECT state || ' ' || state_reason || ' ' || coalesce(owner, '') FROM backfill.jobs WHERE name = 'slow'")"
+release_rows
 test_finish
