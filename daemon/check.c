@@ -166,7 +166,6 @@ static int to_biggest_leaf(PGconn *pg, bf_sql_target *t, long long *leaves, bf_s
 	const char *v[1] = {t->oid};
 	PGresult *res = NULL;
 	char err[256];
-	char *qn = NULL, *qr = NULL;
 	int rc = -1;
 
 	if (run(pg, bf_sql_biggest_leaf(), 1, v, &res, "partitions", problems) != 0)
@@ -176,25 +175,14 @@ static int to_biggest_leaf(PGconn *pg, bf_sql_target *t, long long *leaves, bf_s
 		               t->qtable);
 		goto out;
 	}
-	qn = bf_quote_ident(pg, PQgetvalue(res, 0, 0), err, sizeof(err));
-	qr = bf_quote_ident(pg, PQgetvalue(res, 0, 1), err, sizeof(err));
-	if (qn == NULL || qr == NULL) {
+	if (bf_target_to_leaf(pg, t, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+	                      PQgetvalue(res, 0, 2), err, sizeof(err)) != 0) {
 		bf_sbuf_printf(problems, "%s%s", problems->len ? "; " : "", err);
 		goto out;
 	}
 	*leaves = atoll(PQgetvalue(res, 0, 3));
-	free(t->qtable);
-	free(t->nsp);
-	free(t->rel);
-	t->qtable = bf_xasprintf("%s.%s", qn, qr);
-	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 0));
-	t->rel = bf_xstrdup(PQgetvalue(res, 0, 1));
-	t->leaf_oid = bf_xstrdup(PQgetvalue(res, 0, 2));
-	t->partitioned = false;
 	rc = 0;
 out:
-	free(qn);
-	free(qr);
 	PQclear(res);
 	return rc;
 }

@@ -307,6 +307,8 @@ struct loader {
 	yaml_node_t *defaults;  /* NULL when absent or not a mapping */
 	bool database_given;    /* the main file has a non-null top-level database */
 	struct name_pos *names; /* parallel to cfg->jobs, for "first at" */
+	size_t *by_name;        /* open addressing on job names: index + 1, 0 = free */
+	size_t by_name_cap;     /* a power of two, at least twice the jobs */
 	const char *base_dir;   /* relative include: globs start here; NULL: the cwd */
 	const struct stat *main_st; /* the main file, skipped if an include matches it */
 };
@@ -1174,6 +1176,47 @@ static void check_batch_sizes(struct src *s, yaml_node_t *node, const char *path
 		       j->batch_size, j->max_batch_size);
 }
 
+static size_t name_hash(const char *name)
+{
+	size_t h = 5381;
+
+	for (const char *p = name; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h;
+}
+
+/* The index of the job already named `name`, or SIZE_MAX after recording it as job `index`.
+ * A hash index: a file of many jobs is not compared pair by pair. */
+static size_t name_index(struct loader *L, const char *name, size_t index)
+{
+	size_t mask, at;
+
+	if (2 * (index + 1) > L->by_name_cap) {
+		size_t cap = L->by_name_cap ? 2 * L->by_name_cap : 64;
+		size_t *slots = bf_xcalloc(cap, sizeof(*slots));
+
+		for (size_t k = 0; k < L->by_name_cap; k++) {
+			size_t v = L->by_name[k];
+
+			if (v == 0)
+				continue;
+			for (at = name_hash(L->cfg->jobs[v - 1].name) & (cap - 1); slots[at];
+			     at = (at + 1) & (cap - 1))
+				;
+			slots[at] = v;
+		}
+		free(L->by_name);
+		L->by_name = slots;
+		L->by_name_cap = cap;
+	}
+	mask = L->by_name_cap - 1;
+	for (at = name_hash(name) & mask; L->by_name[at]; at = (at + 1) & mask)
+		if (strcmp(L->cfg->jobs[L->by_name[at] - 1].name, name) == 0)
+			return L->by_name[at] - 1;
+	L->by_name[at] = index + 1;
+	return SIZE_MAX;
+}
+
 static void load_job(struct src *s, yaml_node_t *node, size_t index)
 {
 	struct loader *L = s->L;
@@ -1217,15 +1260,12 @@ static void load_job(struct src *s, yaml_node_t *node, size_t index)
 		pos.line = name_node->start_mark.line + 1;
 		pos.col = name_node->start_mark.column + 1;
 	}
-	for (size_t i = 0; job.name && i < cfg->n_jobs; i++) {
-		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, job.name) == 0) {
-			char *npath = join_path(path, "name");
-			report(s, name_node, npath,
-			       "duplicate job name \"%s\" (first at %s:%zu:%zu)", job.name,
-			       cfg->jobs[i].file, L->names[i].line, L->names[i].col);
-			free(npath);
-			break;
-		}
+	size_t first = job.name ? name_index(L, job.name, cfg->n_jobs) : SIZE_MAX;
+	if (first != SIZE_MAX) {
+		char *npath = join_path(path, "name");
+		report(s, name_node, npath, "duplicate job name \"%s\" (first at %s:%zu:%zu)",
+		       job.name, cfg->jobs[first].file, L->names[first].line, L->names[first].col);
+		free(npath);
 	}
 	if (L->problems == before)
 		check_batch_sizes(s, node, path, &job);
@@ -1449,6 +1489,7 @@ static int load_text(const char *name, const char *text, size_t len, const char 
 	if (top.loaded)
 		yaml_document_delete(&top.doc);
 	free(L.names);
+	free(L.by_name);
 	bf_config_free(cfg);
 	return rc;
 }

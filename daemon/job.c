@@ -1621,31 +1621,18 @@ static void on_register(bf_job *j, const PGresult *res)
  * leaf's (its batches check that the leaf is still in the table). */
 static int walk_leaf(bf_job *j, const PGresult *res)
 {
-	bf_sql_target *t = j->target;
 	char err[ERR_LEN];
-	char *qn = bf_quote_ident(bf_conn_pg(j->conn), PQgetvalue(res, 0, 2), err, sizeof(err));
-	char *qr = bf_quote_ident(bf_conn_pg(j->conn), PQgetvalue(res, 0, 3), err, sizeof(err));
+	bool first = j->target->leaf_oid == NULL;
 
-	if (qn == NULL || qr == NULL) {
-		free(qn);
-		free(qr);
+	if (bf_target_to_leaf(bf_conn_pg(j->conn), j->target, PQgetvalue(res, 0, 2),
+	                      PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), err,
+	                      sizeof(err)) != 0) {
 		fail(j, err);
 		return -1;
 	}
-	if (t->leaf_oid == NULL)
+	if (first)
 		bf_log(BF_LOG_INFO, j->cfg->name, "walking a partition", "slice=%d partition=%s.%s",
-		       j->slice, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
-	free(t->qtable);
-	free(t->nsp);
-	free(t->rel);
-	free(t->leaf_oid);
-	t->qtable = bf_xasprintf("%s.%s", qn, qr);
-	t->nsp = bf_xstrdup(PQgetvalue(res, 0, 2));
-	t->rel = bf_xstrdup(PQgetvalue(res, 0, 3));
-	t->leaf_oid = bf_xstrdup(PQgetvalue(res, 0, 4));
-	t->partitioned = false;
-	free(qn);
-	free(qr);
+		       j->slice, j->target->nsp, j->target->rel);
 	return 0;
 }
 

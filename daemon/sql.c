@@ -107,7 +107,7 @@ static char *schema_script(const char *s, bool temp)
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
-	        "LANGUAGE plpgsql AS $bf$\n"
+	        "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $bf$\n"
 	        "BEGIN\n"
 	        "  IF still > 0 THEN\n"
 	        "    RAISE EXCEPTION 'set does not make where false: %% updated rows still match "

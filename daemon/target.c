@@ -173,3 +173,27 @@ error:
 	bf_sql_target_free(t);
 	return NULL;
 }
+
+int bf_target_to_leaf(PGconn *pg, bf_sql_target *t, const char *nsp, const char *rel,
+                      const char *oid, char *err, size_t errlen)
+{
+	char *qn = bf_quote_ident(pg, nsp, err, errlen);
+	char *qr = qn ? bf_quote_ident(pg, rel, err, errlen) : NULL;
+
+	if (qr == NULL) {
+		free(qn);
+		return -1;
+	}
+	free(t->qtable);
+	free(t->nsp);
+	free(t->rel);
+	free(t->leaf_oid);
+	t->qtable = bf_xasprintf("%s.%s", qn, qr);
+	t->nsp = bf_xstrdup(nsp);
+	t->rel = bf_xstrdup(rel);
+	t->leaf_oid = bf_xstrdup(oid);
+	t->partitioned = false;
+	free(qn);
+	free(qr);
+	return 0;
+}

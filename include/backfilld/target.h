@@ -26,4 +26,10 @@ char *bf_target_key_literal(const bf_job_config *cfg);
 bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
                                  const char *control_schema, char **table_name, bf_sbuf *problems);
 
+/* Make `t` the target of one leaf partition (schema nsp, name rel, oid as text) of its
+ * partitioned table: its statements are then those of a plain table, each batch checking
+ * that the leaf is still in the job's table (sql.h, leaf_oid). 0, or -1 with err filled. */
+int bf_target_to_leaf(PGconn *pg, bf_sql_target *t, const char *nsp, const char *rel,
+                      const char *oid, char *err, size_t errlen);
+
 #endif

@@ -66,15 +66,15 @@ first_in() { psql_q "SELECT min(id) FROM $1 WHERE id % 97 <> 0 AND id > $2"; }
 EV_A=$(first_in ev_2024 3000) EV_B=$(first_in ev_other 20000)
 HP_A=$(first_in hp2 100) HP_B=$(first_in hp3_high 25000)
 assert_eq "ev's held rows are in different partitions" "ev_2024 ev_other" \
-	"$(partition_of ev $EV_A) $(partition_of ev $EV_B)"
+	"$(partition_of ev "$EV_A") $(partition_of ev "$EV_B")"
 assert_eq "hp's held rows are in different partitions" "hp2 hp3_high" \
-	"$(partition_of hp $HP_A) $(partition_of hp $HP_B)"
+	"$(partition_of hp "$HP_A") $(partition_of hp "$HP_B")"
 assert_eq "their ctids exist in other partitions too" "t" "$(psql_q "
 	SELECT count(DISTINCT tableoid) > 1 FROM hp WHERE ctid = (SELECT ctid FROM hp WHERE id = $HP_A)")"
-hold ev $EV_A
-hold ev $EV_B
-hold hp $HP_A
-hold hp $HP_B
+hold ev "$EV_A"
+hold ev "$EV_B"
+hold hp "$HP_A"
+hold hp "$HP_B"
 wait_for "four rows held" 10 holding 4
 
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
@@ -136,19 +136,19 @@ assert_eq "no row updated twice, none the application wrote" "0 0" "$(psql_q "
 	       (SELECT count(*) FROM hp WHERE n_set > 1 OR (new_col LIKE 'app%' AND n_set > 0))" -F ' ')"
 
 # one held row of each table let go: the sweep, on the parent, takes exactly that one
-hold_end ev $EV_A
-hold_end hp $HP_A
+hold_end ev "$EV_A"
+hold_end hp "$HP_A"
 row_done() { [[ $(psql_q "SELECT new_col FROM $1 WHERE id = $2") == "V$2" ]]; }
-wait_for "ev's released row done" 60 row_done ev $EV_A
-wait_for "hp's released row done" 60 row_done hp $HP_A
+wait_for "ev's released row done" 60 row_done ev "$EV_A"
+wait_for "hp's released row done" 60 row_done hp "$HP_A"
 assert_eq "the other rows of ev are untouched by the sweep" "0" \
 	"$(psql_q "SELECT count(*) FROM ev WHERE n_set > 1 OR (new_col LIKE 'app%' AND n_set > 0)")"
 assert_eq "the other rows of hp are untouched by the sweep" "0" \
 	"$(psql_q "SELECT count(*) FROM hp WHERE n_set > 1 OR (new_col LIKE 'app%' AND n_set > 0)")"
 assert_eq "the other held rows are still to do" "" \
 	"$(psql_q "SELECT new_col FROM ev WHERE id = $EV_B")$(psql_q "SELECT new_col FROM hp WHERE id = $HP_B")"
-hold_end ev $EV_B
-hold_end hp $HP_B
+hold_end ev "$EV_B"
+hold_end hp "$HP_B"
 daemon_wait 90
 cat "$BF_TMPDIR/daemon.log"
 assert_eq "exit status" 0 "$DAEMON_RC"

@@ -43,10 +43,10 @@ worst=-100 samples=0 early_100=0
 while ! _bf_daemon_gone "$DAEMON_PID"; do
 	row=$(psql_q "SELECT percent, rows_done, state FROM backfill.progress WHERE name = 'fill'" -F ' ' 2>/dev/null || true)
 	if [[ -n $row && ${row%% *} != "" ]]; then
-		read -r pct done state <<<"$row"
-		over=$(awk "BEGIN { printf \"%d\", $pct - 100.0 * $done / $N }")
+		read -r pct rows state <<<"$row"
+		over=$(awk "BEGIN { printf \"%d\", $pct - 100.0 * $rows / $N }")
 		((over > worst)) && worst=$over
-		[[ $pct == 100.0 && $state != done ]] && early_100=$((early_100 + 1))
+		[[ $pct == 100.0 && $state != "done" ]] && early_100=$((early_100 + 1))
 		samples=$((samples + 1))
 	fi
 	sleep 0.2
