@@ -121,7 +121,9 @@ static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf
 		        "key order",
 		        cfg->table);
 	if (PQgetvalue(res, 0, 3)[0] != 't')
-		problem(p, "no UPDATE privilege on %s", cfg->table);
+		problem(p,
+		        "the role lacks SELECT or UPDATE on %s (GRANT SELECT, UPDATE ON %s TO ...)",
+		        cfg->table, cfg->table);
 	unsafe(res, cfg, p);
 }
 

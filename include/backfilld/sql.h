@@ -80,16 +80,15 @@ char *bf_sql_schema_temp(void);
 
 /* Catalog lookup. $1 table as written (resolved with to_regclass), $2 key columns as a text
  * array literal or NULL for the primary key. One row per key column, in key order, columns:
- *   0 nspname, 1 relname, 2 relkind, 3 may_update (t/f), 4 unique_index (t/f: a valid,
- *   non-partial unique index on exactly these columns in this order), 5 attname,
- *   6 type (empty when the column does not exist), 7 notnull (t/f), 8 key_given (t/f),
- *   9 oid, and what makes the table unsafe to walk, NULL when nothing does (for the table
- *   and, when partitioned, every partition): 10 the relations whose row-level security the
- *   role does not bypass, with their policies; 11 UPDATE rules; 12 inheritance children
- *   (a ctid and the key are unique per child only); 13 foreign-table partitions; and
- *   14 the BEFORE UPDATE row triggers (NULL: none), named when rows do not change;
- *   15 the table's size now in pages (its partitions' for a partitioned table).
- * No row at all: no such table. One row with a NULL attname: no primary key. */
+ *   0 nspname, 1 relname, 2 relkind, 3 may_update (t/f: SELECT and UPDATE), 4 unique_index (t/f: a
+ * valid, non-partial unique index on exactly these columns in this order), 5 attname, 6 type (empty
+ * when the column does not exist), 7 notnull (t/f), 8 key_given (t/f), 9 oid, and what makes the
+ * table unsafe to walk, NULL when nothing does (for the table and, when partitioned, every
+ * partition): 10 the relations whose row-level security the role does not bypass, with their
+ * policies; 11 UPDATE rules; 12 inheritance children (a ctid and the key are unique per child
+ * only); 13 foreign-table partitions; and 14 the BEFORE UPDATE row triggers (NULL: none), named
+ * when rows do not change; 15 the table's size now in pages (its partitions' for a partitioned
+ * table). No row at all: no such table. One row with a NULL attname: no primary key. */
 const char *bf_sql_resolve(void);
 
 /* Register the job or find its row. $1 name, $2 table_name, $3 definition_hash, $4 batch

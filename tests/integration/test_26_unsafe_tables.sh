@@ -5,7 +5,7 @@
 #   - row-level security, for a role that is not the owner and has no BYPASSRLS: --check
 #     exits 1 naming the policy; the daemon fails the job at its start and changes nothing
 #     (the batches and the closing read would see only the policy's rows);
-#   - an UPDATE rule, and inheritance children: refused by --check, named;
+#   - an UPDATE rule, inheritance children, UPDATE without SELECT: refused by --check, named;
 #   - a BEFORE UPDATE trigger returning NULL for some rows: the job fails within a minute,
 #     naming the trigger and where the rows are; every other row is done.
 set -euo pipefail
@@ -27,6 +27,8 @@ psql_q "CREATE RULE keep_y AS ON UPDATE TO ruled DO INSTEAD NOTHING"
 psql_q "CREATE TABLE parent (id int PRIMARY KEY, y int)"
 psql_q "CREATE TABLE child (extra int) INHERITS (parent)"
 psql_q "GRANT SELECT, UPDATE ON ruled, parent TO $role"
+psql_q "CREATE TABLE blind (id int PRIMARY KEY, y int)"
+psql_q "GRANT UPDATE ON blind TO $role" # no SELECT: where and the closing read cannot read it
 app_conninfo=${BF_DB_CONNINFO/user=postgres/user=$role}
 
 bf_conf "$BF_TMPDIR/unsafe.yaml" <<YAML
@@ -44,6 +46,10 @@ jobs:
     table: parent
     set: "y = id"
     where: "y IS NULL"
+  - name: blind_fill
+    table: blind
+    set: "y = id"
+    where: "y IS NULL"
 YAML
 rc=0
 "$BF_BIN" -c "$BF_TMPDIR/unsafe.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
@@ -54,7 +60,9 @@ assert_match "RLS: the table and its policy" \
 	'jobs.sec_fill: sec has row-level security the role does not bypass: sec \(policies: tenant_zero\); run the job as the table.s owner' "$err"
 assert_match "the UPDATE rule, named" 'jobs.ruled_fill: ruled has an UPDATE rule, so the batch would not run as written: keep_y on ruled' "$err"
 assert_match "inheritance children, named" 'jobs.parent_fill: parent has inheritance children, whose ctids and keys are unique per table only: child' "$err"
-assert_match "every job refused" "3 of 3 jobs cannot run" "$err"
+assert_match "UPDATE without SELECT, named with its grant" \
+	'jobs.blind_fill: the role lacks SELECT or UPDATE on blind \(GRANT SELECT, UPDATE ON blind TO ...\)' "$err"
+assert_match "every job refused" "4 of 4 jobs cannot run" "$err"
 
 daemon_run 60 "$BF_TMPDIR/unsafe.yaml" "$BF_TMPDIR/unsafe.log" --exit-when-done
 cat "$BF_TMPDIR/unsafe.log"
