@@ -136,12 +136,18 @@ static void lost(bf_conn *c, const char *why)
 	dispatch(c, BF_CONN_LOST, NULL, msg, NULL);
 }
 
-/* Arm the io watcher for `events` on the current socket (STYLE.md trap 1). */
+/* Arm the io watcher for `events` on the current socket (STYLE.md trap 1). While connecting
+ * it is registered anew every time, even with the same number and events: walking a host
+ * list, libpq closes one socket and opens the next host's, which the kernel hands back under
+ * the same number, and epoll forgot the old one when it was closed ("the special problem of
+ * disappearing file descriptors" in libev's manual); the watcher would wait for nothing and
+ * a failover through the host list would never complete. */
 static void watch(bf_conn *c, int events)
 {
 	int fd = PQsocket(c->pg);
 
-	if (fd == c->io_fd && events == c->io_events && ev_is_active(&c->io))
+	if (c->state != CS_CONNECTING && fd == c->io_fd && events == c->io_events &&
+	    ev_is_active(&c->io))
 		return;
 	ev_io_stop(c->loop, &c->io);
 	c->io_fd = fd;
