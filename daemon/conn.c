@@ -41,6 +41,7 @@ struct bf_conn {
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void defer_lost(bf_conn *c, const char *why);
 
 bf_conn *bf_conn_new(struct ev_loop *loop, const char *label, bf_conn_cb cb, void *owner)
 {
@@ -170,6 +171,25 @@ static void notice_receiver(void *arg, const PGresult *res)
 	       sev ? sev : "NOTICE", bf_log_q(q, sizeof(q), msg ? msg : ""));
 }
 
+/* Whether libpq can parse `conninfo` (key=value or URI); if not, its reason in err. */
+static bool conninfo_parses(const char *conninfo, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+	size_t n;
+
+	if (opts) {
+		PQconninfoFree(opts);
+		return true;
+	}
+	snprintf(err, errlen, "%s", msg ? msg : "out of memory parsing the conninfo");
+	PQfreemem(msg);
+	n = strlen(err);
+	while (n > 0 && err[n - 1] == '\n')
+		err[--n] = '\0';
+	return false;
+}
+
 int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
                     int connect_timeout_ms, char *err, size_t errlen)
 {
@@ -194,16 +214,25 @@ int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_na
 		snprintf(err, errlen, "out of memory starting a connection");
 		return -1;
 	}
+	c->state = CS_CONNECTING;
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		snprintf(err, errlen, "%s", PQerrorMessage(c->pg));
-		size_t n = strlen(err);
-		while (n > 0 && err[n - 1] == '\n')
-			err[--n] = '\0';
+		/* Only a conninfo that does not parse is the caller's to refuse. Anything else
+		 * that fails at once (a Unix socket file missing while the server is down, a
+		 * name that does not resolve) is a failed attempt like a refused TCP connect,
+		 * reported as lost from the loop and retried by the owner. */
+		char *why = bf_xstrdup(PQerrorMessage(c->pg));
+
 		PQfinish(c->pg);
 		c->pg = NULL;
-		return -1;
+		if (!conninfo_parses(conninfo, err, errlen)) {
+			c->state = CS_CLOSED;
+			free(why);
+			return -1;
+		}
+		defer_lost(c, why);
+		free(why);
+		return 0;
 	}
-	c->state = CS_CONNECTING;
 	watch(c, EV_WRITE);
 	ev_timer_set(&c->connect_timer, connect_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(c->loop, &c->connect_timer);
@@ -244,6 +273,17 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	lost(c, "timed out while connecting");
+}
+
+/* Report `why` as BF_CONN_LOST from the loop, not from inside the owner's call: the owner
+ * hears of every failed attempt or send the same way, through its callback. */
+static void defer_lost(bf_conn *c, const char *why)
+{
+	free(c->deferred_err);
+	c->deferred_err = bf_xstrdup(why);
+	ev_io_stop(c->loop, &c->io);
+	ev_timer_set(&c->deferred, 0.0, 0.0);
+	ev_timer_start(c->loop, &c->deferred);
 }
 
 static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -332,23 +372,15 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* After PQsend*: mark busy and flush what libpq could not write yet. */
 static int after_send(bf_conn *c, int ok)
 {
+	/* A dead connection shows here first: report it the one way owners expect. */
+	c->state = CS_BUSY;
 	if (!ok) {
-		/* A dead connection shows here first: report it the one way owners expect. */
-		free(c->deferred_err);
-		c->deferred_err = bf_xstrdup(PQerrorMessage(c->pg));
-		c->state = CS_BUSY;
-		ev_io_stop(c->loop, &c->io);
-		ev_timer_set(&c->deferred, 0.0, 0.0);
-		ev_timer_start(c->loop, &c->deferred);
+		defer_lost(c, PQerrorMessage(c->pg));
 		return 0;
 	}
-	c->state = CS_BUSY;
 	int f = PQflush(c->pg);
 	if (f < 0) {
-		c->deferred_err = bf_xstrdup(PQerrorMessage(c->pg));
-		ev_io_stop(c->loop, &c->io);
-		ev_timer_set(&c->deferred, 0.0, 0.0);
-		ev_timer_start(c->loop, &c->deferred);
+		defer_lost(c, PQerrorMessage(c->pg));
 		return 0;
 	}
 	watch(c, f == 1 ? EV_READ | EV_WRITE : EV_READ);

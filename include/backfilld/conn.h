@@ -40,8 +40,10 @@ void bf_conn_free(bf_conn *conn);
 
 /* Start connecting to `conninfo` (a key=value string or a URI) with TCP keepalives and
  * application_name; the owner's settings win where it sets the same keys. Returns 0 when the
- * attempt started (BF_CONN_CONNECTED or BF_CONN_LOST follows), -1 with err filled when it
- * could not even start. connect_timeout_ms bounds the whole attempt. */
+ * attempt started (BF_CONN_CONNECTED or BF_CONN_LOST follows: an attempt that fails at once,
+ * such as a Unix socket of a stopped server, is a BF_CONN_LOST from the loop too), -1 with
+ * err filled only when libpq cannot parse the conninfo, which no retry mends.
+ * connect_timeout_ms bounds the whole attempt. */
 int bf_conn_connect(bf_conn *conn, const char *conninfo, const char *application_name,
                     int connect_timeout_ms, char *err, size_t errlen);
 

@@ -17,6 +17,7 @@
 #   pg_start_standby PRIMARY NAME        pg_basebackup of PRIMARY, streaming, as application NAME
 #   pg_stop NAME [fast|immediate|smart]  stop (fast by default)
 #   pg_restart NAME                      restart on the same port
+#   pg_start_again NAME                  start a cluster pg_stop stopped, on the same port
 #   pg_use NAME [DB]                     point PGHOST/PGPORT/PGUSER/PGDATABASE at NAME
 #   pg_conninfo NAME [DB]                print "host=127.0.0.1 port=P user=postgres dbname=DB"
 #   psql_q SQL [PSQL_ARG...]             psql -X -qAt -v ON_ERROR_STOP=1 -c SQL on the PG* env
@@ -435,6 +436,23 @@ pg_stop() {
 }
 
 # pg_restart NAME: fast restart (or start, if stopped) on the same port; waits for readiness.
+pg_start_again() {
+	local name=${1-} dir port
+	_bf_need_cluster "$name" || return 1
+	dir=$(_bf_var DIR "$name")
+	port=$(_bf_var PORT "$name")
+	if ! _bf_as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null 2>&1; then
+		_bf_err "pg_start_again $name failed (port $port)"
+		_bf_log_tail "$dir/server.log"
+		return 1
+	fi
+	if ! _bf_poll 30 pg_isready -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+		_bf_err "timeout after 30s waiting for cluster $name to accept connections"
+		_bf_log_tail "$dir/server.log"
+		return 1
+	fi
+}
+
 pg_restart() {
 	local name=${1-} dir port
 	_bf_need_cluster "$name" || return 1

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called through bf_defer / wait_for
+# test_36_unix_socket: the daemon on the database host, connected over the Unix socket. Started
+# while the server is stopped (the socket file is missing: libpq fails at once, before any
+# asynchronous connect), it stays up and retries, the job neither failed nor written; once the
+# server starts, the job runs. The server then stops for 3 seconds mid-job (a minor upgrade's
+# restart) and starts again: the job ends done, rows_done exact, every row updated once. A host
+# name that does not resolve is retried the same way, never a failed job.
+set -euo pipefail
+. "$BF_ROOT/tests/lib/pg.sh"
+. "$BF_ROOT/tests/lib/assert.sh"
+. "$BF_ROOT/tests/lib/daemon.sh"
+bf_tmpdir_init
+
+pg_start sk # a server of this test's own: it is stopped and started
+pg_use sk postgres
+N=100000
+items_table "$N"
+pg_stop sk
+sock_dir=$(_bf_var DIR sk)
+bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
+database: "host=$sock_dir port=$(_bf_var PORT sk) user=postgres dbname=postgres"
+jobs:
+  - name: items_fill
+    table: items
+    set: "new_col = upper(old_col), n_set = n_set + 1"
+    where: "new_col IS NULL"
+    batch_size: 1000
+    target_batch_time: 0
+    sleep: 0
+    max_rows_per_second: 20000
+    lag:
+      max_replay_bytes: 0
+YAML
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
+retried() { (($(grep -c 'job=items_fill msg="database unreachable, will retry".*No such file or directory' \
+	"$BF_TMPDIR/daemon.log") >= 3)); }
+wait_for "three retries while the server is down" 30 retried
+assert_true "the daemon is still up" test -e "/proc/$DAEMON_PID"
+assert_false "the job did not fail" grep -q 'state=failed' "$BF_TMPDIR/daemon.log"
+pg_start_again sk
+wait_for "the job under way once the server is up" 60 rows_done_at_least items_fill $((N / 4))
+pg_stop sk fast
+stopped_at=$EPOCHREALTIME
+while (($(awk "BEGIN { print ($EPOCHREALTIME - $stopped_at) < 3 }"))); do
+	sleep 0.2 # the outage itself: three seconds with no server
+done
+pg_start_again sk
+daemon_wait 90
+cat "$BF_TMPDIR/daemon.log"
+assert_eq "exit status" 0 "$DAEMON_RC"
+assert_eq "done" done "$(job_state items_fill)"
+assert_eq "rows_done is exact" "$N" "$(psql_q "SELECT rows_done FROM backfill.progress")"
+assert_eq "every row updated exactly once, right" "1 1 $N" \
+	"$(psql_q "SELECT min(n_set), max(n_set), count(*) FILTER (WHERE new_col = upper(old_col)) FROM items" -F ' ')"
+
+bf_conf "$BF_TMPDIR/dns.yaml" <<YAML
+database: "host=no-such-host.invalid user=postgres dbname=postgres"
+jobs:
+  - name: nowhere
+    table: items
+    set: "new_col = old_col"
+    where: "new_col IS NULL"
+YAML
+daemon_start "$BF_TMPDIR/dns.yaml" "$BF_TMPDIR/dns.log"
+dns_retried() { (($(grep -c 'job=nowhere msg="database unreachable, will retry".*could not translate host name' \
+	"$BF_TMPDIR/dns.log") >= 2)); }
+wait_for "a name that does not resolve is retried" 30 dns_retried
+assert_false "and the job did not fail" grep -q 'state=failed' "$BF_TMPDIR/dns.log"
+kill -TERM "$DAEMON_PID"
+daemon_wait 10
+assert_eq "SIGTERM while retrying: exit 0" 0 "$DAEMON_RC"
+test_finish
