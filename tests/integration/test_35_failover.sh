@@ -49,7 +49,7 @@ echo "from the promotion to the end of the job: ${took}s"
 assert_eq "exit status" 0 "$DAEMON_RC"
 assert_true "the daemon lost the first primary and retried" \
 	grep -q 'msg="database unreachable, will retry"' "$BF_TMPDIR/daemon.log"
-assert_eq "the job is done on the new primary" done "$(job_state items_fill)"
+assert_eq "the job is done on the new primary" "done" "$(job_state items_fill)"
 assert_eq "rows_done is exact" "$N" "$(psql_q "SELECT rows_done FROM backfill.progress")"
 assert_eq "every row updated exactly once" "1 1 $N" \
 	"$(psql_q "SELECT min(n_set), max(n_set), count(*) FROM items" -F ' ')"
