@@ -279,8 +279,11 @@ int bf_check_run(const bf_config *cfg)
 
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const bf_job_config *job = &cfg->jobs[i];
-		const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-		const char *vals[] = {job->database, "backfilld --check", "10", NULL};
+		/* like the daemon's connections (conn.c): the primary of a host list, and the
+		 * operator's conninfo, expanded from dbname after them, wins */
+		const char *keys[] = {"target_session_attrs", "connect_timeout", "dbname",
+		                      "application_name", NULL};
+		const char *vals[] = {"read-write", "10", job->database, "backfilld --check", NULL};
 		PGconn *pg = PQconnectdbParams(keys, vals, 1);
 		bf_sbuf problems = {0};
 

@@ -164,11 +164,12 @@ static void notice_receiver(void *arg, const PGresult *res)
 	bf_conn *c = arg;
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	char q[512];
+	char q[512], l[128];
 	int level = sev && strcmp(sev, "WARNING") == 0 ? BF_LOG_WARN : BF_LOG_DEBUG;
 
-	bf_log(level, NULL, "server notice", "conn=%s severity=%s notice=%s", c->label,
-	       sev ? sev : "NOTICE", bf_log_q(q, sizeof(q), msg ? msg : ""));
+	bf_log(level, NULL, "server notice", "conn=%s severity=%s notice=%s",
+	       bf_log_q(l, sizeof(l), c->label), sev ? sev : "NOTICE",
+	       bf_log_q(q, sizeof(q), msg ? msg : ""));
 }
 
 /* Whether libpq can parse `conninfo` (key=value or URI); if not, its reason in err. */
@@ -428,7 +429,7 @@ int bf_conn_send_prepared(bf_conn *c, const char *name, int nparams, const char 
 
 void bf_conn_cancel(bf_conn *c)
 {
-	char errbuf[256];
+	char errbuf[256], l[128];
 
 	if (c->state != CS_BUSY || c->pg == NULL)
 		return;
@@ -436,7 +437,8 @@ void bf_conn_cancel(bf_conn *c)
 	if (cancel == NULL)
 		return;
 	if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
-		bf_log(BF_LOG_WARN, NULL, "cancel request failed", "conn=%s", c->label);
+		bf_log(BF_LOG_WARN, NULL, "cancel request failed", "conn=%s",
+		       bf_log_q(l, sizeof(l), c->label));
 	PQfreeCancel(cancel);
 }
 

@@ -105,7 +105,24 @@ const char *bf_log_q(char *buf, size_t len, const char *s)
 	if (len == 0)
 		return buf;
 	append_value(&sb, s);
-	snprintf(buf, len, "%s", sb.data);
+	if (sb.len < len || len < 8) {
+		snprintf(buf, len, "%s", sb.data);
+	} else {
+		/* too long: cut it between two escapes, say so, and close the quote it opened,
+		 * so that the line still parses */
+		bool quoted = sb.data[0] == '"';
+		size_t keep = quoted, room = len - (quoted ? 5 : 4); /* "...", quote, NUL */
+
+		for (size_t i = quoted; i < sb.len;) {
+			size_t step = sb.data[i] != '\\' ? 1 : sb.data[i + 1] == 'u' ? 6 : 2;
+
+			if (i + step > room)
+				break;
+			i += step;
+			keep = i;
+		}
+		snprintf(buf, len, "%.*s...%s", (int)keep, sb.data, quoted ? "\"" : "");
+	}
 	bf_sbuf_free(&sb);
 	return buf;
 }

@@ -69,6 +69,11 @@ START_TEST(test_q_quoting)
 	/* truncated to the buffer, always terminated */
 	char small[5];
 	ck_assert_str_eq(bf_log_q(small, sizeof(small), "two words"), "\"two");
+	/* a long value is cut between escapes, marked, and its quote closed */
+	char mid[16];
+	ck_assert_str_eq(bf_log_q(mid, sizeof(mid), "a b c d e f g h i j"), "\"a b c d e ...\"");
+	ck_assert_str_eq(bf_log_q(mid, sizeof(mid), "abcdefgh\x01\x02 x"), "\"abcdefgh...\"");
+	ck_assert_str_eq(bf_log_q(mid, sizeof(mid), "abcdefghijklmnopqrstu"), "abcdefghijkl...");
 	char none[1] = {'x'};
 	ck_assert_ptr_eq(bf_log_q(none, 0, "abc"), none);
 	ck_assert_int_eq(none[0], 'x');

@@ -25,6 +25,9 @@ jobs:
     where: "y IS NULL"
     sleep: 0
 YAML
+"$BF_BIN" -c "$BF_TMPDIR/both.yaml" --check >"$BF_TMPDIR/check.out" 2>&1 || true
+assert_true "--check, too, checks on the primary of the list (the unit's ExecStartPre)" \
+	grep -q "backfilld --check: 1 job ok" "$BF_TMPDIR/check.out"
 daemon_run 60 "$BF_TMPDIR/both.yaml" "$BF_TMPDIR/both.log" --exit-when-done
 assert_eq "daemon exit status (124: still running after 60 s)" 0 "$DAEMON_RC"
 assert_eq "job done through the primary of the list" "done" "$(job_state fill)"
