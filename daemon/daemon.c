@@ -42,6 +42,7 @@ struct bf_daemon {
 	char owner_id[300];
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
 	ev_timer tick;
+	ev_timer reap; /* a job finished: acted on from the loop (job_finished) */
 	int64_t next_progress_ms;
 	int64_t stop_deadline_ms; /* 0 while not stopping */
 	bool stopping, aborted, paused_by_signal;
@@ -49,6 +50,7 @@ struct bf_daemon {
 };
 
 static void schedule(bf_daemon *d);
+static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 #define POLL_INTERVAL_MS 5000
 
@@ -168,12 +170,29 @@ static int outcome(const bf_daemon *d)
 	return 0;
 }
 
+/* A job let go of its connection. The daemon acts from the loop, never inside the call that
+ * finished the job: a job can finish inside bf_job_start() itself (a conninfo libpq cannot
+ * parse), and acting there would start jobs from within schedule() (one more than
+ * max_parallel_jobs) or break a loop that has not started yet (ev_run forgets that break, and
+ * --exit-when-done never exited). */
 static void job_finished(bf_job *job, void *owner)
 {
 	bf_daemon *d = owner;
 
 	bf_log(BF_LOG_DEBUG, bf_job_name(job), "job let go of its connection", "state=%s",
 	       bf_job_state_name(bf_job_get_state(job)));
+	if (!ev_is_active(&d->reap)) {
+		ev_timer_set(&d->reap, 0.0, 0.0);
+		ev_timer_start(d->loop, &d->reap);
+	}
+}
+
+static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
 	if (d->stopping) {
 		if (count_active(d) == 0)
 			ev_break(d->loop, EVBREAK_ALL);
@@ -457,6 +476,8 @@ bf_daemon *bf_daemon_new(const bf_daemon_opts *opts, bf_config *cfg)
 	}
 	ev_timer_init(&d->tick, tick_cb, 1.0, 1.0);
 	d->tick.data = d;
+	ev_init(&d->reap, reap_cb);
+	d->reap.data = d;
 	d->jobs = bf_xcalloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*d->jobs));
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		bf_job_env env = job_env(d);
@@ -477,6 +498,7 @@ void bf_daemon_free(bf_daemon *d)
 		ev_signal_stop(d->loop, sigs[i]);
 	}
 	ev_timer_stop(d->loop, &d->tick);
+	ev_timer_stop(d->loop, &d->reap);
 	bf_metrics_free(d->metrics);
 	for (size_t i = 0; i < d->n_jobs; i++)
 		bf_job_free(d->jobs[i]);

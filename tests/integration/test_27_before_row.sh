@@ -100,6 +100,22 @@ assert_eq "backfill.progress shows both jobs" "fill|done|
 ghost|failed|table no_such_table does not exist" \
 	"$(psql_q "SELECT name, state, last_error FROM backfill.progress ORDER BY name")"
 
+# a conninfo libpq cannot parse fails its job inside its start, before the loop runs:
+# --exit-when-done still exits, 3
+bf_conf "$BF_TMPDIR/unparsable.yaml" <<YAML
+database: "host='unterminated"
+jobs:
+  - name: bad_conninfo
+    table: items
+    set: "y = id"
+    where: "y IS NULL"
+YAML
+daemon_run 10 "$BF_TMPDIR/unparsable.yaml" "$BF_TMPDIR/unparsable.log" --exit-when-done
+cat "$BF_TMPDIR/unparsable.log"
+assert_eq "a conninfo that does not parse: exit 3 (124: it hung)" 3 "$DAEMON_RC"
+assert_match "and the log says why" 'job=bad_conninfo .*state=failed .*bad database conninfo: unterminated quoted string' \
+	"$(cat "$BF_TMPDIR/unparsable.log")"
+
 # a done job whose definition changed stays done
 sed -i 's/set: "y = id"/set: "y = id + 1"/' "$BF_TMPDIR/missing.yaml"
 daemon_run 30 "$BF_TMPDIR/missing.yaml" "$BF_TMPDIR/changed.log" --exit-when-done
