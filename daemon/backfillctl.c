@@ -150,11 +150,15 @@ static int fail(struct ctl *c, const char *fmt, ...)
 /* libpq's messages end in a newline (and may have more lines): keep them, minus the end. */
 static int fail_pg(struct ctl *c, const char *what, const char *msg)
 {
-	size_t n = strlen(msg);
+	char *masked = bf_masked(msg); /* libpq echoes a conninfo it cannot parse */
+	size_t n = strlen(masked);
+	int rc;
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+	while (n > 0 && (masked[n - 1] == '\n' || masked[n - 1] == ' '))
 		n--;
-	return fail(c, "%s: %.*s", what, (int)n, msg);
+	rc = fail(c, "%s: %.*s", what, (int)n, masked);
+	free(masked);
+	return rc;
 }
 
 /* Run one statement with text parameters. 0 and the result in *res_out (the caller clears

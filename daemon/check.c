@@ -288,7 +288,10 @@ int bf_check_run(const bf_config *cfg)
 		bf_sbuf problems = {0};
 
 		if (PQstatus(pg) != CONNECTION_OK) {
-			bf_sbuf_printf(&problems, "cannot connect: %s", PQerrorMessage(pg));
+			char *masked = bf_masked(PQerrorMessage(pg));
+
+			bf_sbuf_printf(&problems, "cannot connect: %s", masked);
+			free(masked);
 			while (problems.len && problems.data[problems.len - 1] == '\n')
 				problems.data[--problems.len] = '\0';
 		} else {

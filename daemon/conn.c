@@ -127,8 +127,10 @@ static bool dispatch(bf_conn *c, bf_conn_event ev, const PGresult *res, const ch
 static void lost(bf_conn *c, const char *why)
 {
 	char msg[512];
+	char *masked = bf_masked(why && *why ? why : "connection lost");
 
-	snprintf(msg, sizeof(msg), "%s", why && *why ? why : "connection lost");
+	snprintf(msg, sizeof(msg), "%s", masked);
+	free(masked);
 	/* libpq messages end with a newline; one log line each */
 	size_t n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
@@ -183,7 +185,10 @@ static bool conninfo_parses(const char *conninfo, char *err, size_t errlen)
 		PQconninfoFree(opts);
 		return true;
 	}
-	snprintf(err, errlen, "%s", msg ? msg : "out of memory parsing the conninfo");
+	char *masked = bf_masked(msg ? msg : "out of memory parsing the conninfo");
+
+	snprintf(err, errlen, "%s", masked);
+	free(masked);
 	PQfreemem(msg);
 	n = strlen(err);
 	while (n > 0 && err[n - 1] == '\n')

@@ -6,6 +6,7 @@
  */
 #include "backfilld/util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,4 +211,54 @@ uint64_t bf_fnv1a64(const void *data, size_t len, uint64_t seed)
 		h *= 1099511628211ULL;
 	}
 	return h;
+}
+
+/* The end of a conninfo value starting at v: a quoted one ends after its closing quote. */
+static const char *value_end(const char *v)
+{
+	if (*v == '\'') {
+		for (v++; *v && *v != '\''; v++)
+			if (*v == '\\' && v[1])
+				v++;
+		return *v ? v + 1 : v;
+	}
+	while (*v && *v != ' ' && *v != '\t' && *v != '\n' && *v != '"')
+		v++;
+	return v;
+}
+
+char *bf_masked(const char *s)
+{
+	static const char token[] = "percent-encoded token: \"";
+	bf_sbuf sb = {0};
+
+	for (const char *p = s; *p;) {
+		const char *from = NULL, *to = NULL;
+
+		if (strncmp(p, "://", 3) == 0) {
+			/* user:password@ up to the first '@' before any '/' */
+			const char *end = p + 3 + strcspn(p + 3, "@/ \"");
+			const char *colon = memchr(p + 3, ':', (size_t)(end - p - 3));
+
+			if (*end == '@' && colon) {
+				from = colon + 1;
+				to = end;
+			}
+		} else if (strncmp(p, "password=", 9) == 0 &&
+		           (p == s || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+			from = p + 9;
+			to = value_end(from);
+		} else if (strncmp(p, token, sizeof(token) - 1) == 0) {
+			from = p + sizeof(token) - 1;
+			to = from + strcspn(from, "\"");
+		}
+		if (from == NULL) {
+			bf_sbuf_appendn(&sb, p++, 1);
+			continue;
+		}
+		bf_sbuf_appendn(&sb, p, (size_t)(from - p));
+		bf_sbuf_append(&sb, "***");
+		p = to;
+	}
+	return sb.data ? bf_sbuf_steal(&sb) : bf_xstrdup("");
 }

@@ -274,6 +274,34 @@ START_TEST(test_level_filter)
 }
 END_TEST
 
+/* What libpq echoes of a conninfo it cannot parse never carries the password on. */
+static void masked_is(const char *in, const char *want)
+{
+	char *got = bf_masked(in);
+
+	ck_assert_msg(strcmp(got, want) == 0, "bf_masked(%s):\n  got  %s\n  want %s", in, got,
+	              want);
+	free(got);
+}
+
+START_TEST(test_passwords_masked)
+{
+	masked_is("invalid percent-encoded token: \"s3cr%zzt\"\n",
+	          "invalid percent-encoded token: \"***\"\n");
+	masked_is("end of string reached when looking for matching \"]\" in IPv6 host address in "
+	          "URI: \"postgresql://u:secret@[::1/db\"",
+	          "end of string reached when looking for matching \"]\" in IPv6 host address in "
+	          "URI: \"postgresql://u:***@[::1/db\"");
+	masked_is("bad: host=x password='a b\\' c' port=1 and password=plain",
+	          "bad: host=x password=*** port=1 and password=***");
+	/* nothing secret: as it was */
+	masked_is("postgresql://u@h/db and postgresql://h:5432/db", "postgresql://u@h/db and "
+	                                                            "postgresql://h:5432/db");
+	masked_is("no_password=1 x", "no_password=1 x");
+	masked_is("", "");
+}
+END_TEST
+
 /* A line repeated in a loop: BF_LOG_BURST a second get through, the rest are counted on the
  * next one written; other lines are not held back by it. */
 START_TEST(test_repeats_limited)
@@ -313,6 +341,7 @@ Suite *log_suite(void)
 
 	tcase_set_timeout(quote, 10);
 	tcase_add_test(quote, test_q_bare_words);
+	tcase_add_test(quote, test_passwords_masked);
 	tcase_add_test(quote, test_repeats_limited);
 	tcase_add_test(quote, test_q_quoting);
 	suite_add_tcase(s, quote);

@@ -67,4 +67,10 @@ int64_t bf_mono_ms(void);
 /* 64-bit FNV-1a, for the job definition hash: stable across builds and machines. */
 uint64_t bf_fnv1a64(const void *data, size_t len, uint64_t seed);
 
+/* `s` (a message from libpq, which echoes a conninfo it cannot parse) with what could be a
+ * password replaced by "***": the password of a URI's user info (scheme://user:PASSWORD@),
+ * a password=VALUE pair, and the token libpq quotes when its percent-encoding is bad (it
+ * lies in the user info as often as not). A new string. */
+char *bf_masked(const char *s);
+
 #endif

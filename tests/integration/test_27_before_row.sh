@@ -109,12 +109,20 @@ jobs:
     table: items
     set: "y = id"
     where: "y IS NULL"
+  - name: bad_uri
+    database: "postgresql://postgres:s3cr%zzt@127.0.0.1/x"
+    table: items
+    set: "y = id"
+    where: "y IS NULL"
 YAML
 daemon_run 10 "$BF_TMPDIR/unparsable.yaml" "$BF_TMPDIR/unparsable.log" --exit-when-done
 cat "$BF_TMPDIR/unparsable.log"
 assert_eq "a conninfo that does not parse: exit 3 (124: it hung)" 3 "$DAEMON_RC"
 assert_match "and the log says why" 'job=bad_conninfo .*state=failed .*bad database conninfo: unterminated quoted string' \
 	"$(cat "$BF_TMPDIR/unparsable.log")"
+assert_match "libpq's echo of the URI is masked" 'job=bad_uri .*state=failed .*invalid percent-encoded token: \\"\*\*\*\\"' \
+	"$(cat "$BF_TMPDIR/unparsable.log")"
+assert_false "the password is in no log line" grep -q 's3cr' "$BF_TMPDIR/unparsable.log"
 
 # a done job whose definition changed stays done
 sed -i 's/set: "y = id"/set: "y = id + 1"/' "$BF_TMPDIR/missing.yaml"
