@@ -5,7 +5,9 @@
  *   - a progress line per running job every progress_interval;
  *   - the systemd STATUS= summary;
  *   - WATCHDOG=1 when systemd asks for it (from the loop, so a stuck loop is noticed);
- *   - the shutdown deadline: after shutdown_timeout, in-flight batches are cancelled.
+ *   - every 5 s, paused jobs read their row (a resume whose NOTIFY was lost still lands).
+ * Two one-shot timers: reap (a finished job is acted on from the loop) and deadline
+ * (stopping: cancel at shutdown_timeout, exit a second later).
  * Signals (pgbouncer's conventions) are ev_signal watchers: they run from the loop, never
  * inside a raw handler, so they may start and stop jobs directly.
  */
@@ -42,15 +44,16 @@ struct bf_daemon {
 	char owner_id[300];
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
 	ev_timer tick;
-	ev_timer reap; /* a job finished: acted on from the loop (job_finished) */
+	ev_timer reap;     /* a job finished: acted on from the loop (job_finished) */
+	ev_timer deadline; /* stopping: cancel at shutdown_timeout, exit a second later */
 	int64_t next_progress_ms;
-	int64_t stop_deadline_ms; /* 0 while not stopping */
 	bool stopping, aborted, paused_by_signal;
 	int exit_code;
 };
 
 static void schedule(bf_daemon *d);
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 #define POLL_INTERVAL_MS 5000
 
@@ -230,7 +233,8 @@ static void begin_stop(bf_daemon *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	d->stop_deadline_ms = bf_mono_ms() + d->cfg->shutdown_timeout_ms;
+	ev_timer_set(&d->deadline, (double)d->cfg->shutdown_timeout_ms / 1000.0, 0.0);
+	ev_timer_start(d->loop, &d->deadline);
 	bf_notify("STOPPING=1\nSTATUS=stopping (%s)", why);
 	bf_log(BF_LOG_INFO, NULL, "stopping: in-flight batches finish, then the daemon exits",
 	       "signal=%s active=%zu", why, count_active(d));
@@ -429,13 +433,31 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			if (bf_job_get_state(d->jobs[i]) == BF_JOB_PAUSED)
 				bf_job_poke(d->jobs[i]);
 	}
-	if (d->stopping && !d->aborted && now >= d->stop_deadline_ms) {
+}
+
+/* Stopping takes at most shutdown_timeout and a second: at shutdown_timeout the in-flight
+ * batches are cancelled (each rolls back, its checkpoint with it, and the job records its
+ * state); a second later the daemon exits whatever is left (a server that does not answer):
+ * the sessions end with the process, and their advisory locks with them. */
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bf_daemon *d = w->data;
+
+	(void)revents;
+	if (!d->aborted) {
 		d->aborted = true;
 		bf_log(BF_LOG_WARN, NULL, "shutdown_timeout reached: cancelling in-flight batches",
-		       NULL);
+		       "active=%zu", count_active(d));
 		for (size_t i = 0; i < d->n_jobs; i++)
 			bf_job_abort(d->jobs[i]);
+		ev_timer_set(w, 1.0, 0.0);
+		ev_timer_start(loop, w);
+		return;
 	}
+	bf_log(BF_LOG_ERROR, NULL,
+	       "jobs still busy a second after their cancel: exiting without them", "active=%zu",
+	       count_active(d));
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static bf_job_env job_env(bf_daemon *d)
@@ -478,6 +500,8 @@ bf_daemon *bf_daemon_new(const bf_daemon_opts *opts, bf_config *cfg)
 	d->tick.data = d;
 	ev_init(&d->reap, reap_cb);
 	d->reap.data = d;
+	ev_init(&d->deadline, deadline_cb);
+	d->deadline.data = d;
 	d->jobs = bf_xcalloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*d->jobs));
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		bf_job_env env = job_env(d);
@@ -499,6 +523,7 @@ void bf_daemon_free(bf_daemon *d)
 	}
 	ev_timer_stop(d->loop, &d->tick);
 	ev_timer_stop(d->loop, &d->reap);
+	ev_timer_stop(d->loop, &d->deadline);
 	bf_metrics_free(d->metrics);
 	for (size_t i = 0; i < d->n_jobs; i++)
 		bf_job_free(d->jobs[i]);
