@@ -6,6 +6,8 @@
 #   make bench      backfilld against the single UPDATE and hand-written loops
 #   make deps       install the Debian packages it needs (as root), else print the command
 #   make check SANITIZE=1   the same tests under AddressSanitizer and UBSan
+#   make fuzz       libFuzzer on the config loader and the /metrics request head (clang;
+#                   FUZZ_SECONDS each, 600 by default); crashes land in tests/fuzz/crashes/
 
 CC       ?= cc
 MAKEFLAGS += --no-print-directory
@@ -47,7 +49,7 @@ TEST_SRCS = $(wildcard tests/check_*.c)
 TEST_OBJS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 HEADERS  = $(wildcard include/backfilld/*.h)
 
-.PHONY: backfilld backfillctl all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind
+.PHONY: backfilld backfillctl all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind fuzz fuzz-deps fuzz-replay
 
 all: backfilld backfillctl
 
@@ -98,12 +100,51 @@ deps:
 unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
 
+# The fuzz targets' entry points, run by a plain driver on the seed corpus and on every crash
+# the fuzzer ever found (kept as regression inputs): part of `make check`, with any compiler.
+FUZZ_TARGETS = config metrics
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+             -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude $(PKG_CFLAGS)
+
+$(BUILD)/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libbackfilld.a
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c \
+		$(BUILD)/libbackfilld.a $(PKG_LIBS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_replay_%)
+	@for t in $(FUZZ_TARGETS); do \
+		printf 'fuzz replay %s: ' $$t; \
+		$(BUILD)/fuzz_replay_$$t tests/fuzz/corpus/$$t \
+			$$(test -d tests/fuzz/crashes/$$t && echo tests/fuzz/crashes/$$t) || exit 1; \
+	done
+
+fuzz-deps:
+	@if command -v clang >/dev/null && test -f "$$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)"; \
+	then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			clang libclang-rt-14-dev >/dev/null || { echo "make fuzz: apt-get failed" >&2; exit 1; }; \
+	else echo "make fuzz: needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev" >&2; exit 1; fi
+
+fuzz: deps fuzz-deps
+	@mkdir -p build/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		echo "  FUZZ    $$t for $(FUZZ_SECONDS) s"; \
+		clang $(FUZZ_FLAGS) -o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(LIB_SRCS) $(PKG_LIBS) \
+			|| exit 1; \
+		mkdir -p build/fuzz/corpus_$$t tests/fuzz/crashes/$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/$$t/ \
+			build/fuzz/corpus_$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 integration: all
 	tests/run_integration.sh
 
 check: deps
 	$(MAKE) format-check
-	$(MAKE) all unit
+	$(MAKE) all unit fuzz-replay
 	$(MAKE) integration
 
 demo: deps
@@ -115,14 +156,15 @@ bench: deps
 	tests/bench/run.sh
 
 format:
-	clang-format -i daemon/*.c include/backfilld/*.h tests/*.c tests/*.h
+	clang-format -i daemon/*.c include/backfilld/*.h tests/*.c tests/*.h tests/fuzz/*.c
 
 format-check:
-	clang-format --dry-run --Werror daemon/*.c include/backfilld/*.h tests/*.c tests/*.h
+	clang-format --dry-run --Werror daemon/*.c include/backfilld/*.h tests/*.c tests/*.h \
+		tests/fuzz/*.c
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--std=c11 -Iinclude --suppress=missingIncludeSystem daemon tests/*.c
+		--std=c11 -Iinclude --suppress=missingIncludeSystem daemon tests/*.c tests/fuzz/*.c
 
 tidy:
 	clang-tidy --quiet daemon/*.c -- $(ALL_CFLAGS)

@@ -20,8 +20,6 @@
 #include "backfilld/log.h"
 #include "backfilld/util.h"
 
-#define HEAD_MAX 4096 /* a request head longer than this is answered 400 */
-
 /* ---- the exposition text (pure) ---- */
 
 enum mvalue { MV_ROWS_DONE, MV_ROWS_ESTIMATE, MV_RATE, MV_BATCH, MV_LAST_BATCH, MV_PASS };
@@ -126,8 +124,7 @@ struct client {
 	int fd;
 	ev_io io;
 	ev_timer timeout;
-	char head[HEAD_MAX];
-	size_t head_len;
+	bf_metrics_head head;
 	char *out; /* the answer, once the head is complete */
 	size_t out_len, out_done;
 	struct client *next;
@@ -160,16 +157,37 @@ static void client_close(struct client *c)
 	free(c);
 }
 
-static void answer(struct client *c)
+bf_metrics_verdict bf_metrics_head_feed(bf_metrics_head *h, const char *data, size_t n)
+{
+	size_t room = sizeof(h->buf) - h->len;
+	size_t from = h->len > 3 ? h->len - 3 : 0; /* a blank line may straddle two pieces */
+
+	if (n > room)
+		n = room;
+	memcpy(h->buf + h->len, data, n);
+	h->len += n;
+	for (size_t i = from; i < h->len; i++) {
+		bool crlf = i + 4 <= h->len && memcmp(h->buf + i, "\r\n\r\n", 4) == 0;
+		bool lf = i + 2 <= h->len && memcmp(h->buf + i, "\n\n", 2) == 0;
+
+		if (crlf || lf)
+			return h->len >= 13 && (memcmp(h->buf, "GET /metrics ", 13) == 0 ||
+			                        memcmp(h->buf, "GET /metrics?", 13) == 0)
+			               ? BF_METRICS_SCRAPE
+			               : BF_METRICS_NOT_FOUND;
+	}
+	return h->len == sizeof(h->buf) ? BF_METRICS_TOO_LARGE : BF_METRICS_MORE;
+}
+
+static void answer(struct client *c, bf_metrics_verdict v)
 {
 	bf_sbuf sb = {0};
 	char *body = NULL;
 	const char *status = "404 Not Found";
 
-	if (c->head_len >= HEAD_MAX)
+	if (v == BF_METRICS_TOO_LARGE) {
 		status = "400 Bad Request";
-	else if (strncmp(c->head, "GET /metrics ", 13) == 0 ||
-	         strncmp(c->head, "GET /metrics?", 13) == 0) {
+	} else if (v == BF_METRICS_SCRAPE) {
 		status = "200 OK";
 		body = c->m->cb(c->m->owner);
 	}
@@ -193,21 +211,19 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (c->out == NULL) {
-		r = read(c->fd, c->head + c->head_len, HEAD_MAX - 1 - c->head_len);
+		char piece[1024];
+		bf_metrics_verdict v;
+
+		r = read(c->fd, piece, sizeof(piece));
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (r <= 0) {
 			client_close(c);
 			return;
 		}
-		c->head_len += (size_t)r;
-		c->head[c->head_len] = '\0';
-		if (strstr(c->head, "\r\n\r\n") || strstr(c->head, "\n\n"))
-			answer(c);
-		else if (c->head_len >= HEAD_MAX - 1) {
-			c->head_len = HEAD_MAX;
-			answer(c);
-		}
+		v = bf_metrics_head_feed(&c->head, piece, (size_t)r);
+		if (v != BF_METRICS_MORE)
+			answer(c, v);
 		return;
 	}
 	r = write(c->fd, c->out + c->out_done, c->out_len - c->out_done);

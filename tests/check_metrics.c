@@ -79,12 +79,46 @@ START_TEST(test_no_jobs)
 }
 END_TEST
 
+/* The request head in pieces: the verdict comes with the blank line, wherever it is cut. */
+START_TEST(test_request_head)
+{
+	static bf_metrics_head h;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	char big[BF_METRICS_HEAD_MAX + 10];
+
+	for (size_t cut = 1; cut < sizeof(req) - 1; cut++) {
+		memset(&h, 0, sizeof(h));
+		ck_assert_int_eq(bf_metrics_head_feed(&h, req, cut), BF_METRICS_MORE);
+		ck_assert_int_eq(bf_metrics_head_feed(&h, req + cut, sizeof(req) - 1 - cut),
+		                 BF_METRICS_SCRAPE);
+	}
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(bf_metrics_head_feed(&h, "GET /metrics?x=1\n\n", 19), BF_METRICS_SCRAPE);
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(bf_metrics_head_feed(&h, "GET /other HTTP/1.0\r\n\r\n", 24),
+	                 BF_METRICS_NOT_FOUND);
+	/* bytes a string function would stop at are data */
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(bf_metrics_head_feed(&h, "GET /metrics \0\n\n", 16), BF_METRICS_SCRAPE);
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(bf_metrics_head_feed(&h, "GET", 3), BF_METRICS_MORE);
+	ck_assert_int_eq(bf_metrics_head_feed(&h, "\n\n", 2), BF_METRICS_NOT_FOUND);
+	/* no blank line in the first BF_METRICS_HEAD_MAX bytes: 400, never read past */
+	memset(&h, 0, sizeof(h));
+	memset(big, 'a', sizeof(big));
+	ck_assert_int_eq(bf_metrics_head_feed(&h, big, BF_METRICS_HEAD_MAX - 1), BF_METRICS_MORE);
+	ck_assert_int_eq(bf_metrics_head_feed(&h, big, sizeof(big)), BF_METRICS_TOO_LARGE);
+	ck_assert_uint_eq(h.len, BF_METRICS_HEAD_MAX);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("metrics");
 
 	tcase_add_test(tc, test_two_jobs);
+	tcase_add_test(tc, test_request_head);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_no_jobs);
 	suite_add_tcase(s, tc);

@@ -29,6 +29,25 @@
 /* The exposition text for these jobs; the caller frees it. */
 char *bf_metrics_render(const bf_job_figures *jobs, size_t n);
 
+/* The request head of one scraper as it arrives, in pieces, and what to answer once it is
+ * whole. Pure (fuzzed: tests/fuzz). A head ends at its blank line; one longer than
+ * BF_METRICS_HEAD_MAX is not read further. */
+#define BF_METRICS_HEAD_MAX 4096
+typedef struct bf_metrics_head {
+	char buf[BF_METRICS_HEAD_MAX];
+	size_t len;
+} bf_metrics_head;
+
+typedef enum bf_metrics_verdict {
+	BF_METRICS_MORE,      /* not whole yet: read on */
+	BF_METRICS_SCRAPE,    /* GET /metrics: 200 with the figures */
+	BF_METRICS_NOT_FOUND, /* any other request: 404 */
+	BF_METRICS_TOO_LARGE, /* no blank line within BF_METRICS_HEAD_MAX bytes: 400 */
+} bf_metrics_verdict;
+
+/* Add the n bytes that arrived (any bytes, NUL included) and say what is known now. */
+bf_metrics_verdict bf_metrics_head_feed(bf_metrics_head *h, const char *data, size_t n);
+
 typedef struct bf_metrics bf_metrics;
 
 /* The body of a 200 answer (malloc'd; the endpoint frees it). */
