@@ -642,19 +642,28 @@ static int cmd_request(struct ctl *c, const struct command *cmd)
 /* ---- reset ---- */
 
 /* In one transaction: the row (locked, so no daemon writes it meanwhile), then the job's
- * advisory lock as a transaction lock: refused when a daemon holds it as a session lock;
- * taken, it also keeps a daemon from starting the job until the row is gone. */
+ * advisory lock and each of its slices' ("name:N") as transaction locks: refused when a
+ * daemon holds one as a session lock (a slice may still walk for a daemon that lost its
+ * job's connection); taken, they also keep a daemon from starting the job until the row is
+ * gone. */
 static int cmd_reset(struct ctl *c, const struct command *cmd)
 {
 	const char *params[2] = {c->schema, c->job};
-	char *select = NULL, *delete = NULL;
+	char *select = NULL, *delete = NULL, *locks = NULL;
 	PGresult *row = NULL, *lock = NULL;
 	int rc = -1;
 
 	(void)cmd;
-	select = bf_xasprintf("SELECT state, owner, rows_done FROM %s.jobs WHERE name = $1 "
-	                      "FOR UPDATE",
-	                      c->qschema);
+	select = bf_xasprintf("SELECT state, owner, rows_done + coalesce((SELECT sum(s.rows_done) "
+	                      "FROM %s.slices s WHERE s.job = j.name), 0)\n"
+	                      "FROM %s.jobs j WHERE name = $1 FOR UPDATE OF j",
+	                      c->qschema, c->qschema);
+	locks = bf_xasprintf("SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)),\n"
+	                     "  (SELECT coalesce(string_agg(slice::text, ', ' ORDER BY slice)\n"
+	                     "     FILTER (WHERE NOT pg_try_advisory_xact_lock(hashtext($1),\n"
+	                     "       hashtext($2 || ':' || slice))), '')\n"
+	                     "   FROM %s.slices WHERE job = $2)",
+	                     c->qschema);
 	delete = bf_xasprintf("DELETE FROM %s.jobs WHERE name = $1", c->qschema);
 	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
 		goto out;
@@ -664,9 +673,17 @@ static int cmd_reset(struct ctl *c, const struct command *cmd)
 		fail(c, "no job named %s in schema %s", c->job, c->schema);
 		goto error;
 	}
-	if (run_sql(c, "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2))", 2, params,
-	            &lock) != 0)
+	if (run_sql(c, locks, 2, params, &lock) != 0)
 		goto error;
+	if (PQgetvalue(lock, 0, 1)[0] != '\0') {
+		fail(c,
+		     "reset refused: slices %s of job %s are walked by a running daemon (owner %s, "
+		     "state %s); stop that daemon, then reset",
+		     PQgetvalue(lock, 0, 1), c->job,
+		     PQgetisnull(row, 0, 1) ? "unknown" : PQgetvalue(row, 0, 1),
+		     PQgetvalue(row, 0, 0));
+		goto error;
+	}
 	if (PQgetvalue(lock, 0, 0)[0] != 't') {
 		fail(c,
 		     "reset refused: job %s is owned by a running daemon (owner %s, state %s); "
@@ -692,6 +709,7 @@ out:
 	PQclear(row);
 	free(delete);
 	free(select);
+	free(locks);
 	return rc;
 }
 

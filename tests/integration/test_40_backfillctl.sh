@@ -299,6 +299,20 @@ psql_q "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisor
 wait "$HOLDER" 2>/dev/null || true
 lock_free() { ! lock_held "$@"; }
 wait_for "the advisory lock is free" 10 lock_free j_pending
+# a slice's lock held (a slice walking for a daemon that lost its job's connection)
+psql_q "INSERT INTO backfill.slices (job, slice, high_key) VALUES ('j_pending', 2, '{9}')"
+psql -X -q -c "SELECT pg_advisory_lock(hashtext('backfill'), hashtext('j_pending:2'))" \
+	-c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+HOLDER=$!
+bf_defer kill "$HOLDER"
+wait_for "another session holds slice 2's advisory lock" 10 lock_held j_pending:2
+ctl reset j_pending
+assert_eq "reset while a slice's lock is held exits 1" 1 "$RC"
+assert_match "and names the slice" 'reset refused: slices 2 of job j_pending are walked by a running daemon' "$OUT"
+psql_q "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+        AND classid = hashtext('backfill')::oid AND objid = hashtext('j_pending:2')::oid" >/dev/null
+wait "$HOLDER" 2>/dev/null || true
+wait_for "the slice's lock is free" 10 lock_free j_pending:2
 ctl reset j_pending
 assert_eq "reset of a free job exits 0" 0 "$RC"
 assert_match "reset says what it did" '^job j_pending reset' "$OUT"
