@@ -743,6 +743,10 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 		*(int64_t *)field = v;
 		return NULL;
 	case KT_DURATION:
+		/* every duration is bounded, so no sum of them (deadlines, backoffs, sleeps
+		 * added to a clock) can overflow: PostgreSQL's own limit for its timeouts */
+		if (d->max == 0)
+			max = PG_INT_MAX;
 		if (bf_units_parse_duration(text, &v) < 0)
 			return expected_phrase(d);
 		if (v < d->min)

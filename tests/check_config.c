@@ -820,6 +820,14 @@ START_TEST(test_bad_units)
 	job_key_fails("    statement_timeout: 30d",
 	              "t.yaml:7:24: jobs[0].statement_timeout: expected a duration of at most "
 	              "2147483647ms, got \"30d\"");
+	/* every duration has that bound: sums of them never overflow */
+	job_key_fails(
+	        "    sleep: 9999999h",
+	        "t.yaml:7:12: jobs[0].sleep: expected a duration of at most 2147483647ms, got "
+	        "\"9999999h\"");
+	job_key_fails("    lag:\n      stall_after: 25d",
+	              "t.yaml:8:20: jobs[0].lag.stall_after: expected a duration of at most "
+	              "2147483647ms, got \"25d\"");
 	job_key_fails(
 	        "    lag:\n      check_interval: 0ms",
 	        "t.yaml:8:23: jobs[0].lag.check_interval: expected a duration greater than 0, "
