@@ -127,12 +127,27 @@ static void ensure_lagmons(bf_daemon *d)
 	}
 }
 
-/* A control connection for every database a job runs in. */
+/* A control connection for every database an unfinished job runs in; one no such job uses
+ * any more (a reload removed its jobs or moved them to another conninfo) goes. */
 static void ensure_listeners(bf_daemon *d)
 {
+	for (size_t k = 0; k < d->n_listeners;) {
+		bool used = false;
+
+		for (size_t i = 0; i < d->n_jobs && !used; i++)
+			used = !bf_job_is_finished(d->jobs[i]) &&
+			       strcmp(bf_job_config_of(d->jobs[i])->database,
+			              bf_listener_database(d->listeners[k])) == 0;
+		if (used) {
+			k++;
+			continue;
+		}
+		bf_listener_free(d->listeners[k]);
+		d->listeners[k] = d->listeners[--d->n_listeners];
+	}
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		const char *db = bf_job_config_of(d->jobs[i])->database;
-		bool have = false;
+		bool have = bf_job_is_finished(d->jobs[i]);
 
 		for (size_t k = 0; k < d->n_listeners && !have; k++)
 			have = strcmp(bf_listener_database(d->listeners[k]), db) == 0;
@@ -207,7 +222,8 @@ static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_break(d->loop, EVBREAK_ALL);
 		return;
 	}
-	ensure_lagmons(d); /* a finished job's monitor may have no user left */
+	ensure_lagmons(d); /* a finished job's monitor or listener may have no user left */
+	ensure_listeners(d);
 	schedule(d);
 }
 
@@ -278,7 +294,7 @@ static bool same_definition(const bf_job_config *a, const bf_job_config *b)
 
 	bf_job_config_hash(a, ha);
 	bf_job_config_hash(b, hb);
-	return strcmp(ha, hb) == 0 && strcmp(a->database, b->database) == 0;
+	return strcmp(ha, hb) == 0;
 }
 
 /* SIGHUP: all or nothing. A bad file changes nothing; a good one starts new jobs, stops
@@ -331,9 +347,18 @@ static void reload(bf_daemon *d)
 			bf_log(BF_LOG_INFO, jc->name, "new job", NULL);
 			jobs[n++] = bf_job_new(&env, jc);
 		} else if (!same_definition(bf_job_config_of(old), jc)) {
-			bf_job_fail(old,
-			            "definition changed (table, key, set, where or database) "
-			            "in the reloaded configuration: reset the job or rename it");
+			bf_job_fail(old, "definition changed (table, key, set or where) in the "
+			                 "reloaded configuration: reset the job or rename it");
+			jobs[n++] = old;
+		} else if (strcmp(bf_job_config_of(old)->database, jc->database) != 0) {
+			/* a new password, host list or option: the job goes on through the new
+			 * conninfo. The old one lets go after its batch (its state written, its
+			 * advisory lock released); the new one takes that lock, then the row, and
+			 * resumes from the checkpoint (or starts, on another database) */
+			bf_log(BF_LOG_INFO, jc->name,
+			       "database changed: the job goes on through the new conninfo", NULL);
+			bf_job_remove(old);
+			jobs[n++] = bf_job_new(&env, jc); /* first: find_job() finds it */
 			jobs[n++] = old;
 		} else {
 			bf_job_retune(old, jc);

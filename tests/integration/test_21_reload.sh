@@ -2,7 +2,9 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_21_reload: SIGHUP with a broken file keeps the daemon and its job running and logs every
 # error with line:column; SIGHUP with a new job starts it; a smaller batch_size applies from
-# the next batch; a changed `set` fails that job with a message telling to reset or rename.
+# the next batch; a changed `database` string (the same server) is a reconnect: the job goes
+# on from its checkpoint, one control connection left; a changed `set` fails that job with a
+# message telling to reset or rename.
 set -euo pipefail
 . "$BF_ROOT/tests/lib/pg.sh"
 . "$BF_ROOT/tests/lib/assert.sh"
@@ -14,9 +16,9 @@ psql_q "INSERT INTO a (id) SELECT g FROM generate_series(1, 200000) g"
 psql_q "CREATE TABLE b (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO b (id) SELECT g FROM generate_series(1, 5000) g"
 conf=$BF_TMPDIR/bf.yaml
-job_a() {
+job_a() { # $1 set, $2 batch_size, $3 more conninfo
 	cat <<YAML
-database: "$BF_DB_CONNINFO"
+database: "$BF_DB_CONNINFO${3:-}"
 jobs:
   - name: job_a
     table: a
@@ -93,8 +95,22 @@ no_lag_session() { [[ $(lag_sessions) == 0 ]]; }
 wait_for "the unused lag monitor disconnected" 10 no_lag_session
 assert_eq "job_a runs on without lag limits" running "$(job_state job_a)"
 
+# a changed conninfo for the same server (a new option, as a rotated password would be): the
+# job goes on through it, from its checkpoint; the old control connection goes
+job_a "y = id" 150 " connect_timeout=7" >"$conf"
+kill -HUP "$DAEMON_PID"
+moved() { grep -q 'job=job_a msg="database changed: the job goes on through the new conninfo"' "$BF_TMPDIR/daemon.log"; }
+wait_for "the reload is logged" 10 moved
+r=$(job rows_done job_a)
+wait_for "job_a goes on through the new conninfo" 30 progressed
+assert_eq "job_a running, not failed" running "$(job_state job_a)"
+one_listener() { [[ $(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld control'") == 1 ]]; }
+wait_for "one control connection left" 10 one_listener
+assert_eq "every row changed was counted once (one snapshot: data and checkpoint commit together)" t \
+	"$(psql_q "SELECT (SELECT count(*) FROM a WHERE y = id) = rows_done FROM backfill.jobs WHERE name = 'job_a'")"
+
 # a changed definition of a running job fails it, with what to do
-job_a "y = id + 1" 150 >"$conf"
+job_a "y = id + 1" 150 " connect_timeout=7" >"$conf"
 kill -HUP "$DAEMON_PID"
 wait_for "job_a failed on its changed definition" 10 job_is job_a failed
 assert_match "the reason says reset or rename" "reset.*rename" "$(job last_error job_a)"
