@@ -1232,7 +1232,12 @@ static void step(bf_job *j)
 	if (j->phase != PH_IDLE || j->finished)
 		return;
 	if (!bf_conn_is_open(j->conn)) {
-		if (j->stopping || bf_job_state_terminal(j->state)) {
+		/* a final state decided while the connection was down (a slice failed, a reload
+		 * failed the job) is written once it is back, like any other state */
+		bool unwritten = bf_job_state_terminal(j->state) && j->state != j->db_state &&
+		                 j->has_row && j->parent == NULL && !j->env.dry_run;
+
+		if (j->stopping || (bf_job_state_terminal(j->state) && !unwritten)) {
 			finish(j);
 			return;
 		}

@@ -5,7 +5,8 @@
 # asynchronous connect), it stays up and retries, the job neither failed nor written; once the
 # server starts, the job runs. The server then stops for 3 seconds mid-job (a minor upgrade's
 # restart) and starts again: the job ends done, rows_done exact, every row updated once. A host
-# name that does not resolve is retried the same way, never a failed job.
+# name that does not resolve is retried the same way, never a failed job. A failure decided
+# while the server is down (a reload changing the job's `set`) is written once it is back.
 set -euo pipefail
 . "$BF_ROOT/tests/lib/pg.sh"
 . "$BF_ROOT/tests/lib/assert.sh"
@@ -53,6 +54,28 @@ assert_eq "done" "done" "$(job_state items_fill)"
 assert_eq "rows_done is exact" "$N" "$(psql_q "SELECT rows_done FROM backfill.progress")"
 assert_eq "every row updated exactly once, right" "1 1 $N" \
 	"$(psql_q "SELECT min(n_set), max(n_set), count(*) FILTER (WHERE new_col = upper(old_col)) FROM items" -F ' ')"
+
+# the server goes down mid-job; meanwhile a reload changes `set`, which fails the job: the
+# failure is written once the server is back (it was lost: the row stayed running)
+psql_q "UPDATE items SET new_col = NULL, n_set = 0"
+psql_q "DELETE FROM backfill.jobs"
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down.log" --exit-when-done
+wait_for "the job under way again" 60 rows_done_at_least items_fill 1000
+pg_stop sk fast
+reconnecting() { grep -q 'job=items_fill msg="database unreachable, will retry"' "$BF_TMPDIR/down.log"; }
+wait_for "the daemon is reconnecting" 30 reconnecting
+sed -i 's/set: "new_col = upper(old_col), n_set = n_set + 1"/set: "new_col = lower(old_col), n_set = n_set + 1"/' \
+	"$BF_TMPDIR/bf.yaml"
+kill -HUP "$DAEMON_PID"
+failed_in_memory() { grep -q 'job=items_fill msg=state state=failed' "$BF_TMPDIR/down.log"; }
+wait_for "the reload failed the job" 10 failed_in_memory
+pg_start_again sk
+daemon_wait 60
+cat "$BF_TMPDIR/down.log"
+assert_eq "--exit-when-done: a job failed, exit 3" 3 "$DAEMON_RC"
+assert_eq "the failure was written once the server was back" "failed" "$(job_state items_fill)"
+assert_match "with its reason" "definition changed" "$(job last_error items_fill)"
+assert_eq "no owner left" "" "$(job owner items_fill)"
 
 bf_conf "$BF_TMPDIR/dns.yaml" <<YAML
 database: "host=no-such-host.invalid user=postgres dbname=postgres"
