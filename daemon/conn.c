@@ -471,3 +471,42 @@ PGconn *bf_conn_pg(bf_conn *c)
 {
 	return c->state == CS_IDLE || c->state == CS_BUSY ? c->pg : NULL;
 }
+
+bool bf_conn_error_permanent(const char *err)
+{
+	static const char *const permanent[] = {
+	        "password authentication failed", /* 28P01 */
+	        "authentication failed for user", /* ident, peer, ... (28000) */
+	        "no pg_hba.conf entry",           /* 28000 */
+	        "does not exist",                 /* database (3D000) or role (28000) */
+	        "invalid connection option",      /* a key libpq does not know */
+	};
+
+	for (size_t i = 0; err && i < BF_ARRAY_LEN(permanent); i++)
+		if (strstr(err, permanent[i]) != NULL)
+			return true;
+	return false;
+}
+
+int64_t bf_conn_retry_down(bf_conn_retry *r, int64_t now_ms)
+{
+	int64_t jitter;
+
+	if (r->down_since_ms == 0)
+		r->down_since_ms = now_ms > 0 ? now_ms : 1;
+	r->pause_ms = r->pause_ms == 0 ? r->first_ms : r->pause_ms * 2;
+	if (r->pause_ms > r->max_ms)
+		r->pause_ms = r->max_ms;
+	r->seed = r->seed * 1664525U + 1013904223U; /* a small LCG: spread, not secrecy */
+	jitter = (int64_t)((r->seed >> 8) % 1024) * (r->pause_ms / 4) / 1024;
+	return r->pause_ms - jitter;
+}
+
+int64_t bf_conn_retry_up(bf_conn_retry *r, int64_t now_ms)
+{
+	int64_t down = r->down_since_ms ? now_ms - r->down_since_ms : 0;
+
+	r->pause_ms = 0;
+	r->down_since_ms = 0;
+	return down;
+}

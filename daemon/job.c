@@ -163,6 +163,8 @@ struct bf_job {
 	bool lag_throttled;    /* the last lag decision throttled (its hysteresis input) */
 	int64_t retries;       /* consecutive transient errors */
 	int64_t reconnects;    /* consecutive failed connection attempts */
+	bf_conn_retry retry;   /* when to try again (conn.h: the policy of every connection) */
+	char *down_reason;     /* why the connection went, until it is back */
 	int64_t sweep_idle;    /* consecutive passes that updated nothing */
 	int64_t batch_sent_ms; /* monotonic, for the batch's round-trip time */
 	int64_t running_since; /* monotonic, when batches began in this process */
@@ -295,6 +297,9 @@ static bf_job *job_new(const bf_job_env *env, const bf_job_config *cfg, char *lo
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_bucket_init(&j->bucket, cfg->max_rows_per_second, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
+	j->retry = (bf_conn_retry){.first_ms = BACKOFF_MIN_MS,
+	                           .max_ms = BACKOFF_MAX_MS,
+	                           .seed = (uint32_t)(uintptr_t)j};
 	return j;
 }
 
@@ -345,6 +350,7 @@ void bf_job_free(bf_job *j)
 	free(j->db_reason);
 	free(j->last_error);
 	free(j->stuck_range);
+	free(j->down_reason);
 	free(j->pause_reason);
 	free(j->requested);
 	free(j->log_name);
@@ -1439,10 +1445,13 @@ static char *error_text(const PGresult *res)
 	                    hint ? "; hint: " : "", hint ? hint : "");
 }
 
+/* The connection failed or went: try again after the policy's pause (conn.h), or, when no
+ * retry can mend it (authentication, no such database or role), fail the job: its row cannot
+ * be written without a connection, so the log and STATUS= say it. */
 static void schedule_reconnect(bf_job *j, const char *why)
 {
 	char q[ERR_LEN + 32];
-	int64_t ms = backoff_ms(++j->reconnects);
+	int64_t ms;
 	char d[32];
 
 	drop_connection(j);
@@ -1450,6 +1459,19 @@ static void schedule_reconnect(bf_job *j, const char *why)
 		finish(j);
 		return;
 	}
+	if (bf_conn_error_permanent(why)) {
+		char msg[ERR_LEN + 64];
+
+		snprintf(msg, sizeof(msg), "cannot connect, and retrying will not mend it: %s",
+		         why);
+		fail(j, msg);
+		finish(j);
+		return;
+	}
+	ms = bf_conn_retry_down(&j->retry, bf_mono_ms());
+	j->reconnects++;
+	free(j->down_reason);
+	j->down_reason = bf_xstrdup(why);
 	bf_units_format_duration(ms, d, sizeof(d));
 	bf_log(BF_LOG_WARN, j->cfg->name, "database unreachable, will retry",
 	       "error=%s retry_in=%s attempt=%lld", bf_log_q(q, sizeof(q), why), d,
@@ -1549,6 +1571,27 @@ static char **get_values(const PGresult *res, int first, size_t n)
 	return v;
 }
 
+/* Registered on a fresh connection: after a failure, the trace an operator can query
+ * (last_error, written with the next state) and one log line. */
+static void reconnected(bf_job *j)
+{
+	int64_t down = bf_conn_retry_up(&j->retry, bf_mono_ms());
+	char d[32], q[ERR_LEN + 32];
+
+	j->reconnects = 0;
+	if (down == 0 || j->down_reason == NULL)
+		return;
+	bf_units_format_duration(down, d, sizeof(d));
+	bf_log(BF_LOG_INFO, j->cfg->name, "reconnected", "after=%s error=%s", d,
+	       bf_log_q(q, sizeof(q), j->down_reason));
+	if (j->parent == NULL && !bf_job_state_terminal(j->state)) {
+		free(j->last_error);
+		j->last_error = bf_xasprintf("reconnected after %s: %s", d, j->down_reason);
+	}
+	free(j->down_reason);
+	j->down_reason = NULL;
+}
+
 static void on_register(bf_job *j, const PGresult *res)
 {
 	char hash[17];
@@ -1571,7 +1614,7 @@ static void on_register(bf_job *j, const PGresult *res)
 		j->high = get_values(res, 8 + (int)n, n);
 	j->registered = j->has_row = true;
 	j->pass_end = false;
-	j->reconnects = 0;
+	reconnected(j);
 	/* the row counts what the slices did so far; slices are read again unless some walk */
 	j->rows_at_register = slice_rows(j);
 	if (j->slices_live == 0)
@@ -1671,7 +1714,7 @@ static void on_slice_register(bf_job *j, const PGresult *res)
 	j->high_known = true;
 	j->registered = true;
 	j->pass_end = false;
-	j->reconnects = 0;
+	reconnected(j);
 }
 
 static void on_slices(bf_job *j, const PGresult *res)
@@ -1787,6 +1830,7 @@ static void on_batch(bf_job *j, const PGresult *res)
 	if (unchanged > 0) {
 		j->pass_unchanged += unchanged;
 		free(j->stuck_range);
+		free(j->down_reason);
 		j->stuck_range = key_range(j->cursor, res, n);
 	}
 	j->last_batch_ms = now - j->batch_sent_ms;

@@ -13,6 +13,7 @@
 
 #define CHANNEL            "backfilld"
 #define CONNECT_TIMEOUT_MS 10000
+#define RETRY_FIRST_MS     1000
 #define RETRY_MAX_MS       30000
 
 enum lstate { LS_CONNECTING, LS_LISTEN_SENT, LS_LISTENING, LS_BACKOFF };
@@ -25,7 +26,7 @@ struct bf_listener {
 	bf_conn *conn;
 	enum lstate state;
 	ev_timer retry;
-	int64_t retry_ms;
+	bf_conn_retry policy; /* conn.h: the policy of every connection */
 };
 
 static void start(bf_listener *l);
@@ -34,14 +35,21 @@ static void backoff(bf_listener *l, const char *why)
 {
 	char q[512];
 
+	bool permanent = bf_conn_error_permanent(why);
+	int64_t ms;
+
 	bf_conn_close(l->conn);
-	l->retry_ms = l->retry_ms ? l->retry_ms * 2 : 1000;
-	if (l->retry_ms > RETRY_MAX_MS)
-		l->retry_ms = RETRY_MAX_MS;
-	bf_log(BF_LOG_WARN, NULL, "control connection lost, will retry", "error=%s retry_ms=%lld",
-	       bf_log_q(q, sizeof(q), why), (long long)l->retry_ms);
+	/* refused for good (the jobs on it fail for that): only a reload with another conninfo
+	 * mends it, which makes another listener; this one knocks at the slowest pace */
+	if (permanent)
+		l->policy.pause_ms = l->policy.max_ms;
+	ms = bf_conn_retry_down(&l->policy, bf_mono_ms());
+	bf_log(permanent ? BF_LOG_ERROR : BF_LOG_WARN, NULL,
+	       permanent ? "control connection refused, retrying will not mend it"
+	                 : "control connection lost, will retry",
+	       "error=%s retry_ms=%lld", bf_log_q(q, sizeof(q), why), (long long)ms);
 	l->state = LS_BACKOFF;
-	ev_timer_set(&l->retry, (double)l->retry_ms / 1000.0, 0.0);
+	ev_timer_set(&l->retry, (double)ms / 1000.0, 0.0);
 	ev_timer_start(l->loop, &l->retry);
 }
 
@@ -64,7 +72,7 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
 			break;
 		}
 		l->state = LS_LISTENING;
-		l->retry_ms = 0;
+		bf_conn_retry_up(&l->policy, bf_mono_ms());
 		bf_log(BF_LOG_DEBUG, NULL, "listening for backfillctl", "channel=" CHANNEL);
 		break;
 	case BF_CONN_LOST:
@@ -105,6 +113,8 @@ bf_listener *bf_listener_new(struct ev_loop *loop, const char *database, bf_list
 	l->conn = bf_conn_new(loop, "control", conn_cb, l);
 	ev_init(&l->retry, retry_cb);
 	l->retry.data = l;
+	l->policy = (bf_conn_retry){
+	        .first_ms = RETRY_FIRST_MS, .max_ms = RETRY_MAX_MS, .seed = (uint32_t)(uintptr_t)l};
 	start(l);
 	return l;
 }

@@ -15,5 +15,6 @@ Suite *ctl_suite(void);
 Suite *sql_suite(void);
 Suite *metrics_suite(void);
 Suite *sqltext_suite(void);
+Suite *conn_suite(void);
 
 #endif

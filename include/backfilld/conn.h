@@ -21,6 +21,7 @@
 #include <ev.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct bf_conn bf_conn;
 
@@ -74,5 +75,33 @@ int bf_conn_backend_pid(const bf_conn *conn);
 /* The libpq connection once connected (for PQescapeIdentifier, which needs its encoding),
  * else NULL. Borrowed: never send or read on it directly. */
 PGconn *bf_conn_pg(bf_conn *conn);
+
+/* The one reconnect policy of every connection of the daemon (jobs, slices, lag monitors,
+ * control listeners), as pgqd's pgs_reconnect: what is permanent, and how long to wait.
+ *
+ * Permanent: a conninfo libpq cannot parse (bf_conn_connect returns -1), a failed
+ * authentication, no pg_hba.conf entry, a database or role that does not exist: no retry
+ * mends them, an operator must (a reload with the new conninfo does). Everything else (a
+ * socket missing, a refused or dropped connection, DNS, starting up, shutting down, a
+ * read-only server after a failover) is transient. The server words its refusals in its
+ * lc_messages language: in another language than English they count as transient, which
+ * keeps retrying rather than giving up. */
+bool bf_conn_error_permanent(const char *err);
+
+typedef struct bf_conn_retry {
+	int64_t first_ms, max_ms; /* the first pause, and the cap of the doubling */
+	int64_t pause_ms;         /* the last pause given, before jitter; 0 while up */
+	int64_t down_since_ms;    /* monotonic; 0 while up */
+	uint32_t seed;            /* the jitter's generator state */
+} bf_conn_retry;
+
+/* An attempt failed or the connection was lost at now_ms: the pause before the next attempt,
+ * first_ms doubled at each failure in a row up to max_ms, less up to a quarter at random,
+ * so that the connections of many daemons do not knock in step on a server coming back. */
+int64_t bf_conn_retry_down(bf_conn_retry *r, int64_t now_ms);
+
+/* Connected at now_ms: how long the connection was down (0: it was not), and the next
+ * failure starts from first_ms again. */
+int64_t bf_conn_retry_up(bf_conn_retry *r, int64_t now_ms);
 
 #endif

@@ -101,11 +101,16 @@ ghost|failed|table no_such_table does not exist" \
 	"$(psql_q "SELECT name, state, last_error FROM backfill.progress ORDER BY name")"
 
 # a conninfo libpq cannot parse fails its job inside its start, before the loop runs:
-# --exit-when-done still exits, 3
+# --exit-when-done still exits, 3; so does a role that does not exist (no retry mends it)
 bf_conf "$BF_TMPDIR/unparsable.yaml" <<YAML
 database: "host='unterminated"
 jobs:
   - name: bad_conninfo
+    table: items
+    set: "y = id"
+    where: "y IS NULL"
+  - name: no_role
+    database: "$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB") user=${role}_nobody"
     table: items
     set: "y = id"
     where: "y IS NULL"
@@ -123,6 +128,9 @@ assert_match "and the log says why" 'job=bad_conninfo .*state=failed .*bad datab
 assert_match "libpq's echo of the URI is masked" 'job=bad_uri .*state=failed .*invalid percent-encoded token: \\"\*\*\*\\"' \
 	"$(cat "$BF_TMPDIR/unparsable.log")"
 assert_false "the password is in no log line" grep -q 's3cr' "$BF_TMPDIR/unparsable.log"
+assert_match "a role that does not exist fails its job at once, not retried" \
+	"job=no_role .*state=failed .*cannot connect, and retrying will not mend it: .*role .*${role}_nobody.* does not exist" \
+	"$(cat "$BF_TMPDIR/unparsable.log")"
 
 # a done job whose definition changed stays done
 sed -i 's/set: "y = id"/set: "y = id + 1"/' "$BF_TMPDIR/missing.yaml"

@@ -52,6 +52,8 @@ cat "$BF_TMPDIR/daemon.log"
 assert_eq "exit status" 0 "$DAEMON_RC"
 assert_eq "done" "done" "$(job_state items_fill)"
 assert_eq "rows_done is exact" "$N" "$(psql_q "SELECT rows_done FROM backfill.progress")"
+assert_match "the outage left its trace in last_error" '^reconnected after [0-9.]+m?s: ' \
+	"$(job last_error items_fill)"
 assert_eq "every row updated exactly once, right" "1 1 $N" \
 	"$(psql_q "SELECT min(n_set), max(n_set), count(*) FILTER (WHERE new_col = upper(old_col)) FROM items" -F ' ')"
 

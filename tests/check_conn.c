@@ -1,0 +1,75 @@
+/*
+ * check_conn.c - the reconnect policy shared by every connection (conn.h): what is permanent,
+ * and the pauses between attempts.
+ */
+#include <string.h>
+
+#include "backfilld/conn.h"
+#include "suites.h"
+
+START_TEST(test_permanent_or_transient)
+{
+	static const char *const permanent[] = {
+	        "connection to server at \"10.0.0.5\", port 5432 failed: FATAL:  password "
+	        "authentication failed for user \"backfill\"",
+	        "FATAL:  no pg_hba.conf entry for host \"10.0.0.9\", user \"x\", database \"app\"",
+	        "FATAL:  database \"app\" does not exist",
+	        "FATAL:  role \"backfill\" does not exist",
+	        "FATAL:  Peer authentication failed for user \"backfill\"",
+	};
+	static const char *const transient[] = {
+	        "connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such "
+	        "file or directory",
+	        "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused",
+	        "could not translate host name \"db1\" to address: Name or service not known",
+	        "FATAL:  the database system is starting up",
+	        "FATAL:  the database system is shutting down",
+	        "FATAL:  terminating connection due to administrator command",
+	        "session is read-only",
+	        "timed out while connecting",
+	        "server closed the connection unexpectedly",
+	};
+
+	for (size_t i = 0; i < sizeof(permanent) / sizeof(*permanent); i++)
+		ck_assert_msg(bf_conn_error_permanent(permanent[i]), "transient? %s", permanent[i]);
+	for (size_t i = 0; i < sizeof(transient) / sizeof(*transient); i++)
+		ck_assert_msg(!bf_conn_error_permanent(transient[i]), "permanent? %s",
+		              transient[i]);
+	ck_assert(!bf_conn_error_permanent(NULL));
+}
+END_TEST
+
+/* Doubling from the first pause to the cap, each less at most a quarter (jitter), from the
+ * first pause again once up; the time down is measured from the first failure. */
+START_TEST(test_pauses)
+{
+	bf_conn_retry r = {.first_ms = 500, .max_ms = 30000, .seed = 7};
+	int64_t base = 500, ms, distinct = 0, last = -1;
+
+	for (int i = 0; i < 12; i++) {
+		ms = bf_conn_retry_down(&r, 1000 + i);
+		ck_assert_int_le(ms, base);
+		ck_assert_int_ge(ms, base - base / 4);
+		distinct += ms != last;
+		last = ms;
+		base = base * 2 > 30000 ? 30000 : base * 2;
+	}
+	ck_assert_int_ge(distinct, 8); /* jittered, not the same pause again and again */
+	ck_assert_int_eq(bf_conn_retry_up(&r, 13000), 12000);
+	ck_assert_int_le(bf_conn_retry_down(&r, 20000), 500);
+	ck_assert_int_eq(bf_conn_retry_up(&r, 20030), 30); /* down since its first failure */
+	ck_assert_int_eq(bf_conn_retry_up(&r, 25000), 0);  /* was not down */
+}
+END_TEST
+
+Suite *conn_suite(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *tc = tcase_create("policy");
+
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_permanent_or_transient);
+	tcase_add_test(tc, test_pauses);
+	suite_add_tcase(s, tc);
+	return s;
+}
