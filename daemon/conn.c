@@ -29,8 +29,13 @@ struct bf_conn {
 	ev_io io;
 	int io_fd;
 	int io_events;
-	ev_timer connect_timer;
-	ev_timer deferred; /* delivers a send failure as BF_CONN_LOST from the loop */
+	ev_timer connect_timer; /* one host's time to answer (see host_timeout_cb) */
+	ev_timer deferred;      /* delivers a send failure as BF_CONN_LOST from the loop */
+	/* the attempt in progress: its conninfo, the hosts of its list, the first one this
+	 * attempt started at, and each host's time to answer */
+	char *conninfo, *app_name;
+	int n_hosts, host_at;
+	double host_timeout_s;
 	char *deferred_err;
 	PGresult *held; /* the result that will be delivered when the query completes */
 	unsigned gen;   /* bumped at every close: a callback that closed or reconnected shows */
@@ -66,6 +71,8 @@ static void really_free(bf_conn *c)
 {
 	bf_conn_close(c);
 	free(c->label);
+	free(c->conninfo);
+	free(c->app_name);
 	free(c);
 }
 
@@ -174,75 +181,153 @@ static void notice_receiver(void *arg, const PGresult *res)
 	       bf_log_q(q, sizeof(q), msg ? msg : ""));
 }
 
-/* Whether libpq can parse `conninfo` (key=value or URI); if not, its reason in err. */
-static bool conninfo_parses(const char *conninfo, char *err, size_t errlen)
+/* The number of items of a comma-separated conninfo list (libpq's host, hostaddr, port). */
+static int items(const char *list)
 {
-	char *msg = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
-	size_t n;
+	int n = 1;
 
-	if (opts) {
-		PQconninfoFree(opts);
-		return true;
-	}
-	char *masked = bf_masked(msg ? msg : "out of memory parsing the conninfo");
-
-	snprintf(err, errlen, "%s", masked);
-	free(masked);
-	PQfreemem(msg);
-	n = strlen(err);
-	while (n > 0 && err[n - 1] == '\n')
-		err[--n] = '\0';
-	return false;
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	return n;
 }
 
-int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
-                    int connect_timeout_ms, char *err, size_t errlen)
+/* The items of `list` from the index `first` on, when it has one per host; as it is when it
+ * has a single item (a port for every host). */
+static const char *from_item(const char *list, int first, int n_hosts)
 {
-	/* Our keys come before dbname so that the operator's conninfo can override them. Every
-	 * connection of the daemon wants the primary (batches write; the lag signals and
-	 * backfillctl's NOTIFY are the primary's): with a list of hosts, libpq skips standbys,
-	 * and a lone standby is refused ("session is read-only") and retried, until a
-	 * promotion. */
-	const char *keys[] = {"keepalives",
-	                      "keepalives_idle",
-	                      "keepalives_interval",
-	                      "keepalives_count",
-	                      "target_session_attrs",
-	                      "fallback_application_name",
-	                      "dbname",
-	                      NULL};
-	const char *vals[] = {"1", "10", "5", "3", "read-write", application_name, conninfo, NULL};
+	if (items(list) != n_hosts)
+		return list;
+	for (; first > 0 && list; first--) {
+		list = strchr(list, ',');
+		if (list)
+			list++;
+	}
+	return list ? list : "";
+}
 
-	bf_conn_close(c);
-	c->pg = PQconnectStartParams(keys, vals, 1);
+/* Start an attempt at the hosts of the conninfo from the index `first` on. Our keys come
+ * first, so that the operator's conninfo overrides them. Every connection of the daemon
+ * wants the primary (batches write; the lag signals and backfillctl's NOTIFY are the
+ * primary's): with a list of hosts libpq skips standbys, and a lone standby is refused
+ * ("session is read-only") and retried, until a promotion. 0, or -1 with err filled when
+ * libpq cannot parse the conninfo. */
+static int start_attempt(bf_conn *c, int first, char *err, size_t errlen)
+{
+	static const char *const ours[][2] = {
+	        {"keepalives", "1"},
+	        {"keepalives_idle", "10"},
+	        {"keepalives_interval", "5"},
+	        {"keepalives_count", "3"},
+	        {"target_session_attrs", "read-write"},
+	};
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(c->conninfo, &msg);
+	size_t n = 0, k = 0;
+	const char **keys, **vals;
+
+	if (opts == NULL) {
+		char *masked = bf_masked(msg ? msg : "out of memory parsing the conninfo");
+
+		snprintf(err, errlen, "%s", masked);
+		free(masked);
+		PQfreemem(msg);
+		n = strlen(err);
+		while (n > 0 && err[n - 1] == '\n')
+			err[--n] = '\0';
+		return -1;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		n++;
+	keys = bf_xcalloc(n + BF_ARRAY_LEN(ours) + 2, sizeof(*keys));
+	vals = bf_xcalloc(n + BF_ARRAY_LEN(ours) + 2, sizeof(*vals));
+	for (size_t i = 0; i < BF_ARRAY_LEN(ours); i++, k++) {
+		keys[k] = ours[i][0];
+		vals[k] = ours[i][1];
+	}
+	keys[k] = "fallback_application_name";
+	vals[k++] = c->app_name;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		bool list = strcmp(o->keyword, "host") == 0 ||
+		            strcmp(o->keyword, "hostaddr") == 0 || strcmp(o->keyword, "port") == 0;
+
+		if (o->val == NULL)
+			continue;
+		keys[k] = o->keyword;
+		vals[k++] = list ? from_item(o->val, first, c->n_hosts) : o->val;
+	}
+	c->host_at = first;
+	c->pg = PQconnectStartParams(keys, vals, 0);
+	free(keys);
+	free(vals);
+	PQconninfoFree(opts);
 	if (c->pg == NULL) {
 		snprintf(err, errlen, "out of memory starting a connection");
 		return -1;
 	}
 	c->state = CS_CONNECTING;
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		/* Only a conninfo that does not parse is the caller's to refuse. Anything else
-		 * that fails at once (a Unix socket file missing while the server is down, a
-		 * name that does not resolve) is a failed attempt like a refused TCP connect,
-		 * reported as lost from the loop and retried by the owner. */
+		/* anything that fails at once (a Unix socket file missing while the server is
+		 * down, a name that does not resolve) is a failed attempt like a refused TCP
+		 * connect, reported as lost from the loop and retried by the owner */
 		char *why = bf_xstrdup(PQerrorMessage(c->pg));
 
 		PQfinish(c->pg);
 		c->pg = NULL;
-		if (!conninfo_parses(conninfo, err, errlen)) {
-			c->state = CS_CLOSED;
-			free(why);
-			return -1;
-		}
 		defer_lost(c, why);
 		free(why);
 		return 0;
 	}
 	watch(c, EV_WRITE);
-	ev_timer_set(&c->connect_timer, connect_timeout_ms / 1000.0, 0.0);
+	ev_timer_set(&c->connect_timer, c->host_timeout_s, 0.0);
 	ev_timer_start(c->loop, &c->connect_timer);
 	return 0;
+}
+
+/* libpq takes a bare word for a database name ("app"): as a conninfo, dbname='app'. */
+static char *bare_dbname(const char *conninfo)
+{
+	bf_sbuf sb = {0};
+
+	if (strchr(conninfo, '=') || strncmp(conninfo, "postgresql://", 13) == 0 ||
+	    strncmp(conninfo, "postgres://", 11) == 0)
+		return bf_xstrdup(conninfo);
+	bf_sbuf_append(&sb, "dbname='");
+	for (const char *p = conninfo; *p; p++)
+		bf_sbuf_printf(&sb, "%s%c", *p == '\'' || *p == '\\' ? "\\" : "", *p);
+	bf_sbuf_append(&sb, "'");
+	return bf_sbuf_steal(&sb);
+}
+
+int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
+                    int connect_timeout_ms, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts;
+	const char *hosts = NULL, *timeout = NULL;
+
+	bf_conn_close(c);
+	free(c->conninfo);
+	c->conninfo = bare_dbname(conninfo);
+	opts = PQconninfoParse(c->conninfo, &msg);
+	PQfreemem(msg); /* start_attempt says what does not parse */
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (o->val && strcmp(o->keyword, "host") == 0)
+			hosts = o->val;
+		else if (o->val && strcmp(o->keyword, "hostaddr") == 0 && hosts == NULL)
+			hosts = o->val;
+		else if (o->val && strcmp(o->keyword, "connect_timeout") == 0)
+			timeout = o->val;
+	}
+	free(c->app_name);
+	c->app_name = bf_xstrdup(application_name);
+	c->n_hosts = hosts ? items(hosts) : 1;
+	/* libpq's own rule for connect_timeout (per host, at least 2 s), which it applies to
+	 * blocking connects only */
+	c->host_timeout_s = (double)connect_timeout_ms / 1000.0;
+	if (timeout && atoi(timeout) > 0)
+		c->host_timeout_s = atoi(timeout) < 2 ? 2.0 : (double)atoi(timeout);
+	PQconninfoFree(opts);
+	return start_attempt(c, 0, err, errlen);
 }
 
 static void connect_poll(bf_conn *c)
@@ -272,13 +357,63 @@ static void connect_poll(bf_conn *c)
 	}
 }
 
+/* The index in the host list of the host libpq is trying now, from where this attempt
+ * started; host_at when it cannot tell. */
+static int current_host(bf_conn *c)
+{
+	const char *host = PQhost(c->pg), *port = PQport(c->pg);
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(c->conninfo, &msg);
+	const char *hosts = NULL, *ports = NULL;
+	int at = c->host_at;
+
+	PQfreemem(msg);
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (o->val && (strcmp(o->keyword, "host") == 0 ||
+		               (strcmp(o->keyword, "hostaddr") == 0 && hosts == NULL)))
+			hosts = o->val;
+		else if (o->val && strcmp(o->keyword, "port") == 0)
+			ports = o->val;
+	}
+	for (int i = c->host_at; host && hosts && i < c->n_hosts; i++) {
+		const char *h = from_item(hosts, i, c->n_hosts);
+		const char *p = ports ? from_item(ports, i, c->n_hosts) : NULL;
+		size_t hl = strcspn(h, ",");
+
+		if (strlen(host) == hl && strncmp(h, host, hl) == 0 &&
+		    (p == NULL || port == NULL || strncmp(p, port, strcspn(p, ",")) == 0)) {
+			at = i;
+			break;
+		}
+	}
+	PQconninfoFree(opts);
+	return at;
+}
+
+/* A host did not answer within its time (libpq applies connect_timeout to blocking connects
+ * only): go on with the next host of the list, as a blocking connect would; after the last,
+ * the attempt has failed. */
 static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	bf_conn *c = w->data;
+	int next = current_host(c) + 1;
+	char err[512], q[128];
 
 	(void)loop;
 	(void)revents;
-	lost(c, "timed out while connecting");
+	if (next >= c->n_hosts) {
+		lost(c, "timed out while connecting");
+		return;
+	}
+	bf_log(BF_LOG_WARN, NULL, "a host did not answer in time: trying the next of the list",
+	       "conn=%s host=%s timeout=%.0fs", bf_log_q(q, sizeof(q), c->label),
+	       PQhost(c->pg) ? PQhost(c->pg) : "?", c->host_timeout_s);
+	ev_io_stop(c->loop, &c->io);
+	c->io_fd = -1;
+	PQfinish(c->pg);
+	c->pg = NULL;
+	if (start_attempt(c, next, err, sizeof(err)) != 0)
+		lost(c, err);
 }
 
 /* Report `why` as BF_CONN_LOST from the loop, not from inside the owner's call: the owner
@@ -480,6 +615,8 @@ bool bf_conn_error_permanent(const char *err)
 	        "no pg_hba.conf entry",           /* 28000 */
 	        "does not exist",                 /* database (3D000) or role (28000) */
 	        "invalid connection option",      /* a key libpq does not know */
+	        "invalid integer value",          /* port=abc, connect_timeout=x, ... */
+	        "invalid port number",
 	};
 
 	for (size_t i = 0; err && i < BF_ARRAY_LEN(permanent); i++)

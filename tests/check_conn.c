@@ -16,6 +16,8 @@ START_TEST(test_permanent_or_transient)
 	        "FATAL:  database \"app\" does not exist",
 	        "FATAL:  role \"backfill\" does not exist",
 	        "FATAL:  Peer authentication failed for user \"backfill\"",
+	        "invalid integer value \"abc\" for connection option \"port\"",
+	        "invalid port number: \"99999\"",
 	};
 	static const char *const transient[] = {
 	        "connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such "

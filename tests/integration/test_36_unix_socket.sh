@@ -6,7 +6,9 @@
 # server starts, the job runs. The server then stops for 3 seconds mid-job (a minor upgrade's
 # restart) and starts again: the job ends done, rows_done exact, every row updated once. A host
 # name that does not resolve is retried the same way, never a failed job. A failure decided
-# while the server is down (a reload changing the job's `set`) is written once it is back.
+# while the server is down (a reload changing the job's `set`) is written once it is back. A
+# first host of a list that accepts connections and never answers costs its connect_timeout,
+# then the next host serves.
 set -euo pipefail
 . "$BF_ROOT/tests/lib/pg.sh"
 . "$BF_ROOT/tests/lib/assert.sh"
@@ -78,6 +80,35 @@ assert_eq "--exit-when-done: a job failed, exit 3" 3 "$DAEMON_RC"
 assert_eq "the failure was written once the server was back" "failed" "$(job_state items_fill)"
 assert_match "with its reason" "definition changed" "$(job last_error items_fill)"
 assert_eq "no owner left" "" "$(job owner items_fill)"
+
+# a hung first host: accepts TCP connections (the kernel's backlog) and never answers
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True); time.sleep(300)' >"$BF_TMPDIR/hung.port" &
+bf_defer kill $!
+hung_listening() { [[ -s $BF_TMPDIR/hung.port ]]; }
+wait_for "the hung host listens" 10 hung_listening
+psql_q "UPDATE items SET new_col = NULL, n_set = 0"
+psql_q "DELETE FROM backfill.jobs"
+bf_conf "$BF_TMPDIR/hung.yaml" <<YAML
+database: "host=127.0.0.1,127.0.0.1 port=$(cat "$BF_TMPDIR/hung.port"),$(_bf_var PORT sk) user=postgres dbname=postgres connect_timeout=2"
+jobs:
+  - name: items_fill
+    table: items
+    set: "new_col = upper(old_col), n_set = n_set + 1"
+    where: "new_col IS NULL"
+    sleep: 0
+    lag:
+      max_replay_bytes: 0
+YAML
+t0=$EPOCHREALTIME
+daemon_run 60 "$BF_TMPDIR/hung.yaml" "$BF_TMPDIR/hung.log" --exit-when-done
+echo "with a hung first host: $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
+cat "$BF_TMPDIR/hung.log"
+assert_eq "a hung first host: the next host serves, exit 0" 0 "$DAEMON_RC"
+assert_true "after the hung one's connect_timeout" \
+	grep -q 'msg="a host did not answer in time: trying the next of the list".*timeout=2s' "$BF_TMPDIR/hung.log"
+assert_eq "done, exact" "done $N" "$(psql_q "SELECT state, rows_done FROM backfill.jobs" -F ' ')"
 
 bf_conf "$BF_TMPDIR/dns.yaml" <<YAML
 database: "host=no-such-host.invalid user=postgres dbname=postgres"
