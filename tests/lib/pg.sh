@@ -436,13 +436,16 @@ pg_stop() {
 }
 
 # pg_restart NAME: fast restart (or start, if stopped) on the same port; waits for readiness.
-pg_start_again() {
-	local name=${1-} dir port
+# _bf_pg_ctl_on NAME WHAT PG_CTL_ARGS...: pg_ctl on the cluster's data directory, then wait
+# until it accepts connections on its port again.
+_bf_pg_ctl_on() {
+	local name=${1-} what=${2-} dir port
+	shift 2
 	_bf_need_cluster "$name" || return 1
 	dir=$(_bf_var DIR "$name")
 	port=$(_bf_var PORT "$name")
-	if ! _bf_as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null 2>&1; then
-		_bf_err "pg_start_again $name failed (port $port)"
+	if ! _bf_as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 "$@" >/dev/null 2>&1; then
+		_bf_err "$what $name failed (port $port)"
 		_bf_log_tail "$dir/server.log"
 		return 1
 	fi
@@ -453,22 +456,12 @@ pg_start_again() {
 	fi
 }
 
+pg_start_again() {
+	_bf_pg_ctl_on "${1-}" pg_start_again start
+}
+
 pg_restart() {
-	local name=${1-} dir port
-	_bf_need_cluster "$name" || return 1
-	dir=$(_bf_var DIR "$name")
-	port=$(_bf_var PORT "$name")
-	if ! _bf_as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -m fast -w -t 30 restart \
-		>/dev/null 2>&1; then
-		_bf_err "pg_restart $name failed"
-		_bf_log_tail "$dir/server.log"
-		return 1
-	fi
-	if ! _bf_poll 30 pg_isready -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
-		_bf_err "timeout after 30s waiting for cluster $name to accept connections"
-		_bf_log_tail "$dir/server.log"
-		return 1
-	fi
+	_bf_pg_ctl_on "${1-}" pg_restart -m fast restart
 }
 
 # pg_use NAME [DB]: export PGHOST/PGPORT/PGUSER/PGDATABASE for cluster NAME (DB: postgres).
