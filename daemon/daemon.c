@@ -423,16 +423,30 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 }
 
+/* The STATUS= summary: jobs by state, and those that cannot reach their database (which a
+ * job without its row yet can show nowhere else), the first one named with why. */
 static void status_line(bf_daemon *d)
 {
 	size_t counts[BF_JOB_CANCELLED + 1] = {0};
+	size_t unreachable = 0;
+	const bf_job *first = NULL;
+	char why[512] = "";
 
-	for (size_t i = 0; i < d->n_jobs; i++)
+	for (size_t i = 0; i < d->n_jobs; i++) {
 		counts[bf_job_get_state(d->jobs[i])]++;
+		if (bf_job_unreachable(d->jobs[i]) && unreachable++ == 0)
+			first = d->jobs[i];
+	}
+	if (first)
+		snprintf(why, sizeof(why), "; %zu waiting for their database (%s: %s)", unreachable,
+		         bf_job_name(first), bf_job_unreachable(first));
+	for (char *p = why; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' '; /* STATUS= is one line */
 	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu done, "
-	          "%zu failed",
+	          "%zu failed%s",
 	          counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
-	          counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED]);
+	          counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED], why);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)

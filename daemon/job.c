@@ -392,6 +392,11 @@ bool bf_job_is_finished(const bf_job *j)
 	return j->finished;
 }
 
+const char *bf_job_unreachable(const bf_job *j)
+{
+	return j->finished ? NULL : j->down_reason;
+}
+
 /* Decide the state to show and why; logged once here, written by step(). */
 static void set_state(bf_job *j, bf_job_state s, const char *reason)
 {

@@ -102,6 +102,8 @@ const bf_job_config *bf_job_config_of(const bf_job *job);
 bf_job_state bf_job_get_state(const bf_job *job);
 bool bf_job_is_started(const bf_job *job);
 bool bf_job_is_finished(const bf_job *job);
+/* Why the job cannot reach its database now (it retries), or NULL while it can. */
+const char *bf_job_unreachable(const bf_job *job);
 
 /* One logfmt progress line for this job, when it is running or throttled. */
 void bf_job_log_progress(bf_job *job);

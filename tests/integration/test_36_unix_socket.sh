@@ -35,12 +35,23 @@ jobs:
     lag:
       max_replay_bytes: 0
 YAML
-daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
+# systemd's notification socket, as a datagram listener that writes what it hears
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+out = open(sys.argv[2], "a")
+while True:
+    out.write(s.recv(4096).decode() + "\n"); out.flush()' "$BF_TMPDIR/notify.sock" "$BF_TMPDIR/notify.log" &
+bf_defer kill $!
+notify_ready() { [[ -S $BF_TMPDIR/notify.sock ]]; }
+wait_for "the notification socket" 10 notify_ready
+NOTIFY_SOCKET=$BF_TMPDIR/notify.sock daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 retried() { (($(grep -c 'job=items_fill msg="database unreachable, will retry".*No such file or directory' \
 	"$BF_TMPDIR/daemon.log") >= 3)); }
 wait_for "three retries while the server is down" 30 retried
 assert_true "the daemon is still up" test -e "/proc/$DAEMON_PID"
 assert_false "the job did not fail" grep -q 'state=failed' "$BF_TMPDIR/daemon.log"
+status_says() { grep -q '^STATUS=.*; 1 waiting for their database (items_fill: connection to server on socket .* failed: No such file or directory' "$BF_TMPDIR/notify.log"; }
+wait_for "STATUS= says which job waits for its database, and why (it has no row to show it)" 15 status_says
 pg_start_again sk
 wait_for "the job under way once the server is up" 60 rows_done_at_least items_fill $((N / 4))
 pg_stop sk fast
