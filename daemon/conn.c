@@ -647,3 +647,46 @@ int64_t bf_conn_retry_up(bf_conn_retry *r, int64_t now_ms)
 	r->down_since_ms = 0;
 	return down;
 }
+
+/* "host|hostaddr|port" of a conninfo, each after the PG* default; NULL when it does not
+ * parse. */
+static char *server_of(const char *conninfo)
+{
+	char *msg = NULL, *c = bare_dbname(conninfo);
+	PQconninfoOption *opts = PQconninfoParse(c, &msg);
+	const char *host = getenv("PGHOST"), *addr = getenv("PGHOSTADDR"), *port = getenv("PGPORT");
+	char *key;
+
+	free(c);
+	PQfreemem(msg);
+	if (opts == NULL)
+		return NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			addr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+	}
+	key = bf_xasprintf("%s|%s|%s", host ? host : "", addr ? addr : "", port ? port : "5432");
+	PQconninfoFree(opts);
+	return key;
+}
+
+bool bf_conn_same_server(const char *a, const char *b)
+{
+	char *ka, *kb;
+	bool same;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	ka = server_of(a);
+	kb = server_of(b);
+	same = ka && kb && strcmp(ka, kb) == 0;
+	free(ka);
+	free(kb);
+	return same;
+}

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backfilld/conn.h"
 #include "backfilld/job.h"
 #include "backfilld/lagmon.h"
 #include "backfilld/listener.h"
@@ -74,57 +75,50 @@ static void on_notify(bf_listener *l, const char *database, const char *payload,
 	}
 }
 
-/* A lag monitor for every database with a job that has lag limits, probing at the smallest
- * check_interval among them; each such job gets its monitor. */
+/* A lag monitor for every server with a job that has lag limits (however its conninfo is
+ * spelt), probing at the smallest check_interval among them; each such job gets its
+ * monitor. */
 static void ensure_lagmons(bf_daemon *d)
 {
+	/* each job's monitor, found among the few monitors (one per server), never by
+	 * comparing job with job: a configuration may hold thousands */
+	bf_lagmon **of = bf_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*of));
+
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
-		bf_lagmon *m = NULL;
-		int64_t interval = jc->lag.check_interval_ms;
 
-		if (!bf_pressure_enabled(&jc->lag) || bf_job_is_finished(d->jobs[i])) {
-			bf_job_set_lagmon(d->jobs[i], NULL);
+		if (!bf_pressure_enabled(&jc->lag) || bf_job_is_finished(d->jobs[i]))
 			continue;
-		}
-		for (size_t k = 0; k < d->n_lagmons && m == NULL; k++)
-			if (strcmp(bf_lagmon_database(d->lagmons[k]), jc->database) == 0)
-				m = d->lagmons[k];
-		if (m == NULL) {
-			m = bf_lagmon_new(d->loop, jc->database, interval);
+		for (size_t k = 0; k < d->n_lagmons && of[i] == NULL; k++)
+			if (bf_conn_same_server(bf_lagmon_database(d->lagmons[k]), jc->database))
+				of[i] = d->lagmons[k];
+		if (of[i] == NULL) {
+			of[i] = bf_lagmon_new(d->loop, jc->database, jc->lag.check_interval_ms);
 			d->lagmons =
 			        bf_xrealloc(d->lagmons, (d->n_lagmons + 1) * sizeof(*d->lagmons));
-			d->lagmons[d->n_lagmons++] = m;
+			d->lagmons[d->n_lagmons++] = of[i];
 		}
-		for (size_t k = 0; k < d->n_jobs; k++) {
-			const bf_job_config *other = bf_job_config_of(d->jobs[k]);
-
-			if (bf_pressure_enabled(&other->lag) &&
-			    strcmp(other->database, jc->database) == 0 &&
-			    other->lag.check_interval_ms < interval)
-				interval = other->lag.check_interval_ms;
-		}
-		bf_lagmon_set_interval(m, interval);
-		bf_job_set_lagmon(d->jobs[i], m);
 	}
-	/* a monitor no unfinished job uses any more (a reload removed its jobs or their
-	 * limits) goes, with its connection */
+	/* each monitor probes at the smallest check_interval of its jobs; one no unfinished
+	 * job uses any more (a reload removed its jobs or their limits) goes, with its
+	 * connection */
 	for (size_t k = 0; k < d->n_lagmons;) {
-		bool used = false;
+		int64_t interval = INT64_MAX;
 
-		for (size_t i = 0; i < d->n_jobs && !used; i++) {
-			const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
-
-			used = !bf_job_is_finished(d->jobs[i]) && bf_pressure_enabled(&jc->lag) &&
-			       strcmp(jc->database, bf_lagmon_database(d->lagmons[k])) == 0;
-		}
-		if (used) {
-			k++;
+		for (size_t i = 0; i < d->n_jobs; i++)
+			if (of[i] == d->lagmons[k] &&
+			    bf_job_config_of(d->jobs[i])->lag.check_interval_ms < interval)
+				interval = bf_job_config_of(d->jobs[i])->lag.check_interval_ms;
+		if (interval != INT64_MAX) {
+			bf_lagmon_set_interval(d->lagmons[k++], interval);
 			continue;
 		}
 		bf_lagmon_free(d->lagmons[k]);
 		d->lagmons[k] = d->lagmons[--d->n_lagmons];
 	}
+	for (size_t i = 0; i < d->n_jobs; i++)
+		bf_job_set_lagmon(d->jobs[i], of[i]);
+	free(of);
 }
 
 /* A control connection for every database an unfinished job runs in; one no such job uses

@@ -64,6 +64,21 @@ START_TEST(test_pauses)
 }
 END_TEST
 
+/* Lag signals are the server's: conninfos naming one server share a monitor. */
+START_TEST(test_same_server)
+{
+	ck_assert(bf_conn_same_server("host=127.0.0.1 port=5433 dbname=a user=x",
+	                              "postgresql://y@127.0.0.1:5433/b?connect_timeout=3"));
+	ck_assert(bf_conn_same_server("host=h1,h2 port=1,2 dbname=a",
+	                              "dbname=b host=h1,h2 port=1,2"));
+	ck_assert(bf_conn_same_server("dbname=a", "b")); /* a bare name, defaults for the rest */
+	ck_assert(!bf_conn_same_server("host=127.0.0.1 port=5433", "host=127.0.0.1 port=5434"));
+	ck_assert(!bf_conn_same_server("host=h1 port=1", "host=h2 port=1"));
+	ck_assert(!bf_conn_same_server("host='unterminated", "host=x"));
+	ck_assert(bf_conn_same_server("host='unterminated", "host='unterminated"));
+}
+END_TEST
+
 Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -72,6 +87,7 @@ Suite *conn_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, test_permanent_or_transient);
 	tcase_add_test(tc, test_pauses);
+	tcase_add_test(tc, test_same_server);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -76,6 +76,12 @@ int bf_conn_backend_pid(const bf_conn *conn);
  * else NULL. Borrowed: never send or read on it directly. */
 PGconn *bf_conn_pg(bf_conn *conn);
 
+/* Whether two conninfos name the same server: the same hosts, addresses and ports once
+ * libpq has parsed them and the PG* defaults apply, whatever else differs (key=value or URI,
+ * database, user, options). Lag signals are the server's: one monitor serves both. Two
+ * names for one host (localhost and 127.0.0.1) still count as two. */
+bool bf_conn_same_server(const char *a, const char *b);
+
 /* The one reconnect policy of every connection of the daemon (jobs, slices, lag monitors,
  * control listeners), as pgqd's pgs_reconnect: what is permanent, and how long to wait.
  *

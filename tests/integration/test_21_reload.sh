@@ -79,6 +79,26 @@ lag_sessions() {
 	psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld lag'"
 }
 assert_eq "one lag monitor while the jobs have lag limits" 1 "$(lag_sessions)"
+# a job on the same server spelt as a URI: still one monitor (lag signals are the server's)
+psql_q "CREATE TABLE c (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO c (id) SELECT g FROM generate_series(1, 5000) g"
+{
+	job_a "y = id" 150
+	cat <<YAML
+  - name: job_c
+    database: "postgresql://postgres@127.0.0.1:$PGPORT/$BF_TEST_DB?connect_timeout=9"
+    table: c
+    set: "y = id"
+    where: "y IS NULL"
+    batch_size: 100
+    min_batch_size: 10
+    target_batch_time: 0
+    sleep: 200ms
+YAML
+} >"$conf"
+kill -HUP "$DAEMON_PID"
+wait_for "job_c under way" 20 rows_done_at_least job_c 1
+assert_eq "two spellings of one server, one lag monitor" 1 "$(lag_sessions)"
 {
 	job_a "y = id" 150
 	cat <<YAML
