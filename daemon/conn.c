@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backfilld/log.h"
 #include "backfilld/util.h"
@@ -570,13 +571,25 @@ int bf_conn_send_prepared(bf_conn *c, const char *name, int nparams, const char 
 void bf_conn_cancel(bf_conn *c)
 {
 	char errbuf[256], l[128];
+	pid_t pid;
 
 	if (c->state != CS_BUSY || c->pg == NULL)
 		return;
 	PGcancel *cancel = PQgetCancel(c->pg);
 	if (cancel == NULL)
 		return;
-	if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
+	/* libpq 15's cancel blocks (a connection to the server and an answer): a child sends
+	 * it, so the loop goes on and the shutdown deadline holds even when the server does not
+	 * answer. The child touches only the cancel object, never the PGconn (PQcancel is made
+	 * for signal handlers), and exits; the default loop reaps it. */
+	pid = fork();
+	if (pid == 0) {
+		if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
+			bf_log(BF_LOG_WARN, NULL, "cancel request failed", "conn=%s error=%s",
+			       bf_log_q(l, sizeof(l), c->label), errbuf);
+		_exit(0);
+	}
+	if (pid < 0 && !PQcancel(cancel, errbuf, sizeof(errbuf)))
 		bf_log(BF_LOG_WARN, NULL, "cancel request failed", "conn=%s",
 		       bf_log_q(l, sizeof(l), c->label));
 	PQfreeCancel(cancel);

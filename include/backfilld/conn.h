@@ -4,7 +4,7 @@
  * Owns a PGconn and its watchers: the non-blocking connect (PQconnectStart/PQconnectPoll with
  * a timer, since libpq's connect_timeout does not apply to polling), sending one query at a
  * time, flushing, reading, draining notifications, and noticing a lost connection. It never
- * blocks the loop, except bf_conn_cancel() which libpq 15 only offers blocking (shutdown path).
+ * blocks the loop (bf_conn_cancel() sends libpq 15's blocking cancel from a child process).
  *
  * Contract with the owner (the role that uses it, a job or a monitor):
  *   - every event arrives through the one callback given to bf_conn_new();
@@ -62,7 +62,8 @@ int bf_conn_send_prepared(bf_conn *conn, const char *name, int nparams, const ch
 /* Close now (no event follows); a no-op when closed. */
 void bf_conn_close(bf_conn *conn);
 
-/* Ask the server to cancel the running query. Blocking (libpq 15): shutdown path only. */
+/* Ask the server to cancel the running query, from a short-lived child process (libpq 15's
+ * cancel blocks), so the loop never waits for it. Needs the default loop (it reaps). */
 void bf_conn_cancel(bf_conn *conn);
 
 bool bf_conn_is_ready(const bf_conn *conn); /* connected and no query in flight */
