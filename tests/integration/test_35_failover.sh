@@ -22,19 +22,14 @@ pg_use pri postgres
 N=200000
 items_table "$N"
 
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "host=127.0.0.1,127.0.0.1 port=$pri_port,$sb_port user=postgres dbname=postgres"
-jobs:
-  - name: items_fill
-    table: items
-    set: "new_col = upper(old_col), n_set = n_set + 1"
-    where: "new_col IS NULL"
-    batch_size: 1000
-    target_batch_time: 0
-    sleep: 0
-    max_rows_per_second: 40000
-    lag:
-      max_replay_bytes: 0
+items_conf "$BF_TMPDIR/bf.yaml" \
+	"host=127.0.0.1,127.0.0.1 port=$pri_port,$sb_port user=postgres dbname=postgres" <<YAML
+batch_size: 1000
+target_batch_time: 0
+sleep: 0
+max_rows_per_second: 40000
+lag:
+  max_replay_bytes: 0
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "a fifth of the rows on the first primary" 60 rows_done_at_least items_fill $((N / 5))

@@ -21,19 +21,13 @@ N=100000
 items_table "$N"
 pg_stop sk
 sock_dir=$(_bf_var DIR sk)
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "host=$sock_dir port=$(_bf_var PORT sk) user=postgres dbname=postgres"
-jobs:
-  - name: items_fill
-    table: items
-    set: "new_col = upper(old_col), n_set = n_set + 1"
-    where: "new_col IS NULL"
-    batch_size: 1000
-    target_batch_time: 0
-    sleep: 0
-    max_rows_per_second: 20000
-    lag:
-      max_replay_bytes: 0
+items_conf "$BF_TMPDIR/bf.yaml" "host=$sock_dir port=$(_bf_var PORT sk) user=postgres dbname=postgres" <<YAML
+batch_size: 1000
+target_batch_time: 0
+sleep: 0
+max_rows_per_second: 20000
+lag:
+  max_replay_bytes: 0
 YAML
 # systemd's notification socket, as a datagram listener that writes what it hears
 python3 -c 'import socket, sys
@@ -101,16 +95,11 @@ hung_listening() { [[ -s $BF_TMPDIR/hung.port ]]; }
 wait_for "the hung host listens" 10 hung_listening
 psql_q "UPDATE items SET new_col = NULL, n_set = 0"
 psql_q "DELETE FROM backfill.jobs"
-bf_conf "$BF_TMPDIR/hung.yaml" <<YAML
-database: "host=127.0.0.1,127.0.0.1 port=$(cat "$BF_TMPDIR/hung.port"),$(_bf_var PORT sk) user=postgres dbname=postgres connect_timeout=2"
-jobs:
-  - name: items_fill
-    table: items
-    set: "new_col = upper(old_col), n_set = n_set + 1"
-    where: "new_col IS NULL"
-    sleep: 0
-    lag:
-      max_replay_bytes: 0
+items_conf "$BF_TMPDIR/hung.yaml" \
+	"host=127.0.0.1,127.0.0.1 port=$(cat "$BF_TMPDIR/hung.port"),$(_bf_var PORT sk) user=postgres dbname=postgres connect_timeout=2" <<YAML
+sleep: 0
+lag:
+  max_replay_bytes: 0
 YAML
 t0=$EPOCHREALTIME
 daemon_run 60 "$BF_TMPDIR/hung.yaml" "$BF_TMPDIR/hung.log" --exit-when-done

@@ -14,6 +14,9 @@
 #   job_state NAME                 its state
 #   job_is NAME STATE              true when the job is in STATE (for wait_for)
 #   rows_done_at_least NAME N      true when rows_done >= N (for wait_for)
+#   items_table ROWS               items(id, old_col, new_col, n_set), ROWS rows, analyzed
+#   items_conf FILE CONNINFO       a configuration with its job items_fill, more keys from stdin
+#   hold_row TABLE ID SECONDS      another session holds the row FOR UPDATE; release_rows ends it
 #   lag_items ROWS                 the lag tests' table items(id, filler, y, n)
 #   lag_conf FILE CONNINFO         their job `fill`, its lag: keys from stdin
 
@@ -80,6 +83,23 @@ items_table() {
 	                            n_set int NOT NULL DEFAULT 0)"
 	psql_q "INSERT INTO items (id, old_col) SELECT g, 'v' || g FROM generate_series(1, $1) g"
 	psql_q "VACUUM ANALYZE items"
+}
+
+# items_conf FILE CONNINFO: a configuration whose job items_fill fills items_table's table
+# (new_col = upper(old_col), n_set = n_set + 1); its further keys from stdin, one
+# "key: value" per line (nested keys indented further).
+items_conf() {
+	{
+		cat <<YAML
+database: "$2"
+jobs:
+  - name: items_fill
+    table: items
+    set: "new_col = upper(old_col), n_set = n_set + 1"
+    where: "new_col IS NULL"
+YAML
+		sed 's/^/    /'
+	} >"$1"
 }
 
 # hold_row TABLE ID SECONDS: another session locks the row FOR UPDATE for SECONDS (in the
