@@ -37,6 +37,11 @@ struct bf_conn {
 	char *conninfo, *app_name;
 	int n_hosts, host_at;
 	double host_timeout_s;
+	/* the reconnect policy (conn.h): the outage in progress, recorded once, with whether
+	 * it is for good and the pause before the next attempt; how long the last one took */
+	bf_conn_retry retry;
+	bool recorded, for_good;
+	int64_t next_try_ms, down_ms;
 	char *deferred_err;
 	PGresult *held; /* the result that will be delivered when the query completes */
 	unsigned gen;   /* bumped at every close: a callback that closed or reconnected shows */
@@ -65,6 +70,8 @@ bf_conn *bf_conn_new(struct ev_loop *loop, const char *label, bf_conn_cb cb, voi
 	c->connect_timer.data = c;
 	ev_init(&c->deferred, deferred_cb);
 	c->deferred.data = c;
+	c->retry =
+	        (bf_conn_retry){.first_ms = 500, .max_ms = 30000, .seed = (uint32_t)(uintptr_t)c};
 	return c;
 }
 
@@ -131,6 +138,19 @@ static bool dispatch(bf_conn *c, bf_conn_event ev, const PGresult *res, const ch
 	return c->gen == gen && !c->free_pending;
 }
 
+/* An outage begins (once per outage, whoever noticed it): whether it is for good, and the
+ * pause before the next attempt. */
+static void record_down(bf_conn *c, const char *why, bool for_good)
+{
+	if (c->recorded)
+		return;
+	c->recorded = true;
+	c->for_good = for_good || bf_conn_error_permanent(why);
+	if (c->for_good)
+		c->retry.pause_ms = c->retry.max_ms; /* knock, if at all, at the slowest pace */
+	c->next_try_ms = bf_conn_retry_down(&c->retry, bf_mono_ms());
+}
+
 /* The connection is gone: close it, then tell the owner. */
 static void lost(bf_conn *c, const char *why)
 {
@@ -144,6 +164,7 @@ static void lost(bf_conn *c, const char *why)
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
 	bf_conn_close(c);
+	record_down(c, msg, false);
 	dispatch(c, BF_CONN_LOST, NULL, msg, NULL);
 }
 
@@ -321,6 +342,7 @@ int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_na
 	}
 	free(c->app_name);
 	c->app_name = bf_xstrdup(application_name);
+	c->recorded = false;
 	c->n_hosts = hosts ? items(hosts) : 1;
 	/* libpq's own rule for connect_timeout (per host, at least 2 s), which it applies to
 	 * blocking connects only */
@@ -328,7 +350,11 @@ int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_na
 	if (timeout && atoi(timeout) > 0)
 		c->host_timeout_s = atoi(timeout) < 2 ? 2.0 : (double)atoi(timeout);
 	PQconninfoFree(opts);
-	return start_attempt(c, 0, err, errlen);
+	if (start_attempt(c, 0, err, errlen) != 0) {
+		record_down(c, err, true); /* a conninfo libpq cannot parse: no retry mends it */
+		return -1;
+	}
+	return 0;
 }
 
 static void connect_poll(bf_conn *c)
@@ -347,6 +373,8 @@ static void connect_poll(bf_conn *c)
 			return;
 		}
 		PQsetNoticeReceiver(c->pg, notice_receiver, c);
+		c->down_ms = bf_conn_retry_up(&c->retry, bf_mono_ms());
+		c->recorded = false;
 		c->state = CS_IDLE;
 		watch(c, EV_READ);
 		dispatch(c, BF_CONN_CONNECTED, NULL, NULL, NULL);
@@ -702,4 +730,30 @@ bool bf_conn_same_server(const char *a, const char *b)
 	free(ka);
 	free(kb);
 	return same;
+}
+
+void bf_conn_set_retry(bf_conn *c, int64_t first_ms, int64_t max_ms)
+{
+	c->retry.first_ms = first_ms;
+	c->retry.max_ms = max_ms;
+}
+
+int64_t bf_conn_drop(bf_conn *c, const char *why)
+{
+	char *masked = bf_masked(why && *why ? why : "connection lost");
+
+	bf_conn_close(c);
+	record_down(c, masked, false);
+	free(masked);
+	return c->next_try_ms;
+}
+
+bool bf_conn_down_for_good(const bf_conn *c)
+{
+	return c->recorded && c->for_good;
+}
+
+int64_t bf_conn_down_ms(const bf_conn *c)
+{
+	return c->down_ms;
 }

@@ -163,7 +163,6 @@ struct bf_job {
 	bool lag_throttled;    /* the last lag decision throttled (its hysteresis input) */
 	int64_t retries;       /* consecutive transient errors */
 	int64_t reconnects;    /* consecutive failed connection attempts */
-	bf_conn_retry retry;   /* when to try again (conn.h: the policy of every connection) */
 	char *down_reason;     /* why the connection went, until it is back */
 	int64_t sweep_idle;    /* consecutive passes that updated nothing */
 	int64_t batch_sent_ms; /* monotonic, for the batch's round-trip time */
@@ -297,9 +296,7 @@ static bf_job *job_new(const bf_job_env *env, const bf_job_config *cfg, char *lo
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_bucket_init(&j->bucket, cfg->max_rows_per_second, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
-	j->retry = (bf_conn_retry){.first_ms = BACKOFF_MIN_MS,
-	                           .max_ms = BACKOFF_MAX_MS,
-	                           .seed = (uint32_t)(uintptr_t)j};
+	bf_conn_set_retry(j->conn, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	return j;
 }
 
@@ -1456,7 +1453,7 @@ static char *error_text(const PGresult *res)
 static void schedule_reconnect(bf_job *j, const char *why)
 {
 	char q[ERR_LEN + 32];
-	int64_t ms;
+	int64_t ms = bf_conn_drop(j->conn, why);
 	char d[32];
 
 	drop_connection(j);
@@ -1464,7 +1461,7 @@ static void schedule_reconnect(bf_job *j, const char *why)
 		finish(j);
 		return;
 	}
-	if (bf_conn_error_permanent(why)) {
+	if (bf_conn_down_for_good(j->conn)) {
 		char msg[ERR_LEN + 64];
 
 		snprintf(msg, sizeof(msg), "cannot connect, and retrying will not mend it: %s",
@@ -1473,7 +1470,6 @@ static void schedule_reconnect(bf_job *j, const char *why)
 		finish(j);
 		return;
 	}
-	ms = bf_conn_retry_down(&j->retry, bf_mono_ms());
 	j->reconnects++;
 	free(j->down_reason);
 	j->down_reason = bf_xstrdup(why);
@@ -1580,7 +1576,7 @@ static char **get_values(const PGresult *res, int first, size_t n)
  * (last_error, written with the next state) and one log line. */
 static void reconnected(bf_job *j)
 {
-	int64_t down = bf_conn_retry_up(&j->retry, bf_mono_ms());
+	int64_t down = bf_conn_down_ms(j->conn);
 	char d[32], q[ERR_LEN + 32];
 
 	j->reconnects = 0;

@@ -118,7 +118,6 @@ struct bf_lagmon {
 	ev_timer tick;
 	ev_timer retry;
 	int64_t interval_ms;
-	bf_conn_retry policy; /* conn.h: the policy of every connection */
 	int64_t probe_sent_ms;
 	int64_t started_ms;
 	bool failing;             /* the sample is unreadable and that was logged */
@@ -316,7 +315,6 @@ static void take_sample(bf_lagmon *m, const PGresult *res)
 	m->sample.ok = true;
 	m->sample.error = NULL;
 	m->sample.taken_ms = bf_mono_ms();
-	bf_conn_retry_up(&m->policy, m->sample.taken_ms);
 	if (m->failing) {
 		char q[300];
 
@@ -327,17 +325,13 @@ static void take_sample(bf_lagmon *m, const PGresult *res)
 	}
 }
 
-/* Drop the connection, fail closed, and try again after a growing pause. */
+/* Drop the connection, fail closed, and try again after the connection's pause (conn.h: a
+ * refusal for good knocks at the slowest pace; the jobs on this conninfo fail for it). */
 static void backoff(bf_lagmon *m, const char *why)
 {
-	int64_t ms;
+	int64_t ms = bf_conn_drop(m->conn, why);
 
-	bf_conn_close(m->conn);
 	unreadable(m, why);
-	/* refused for good: the jobs on this conninfo fail for it; knock at the slowest pace */
-	if (bf_conn_error_permanent(why))
-		m->policy.pause_ms = m->policy.max_ms;
-	ms = bf_conn_retry_down(&m->policy, bf_mono_ms());
 	m->state = LM_BACKOFF;
 	ev_timer_stop(m->loop, &m->retry);
 	ev_timer_set(&m->retry, (double)ms / 1000.0, 0.0);
@@ -523,8 +517,7 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 	m->interval_ms = interval_ms < MIN_INTERVAL_MS ? MIN_INTERVAL_MS : interval_ms;
 	ev_init(&m->retry, retry_cb);
 	m->retry.data = m;
-	m->policy = (bf_conn_retry){
-	        .first_ms = RETRY_FIRST_MS, .max_ms = RETRY_MAX_MS, .seed = (uint32_t)(uintptr_t)m};
+	bf_conn_set_retry(m->conn, RETRY_FIRST_MS, RETRY_MAX_MS);
 	ev_timer_init(&m->tick, tick_cb, seconds(m->interval_ms), seconds(m->interval_ms));
 	m->tick.data = m;
 	ev_timer_start(loop, &m->tick);

@@ -26,27 +26,22 @@ struct bf_listener {
 	bf_conn *conn;
 	enum lstate state;
 	ev_timer retry;
-	bf_conn_retry policy; /* conn.h: the policy of every connection */
 };
 
 static void start(bf_listener *l);
 
+/* The connection went (or could not be made): wait the connection's pause, then again. */
 static void backoff(bf_listener *l, const char *why)
 {
 	char q[512];
+	int64_t ms = bf_conn_drop(l->conn, why);
+	bool for_good = bf_conn_down_for_good(l->conn);
 
-	bool permanent = bf_conn_error_permanent(why);
-	int64_t ms;
-
-	bf_conn_close(l->conn);
 	/* refused for good (the jobs on it fail for that): only a reload with another conninfo
 	 * mends it, which makes another listener; this one knocks at the slowest pace */
-	if (permanent)
-		l->policy.pause_ms = l->policy.max_ms;
-	ms = bf_conn_retry_down(&l->policy, bf_mono_ms());
-	bf_log(permanent ? BF_LOG_ERROR : BF_LOG_WARN, NULL,
-	       permanent ? "control connection refused, retrying will not mend it"
-	                 : "control connection lost, will retry",
+	bf_log(for_good ? BF_LOG_ERROR : BF_LOG_WARN, NULL,
+	       for_good ? "control connection refused, retrying will not mend it"
+	                : "control connection lost, will retry",
 	       "error=%s retry_ms=%lld", bf_log_q(q, sizeof(q), why), (long long)ms);
 	l->state = LS_BACKOFF;
 	ev_timer_set(&l->retry, (double)ms / 1000.0, 0.0);
@@ -72,7 +67,6 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
 			break;
 		}
 		l->state = LS_LISTENING;
-		bf_conn_retry_up(&l->policy, bf_mono_ms());
 		bf_log(BF_LOG_DEBUG, NULL, "listening for backfillctl", "channel=" CHANNEL);
 		break;
 	case BF_CONN_LOST:
@@ -113,8 +107,7 @@ bf_listener *bf_listener_new(struct ev_loop *loop, const char *database, bf_list
 	l->conn = bf_conn_new(loop, "control", conn_cb, l);
 	ev_init(&l->retry, retry_cb);
 	l->retry.data = l;
-	l->policy = (bf_conn_retry){
-	        .first_ms = RETRY_FIRST_MS, .max_ms = RETRY_MAX_MS, .seed = (uint32_t)(uintptr_t)l};
+	bf_conn_set_retry(l->conn, RETRY_FIRST_MS, RETRY_MAX_MS);
 	start(l);
 	return l;
 }

@@ -2,6 +2,7 @@
  * check_conn.c - the reconnect policy shared by every connection (conn.h): what is permanent,
  * and the pauses between attempts.
  */
+#include <ev.h>
 #include <string.h>
 
 #include "backfilld/conn.h"
@@ -79,6 +80,42 @@ START_TEST(test_same_server)
 }
 END_TEST
 
+static void ignore(bf_conn *c, void *o, bf_conn_event ev, const PGresult *r, const char *e,
+                   const PGnotify *n)
+{
+	(void)c, (void)o, (void)ev, (void)r, (void)e, (void)n;
+}
+
+/* A connection records each outage once, whoever notices it, with its class and pause. */
+START_TEST(test_outages_recorded_once)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	bf_conn *c = bf_conn_new(loop, "t", ignore, NULL);
+	char err[256];
+	int64_t first;
+
+	bf_conn_set_retry(c, 100, 1000);
+	first = bf_conn_drop(c, "Connection refused");
+	ck_assert_int_le(first, 100);
+	ck_assert_int_ge(first, 75);
+	ck_assert(!bf_conn_down_for_good(c));
+	/* the same outage told again (the owner after BF_CONN_LOST): the same pause */
+	ck_assert_int_eq(bf_conn_drop(c, "connection lost"), first);
+	/* a new attempt that fails: a new outage, a longer pause */
+	ck_assert_int_eq(
+	        bf_conn_connect(c, "host=127.0.0.1 port=1 dbname=x", "t", 1000, err, sizeof(err)),
+	        0);
+	ck_assert_int_ge(bf_conn_drop(c, "Connection refused"), 150);
+	/* a conninfo that does not parse: for good, at the slowest pace */
+	ck_assert_int_eq(bf_conn_connect(c, "host='open", "t", 1000, err, sizeof(err)), -1);
+	ck_assert(bf_conn_down_for_good(c));
+	ck_assert_int_ge(bf_conn_drop(c, err), 750);
+	ck_assert_int_eq(bf_conn_down_ms(c), 0); /* never connected */
+	bf_conn_free(c);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -88,6 +125,7 @@ Suite *conn_suite(void)
 	tcase_add_test(tc, test_permanent_or_transient);
 	tcase_add_test(tc, test_pauses);
 	tcase_add_test(tc, test_same_server);
+	tcase_add_test(tc, test_outages_recorded_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -77,6 +77,25 @@ int bf_conn_backend_pid(const bf_conn *conn);
  * else NULL. Borrowed: never send or read on it directly. */
 PGconn *bf_conn_pg(bf_conn *conn);
 
+/* The connection's reconnect policy (below): each outage is recorded once, whoever notices it
+ * (the connection: BF_CONN_LOST; its owner: bf_conn_drop), with whether no retry can mend it
+ * and the pause before the next attempt; the owner arms its own timer with that pause and
+ * calls bf_conn_connect() again. Pauses start at first_ms and double up to max_ms
+ * (default 500 ms and 30 s). */
+void bf_conn_set_retry(bf_conn *conn, int64_t first_ms, int64_t max_ms);
+
+/* Let the connection go (close it if open) because of `why`, or after BF_CONN_LOST or a
+ * failed bf_conn_connect() (the outage already recorded then): the pause before the next
+ * attempt. One call for every way a connection goes. */
+int64_t bf_conn_drop(bf_conn *conn, const char *why);
+
+/* Whether the outage in progress is permanent (bf_conn_error_permanent, or a conninfo that
+ * does not parse): the owner fails what depends on it rather than retrying. */
+bool bf_conn_down_for_good(const bf_conn *conn);
+
+/* How long the outage that the last BF_CONN_CONNECTED ended lasted (0: there was none). */
+int64_t bf_conn_down_ms(const bf_conn *conn);
+
 /* Whether two conninfos name the same server: the same hosts, addresses and ports once
  * libpq has parsed them and the PG* defaults apply, whatever else differs (key=value or URI,
  * database, user, options). Lag signals are the server's: one monitor serves both. Two
