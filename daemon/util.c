@@ -77,11 +77,12 @@ char *bf_xasprintf(const char *fmt, ...)
 	return bf_sbuf_steal(&sb);
 }
 
+/* Room for `extra` more bytes and the NUL: afterwards sb->data is never NULL. */
 static void sbuf_reserve(bf_sbuf *sb, size_t extra)
 {
 	size_t need = sb->len + extra + 1;
 
-	if (need <= sb->cap)
+	if (sb->data != NULL && need <= sb->cap)
 		return;
 	size_t cap = sb->cap ? sb->cap : 64;
 	while (cap < need)
