@@ -210,13 +210,19 @@ _bf_port_in_use() {
 # _bf_free_port: print a TCP port on 127.0.0.1 that nothing listens on and that no cluster known
 # to this shell (started here or exported by a parent) has, scanning from a random base.
 _bf_free_port() {
-	local base p n v taken=" "
+	local base p n v taken=" " low span
 	for v in $(compgen -v BF_PG_PORT_); do
 		taken+="${!v} "
 	done
-	base=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+	# below the kernel's ephemeral range, from which every outgoing connection (a psql of
+	# the test, the daemon's own) takes its local port: one of those could hold the port
+	# chosen here by the time a server or the metrics endpoint binds it
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+	((low > 21000)) || low=32768
+	span=$((low - 20000))
+	base=$((20000 + (RANDOM * 32768 + RANDOM) % span))
 	for ((n = 0; n < 500; n++)); do
-		p=$((20000 + (base - 20000 + n * 7) % 40000))
+		p=$((20000 + (base - 20000 + n * 7) % span))
 		[[ $taken == *" $p "* ]] && continue
 		_bf_port_in_use "$p" && continue
 		printf '%s\n' "$p"
