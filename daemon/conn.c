@@ -35,6 +35,7 @@ struct bf_conn {
 	/* the attempt in progress: its conninfo, the hosts of its list, the first one this
 	 * attempt started at, and each host's time to answer */
 	char *conninfo, *app_name;
+	char *hosts, *ports; /* its host (else hostaddr) and port lists, NULL when not given */
 	int n_hosts, host_at;
 	double host_timeout_s;
 	/* the reconnect policy (conn.h): the outage in progress, recorded once, with whether
@@ -81,6 +82,8 @@ static void really_free(bf_conn *c)
 	free(c->label);
 	free(c->conninfo);
 	free(c->app_name);
+	free(c->hosts);
+	free(c->ports);
 	free(c);
 }
 
@@ -320,28 +323,47 @@ static char *bare_dbname(const char *conninfo)
 	return bf_sbuf_steal(&sb);
 }
 
+/* A conninfo (or a bare database name) as libpq parses it; NULL when it does not. */
+static PQconninfoOption *parse(const char *conninfo)
+{
+	char *msg = NULL, *c = bare_dbname(conninfo);
+	PQconninfoOption *opts = PQconninfoParse(c, &msg);
+
+	PQfreemem(msg);
+	free(c);
+	return opts;
+}
+
+/* The value given for `key` in parsed options, or NULL. */
+static const char *opt(const PQconninfoOption *opts, const char *key)
+{
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (o->val && strcmp(o->keyword, key) == 0)
+			return o->val;
+	return NULL;
+}
+
+static char *dup_opt(const char *s)
+{
+	return s ? bf_xstrdup(s) : NULL;
+}
+
 int bf_conn_connect(bf_conn *c, const char *conninfo, const char *application_name,
                     int connect_timeout_ms, char *err, size_t errlen)
 {
-	char *msg = NULL;
-	PQconninfoOption *opts;
-	const char *hosts = NULL, *timeout = NULL;
+	PQconninfoOption *opts = parse(conninfo); /* start_attempt says what does not parse */
+	const char *hosts = opt(opts, "host") ? opt(opts, "host") : opt(opts, "hostaddr");
+	const char *timeout = opt(opts, "connect_timeout");
 
 	bf_conn_close(c);
 	free(c->conninfo);
-	c->conninfo = bare_dbname(conninfo);
-	opts = PQconninfoParse(c->conninfo, &msg);
-	PQfreemem(msg); /* start_attempt says what does not parse */
-	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-		if (o->val && strcmp(o->keyword, "host") == 0)
-			hosts = o->val;
-		else if (o->val && strcmp(o->keyword, "hostaddr") == 0 && hosts == NULL)
-			hosts = o->val;
-		else if (o->val && strcmp(o->keyword, "connect_timeout") == 0)
-			timeout = o->val;
-	}
 	free(c->app_name);
+	free(c->hosts);
+	free(c->ports);
+	c->conninfo = bare_dbname(conninfo);
 	c->app_name = bf_xstrdup(application_name);
+	c->hosts = dup_opt(hosts);
+	c->ports = dup_opt(opt(opts, "port"));
 	c->recorded = false;
 	c->n_hosts = hosts ? items(hosts) : 1;
 	/* libpq's own rule for connect_timeout (per host, at least 2 s), which it applies to
@@ -391,32 +413,17 @@ static void connect_poll(bf_conn *c)
 static int current_host(bf_conn *c)
 {
 	const char *host = PQhost(c->pg), *port = PQport(c->pg);
-	char *msg = NULL;
-	PQconninfoOption *opts = PQconninfoParse(c->conninfo, &msg);
-	const char *hosts = NULL, *ports = NULL;
-	int at = c->host_at;
 
-	PQfreemem(msg);
-	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-		if (o->val && (strcmp(o->keyword, "host") == 0 ||
-		               (strcmp(o->keyword, "hostaddr") == 0 && hosts == NULL)))
-			hosts = o->val;
-		else if (o->val && strcmp(o->keyword, "port") == 0)
-			ports = o->val;
-	}
-	for (int i = c->host_at; host && hosts && i < c->n_hosts; i++) {
-		const char *h = from_item(hosts, i, c->n_hosts);
-		const char *p = ports ? from_item(ports, i, c->n_hosts) : NULL;
+	for (int i = c->host_at; host && c->hosts && i < c->n_hosts; i++) {
+		const char *h = from_item(c->hosts, i, c->n_hosts);
+		const char *p = c->ports ? from_item(c->ports, i, c->n_hosts) : NULL;
 		size_t hl = strcspn(h, ",");
 
 		if (strlen(host) == hl && strncmp(h, host, hl) == 0 &&
-		    (p == NULL || port == NULL || strncmp(p, port, strcspn(p, ",")) == 0)) {
-			at = i;
-			break;
-		}
+		    (p == NULL || port == NULL || strncmp(p, port, strcspn(p, ",")) == 0))
+			return i;
 	}
-	PQconninfoFree(opts);
-	return at;
+	return c->host_at;
 }
 
 /* A host did not answer within its time (libpq applies connect_timeout to blocking connects
@@ -693,25 +700,14 @@ int64_t bf_conn_retry_up(bf_conn_retry *r, int64_t now_ms)
  * parse. */
 static char *server_of(const char *conninfo)
 {
-	char *msg = NULL, *c = bare_dbname(conninfo);
-	PQconninfoOption *opts = PQconninfoParse(c, &msg);
-	const char *host = getenv("PGHOST"), *addr = getenv("PGHOSTADDR"), *port = getenv("PGPORT");
+	PQconninfoOption *opts = parse(conninfo);
+	const char *host = opt(opts, "host") ? opt(opts, "host") : getenv("PGHOST");
+	const char *addr = opt(opts, "hostaddr") ? opt(opts, "hostaddr") : getenv("PGHOSTADDR");
+	const char *port = opt(opts, "port") ? opt(opts, "port") : getenv("PGPORT");
 	char *key;
 
-	free(c);
-	PQfreemem(msg);
 	if (opts == NULL)
 		return NULL;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (o->val == NULL)
-			continue;
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			addr = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
-	}
 	key = bf_xasprintf("%s|%s|%s", host ? host : "", addr ? addr : "", port ? port : "5432");
 	PQconninfoFree(opts);
 	return key;
