@@ -290,6 +290,13 @@ static void key_list(bf_sbuf *sb, const bf_sql_target *t, const char *prefix)
 		bf_sbuf_printf(sb, "%s%s%s", i ? ", " : "", prefix, t->qkey[i]);
 }
 
+/* "a DESC, b DESC": the key in reverse order (the last key first). */
+static void key_list_desc(bf_sbuf *sb, const bf_sql_target *t)
+{
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+}
+
 static void elements(bf_sbuf *sb, const bf_sql_target *t, const char *col)
 {
 	for (size_t i = 0; i < t->n_key; i++)
@@ -361,8 +368,7 @@ char *bf_sql_high_water(const bf_sql_target *t)
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, "%s%s::text", i ? ", " : "", t->qkey[i]);
 	bf_sbuf_printf(&sb, "] FROM %s ORDER BY ", t->qtable);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	key_list_desc(&sb, t);
 	bf_sbuf_append(&sb, " LIMIT 1),\n"
 	                    "  started_at = coalesce(started_at, now()), updated_at = now()\n"
 	                    "WHERE name = $1\n"
@@ -554,8 +560,7 @@ char *bf_sql_slices(const bf_sql_target *t)
 		bf_sbuf_printf(&sb, "%s($6::text[])[%zu]::%s", i ? ", " : "", i + 1,
 		               t->key_type[i]);
 	bf_sbuf_append(&sb, ")\n    ORDER BY ");
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	key_list_desc(&sb, t);
 	bf_sbuf_printf(&sb,
 	               " LIMIT 1) AS x\n"
 	               "  WHERE x.k <> $6::text[]),\n"
@@ -640,8 +645,7 @@ char *bf_sql_remaining(const bf_sql_target *t, bool first)
 	bf_sbuf_append(&sb, "\nFROM (SELECT 1) AS one LEFT JOIN (SELECT ");
 	key_list(&sb, t, "");
 	bf_sbuf_append(&sb, " FROM s ORDER BY ");
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	key_list_desc(&sb, t);
 	bf_sbuf_append(&sb, " LIMIT 1) AS l ON true");
 	return bf_sbuf_steal(&sb);
 }
@@ -675,8 +679,7 @@ char *bf_sql_key_ends(const bf_sql_target *t)
 	bf_sbuf_append(&sb, " LIMIT 1) AS a,\n  (SELECT ");
 	key_list(&sb, t, "");
 	bf_sbuf_printf(&sb, " FROM %s ORDER BY ", t->qtable);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s%s DESC", i ? ", " : "", t->qkey[i]);
+	key_list_desc(&sb, t);
 	bf_sbuf_append(&sb, " LIMIT 1) AS b");
 	return bf_sbuf_steal(&sb);
 }
