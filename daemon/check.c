@@ -79,14 +79,14 @@ static int explain(PGconn *pg, const char *name, const bf_job_config *job, const
 	bf_sbuf sql = {0};
 	int rc = -1;
 	char batch[32];
+	/* the batch's parameters (sql.h): name, batch size, rate, pass or slice, then the
+	 * cursor (the first key) and the high-water mark (the last key) */
+	const char *lead[4] = {job->name, batch, "0", "1"};
 
 	snprintf(batch, sizeof(batch), "%lld", (long long)job->batch_size);
 	bf_sbuf_printf(&sql, "EXPLAIN (COSTS OFF) EXECUTE %s(", name);
-	for (int i = -4; i < 2 * (int)t->n_key; i++) {
-		const char *v = i == -4   ? job->name
-		                : i == -3 ? batch
-		                : i < 0   ? (i == -2 ? "0" : "1")
-		                          : PQgetvalue(ends, 0, i);
+	for (int i = 0; i < 4 + 2 * (int)t->n_key; i++) {
+		const char *v = i < 4 ? lead[i] : PQgetvalue(ends, 0, i - 4);
 		char *lit = PQescapeLiteral(pg, v, strlen(v));
 
 		if (lit == NULL) {
@@ -94,7 +94,7 @@ static int explain(PGconn *pg, const char *name, const bf_job_config *job, const
 			               PQerrorMessage(pg));
 			goto out;
 		}
-		bf_sbuf_printf(&sql, "%s%s", i > -4 ? ", " : "", lit);
+		bf_sbuf_printf(&sql, "%s%s", i ? ", " : "", lit);
 		PQfreemem(lit);
 	}
 	bf_sbuf_append(&sql, ")");
