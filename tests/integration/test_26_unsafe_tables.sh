@@ -14,25 +14,23 @@ set -euo pipefail
 . "$BF_ROOT/tests/lib/daemon.sh"
 bf_tmpdir_init
 
-role=${BF_TEST_DB}_app # roles are cluster-wide: named after the test, dropped at the end
-psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role; GRANT pg_monitor TO $role"
-bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
+test_role app
+psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $ROLE; GRANT pg_monitor TO $ROLE"
 psql_q "CREATE TABLE sec (id int PRIMARY KEY, tenant int NOT NULL, y int)"
 psql_q "INSERT INTO sec (id, tenant) SELECT g, g % 3 FROM generate_series(1, 3000) g"
 psql_q "ALTER TABLE sec ENABLE ROW LEVEL SECURITY"
 psql_q "CREATE POLICY tenant_zero ON sec FOR ALL USING (tenant = 0)"
-psql_q "GRANT SELECT, UPDATE ON sec TO $role"
+psql_q "GRANT SELECT, UPDATE ON sec TO $ROLE"
 psql_q "CREATE TABLE ruled (id int PRIMARY KEY, y int)"
 psql_q "CREATE RULE keep_y AS ON UPDATE TO ruled DO INSTEAD NOTHING"
 psql_q "CREATE TABLE parent (id int PRIMARY KEY, y int)"
 psql_q "CREATE TABLE child (extra int) INHERITS (parent)"
-psql_q "GRANT SELECT, UPDATE ON ruled, parent TO $role"
+psql_q "GRANT SELECT, UPDATE ON ruled, parent TO $ROLE"
 psql_q "CREATE TABLE blind (id int PRIMARY KEY, y int)"
-psql_q "GRANT UPDATE ON blind TO $role" # no SELECT: where and the closing read cannot read it
-app_conninfo=${BF_DB_CONNINFO/user=postgres/user=$role}
+psql_q "GRANT UPDATE ON blind TO $ROLE" # no SELECT: where and the closing read cannot read it
 
 bf_conf "$BF_TMPDIR/unsafe.yaml" <<YAML
-database: "$app_conninfo"
+database: "$ROLE_CONNINFO"
 jobs:
   - name: sec_fill
     table: sec
@@ -69,7 +67,7 @@ cat "$BF_TMPDIR/unsafe.log"
 assert_eq "the daemon: jobs failed" 3 "$DAEMON_RC"
 assert_match "it says why" 'job=sec_fill .*state=failed .*row-level security' "$(cat "$BF_TMPDIR/unsafe.log")"
 assert_eq "no row changed" 0 "$(psql_q "SELECT count(*) FROM sec WHERE y IS NOT NULL")"
-psql_q "ALTER TABLE sec OWNER TO $role"
+psql_q "ALTER TABLE sec OWNER TO $ROLE"
 "$BF_BIN" -c "$BF_TMPDIR/unsafe.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || true
 assert_false "the owner (RLS not forced) may walk it" grep -q 'jobs.sec_fill' "$BF_TMPDIR/err"
 

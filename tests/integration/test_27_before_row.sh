@@ -16,16 +16,13 @@ set -euo pipefail
 . "$BF_ROOT/tests/lib/daemon.sh"
 bf_tmpdir_init
 
-role=${BF_TEST_DB}_app # roles are cluster-wide: named after the test, dropped at the end
-psql_q "CREATE ROLE $role LOGIN"
-bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
+test_role app
 psql_q "REVOKE CREATE ON DATABASE $BF_TEST_DB FROM PUBLIC"
 psql_q "CREATE TABLE items (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO items (id) SELECT g FROM generate_series(1, 1000) g"
-psql_q "GRANT SELECT, UPDATE ON items TO $role"
-app_conninfo=${BF_DB_CONNINFO/user=postgres/user=$role}
+psql_q "GRANT SELECT, UPDATE ON items TO $ROLE"
 bf_conf "$BF_TMPDIR/app.yaml" <<YAML
-database: "$app_conninfo"
+database: "$ROLE_CONNINFO"
 jobs:
   - name: fill
     table: items
@@ -41,7 +38,7 @@ assert_match "--check names the grant" \
 	"jobs.fill: the role lacks CREATE on database $BF_TEST_DB \(to create the control schema backfill\)" \
 	"$(cat "$BF_TMPDIR/err")"
 assert_match "and pg_monitor, which the lag limits (on by default) need" \
-	"; the role lacks pg_monitor, which the lag limits need \(GRANT pg_monitor TO $role\)" \
+	"; the role lacks pg_monitor, which the lag limits need \(GRANT pg_monitor TO $ROLE\)" \
 	"$(cat "$BF_TMPDIR/err")"
 
 start=$EPOCHREALTIME
@@ -63,15 +60,15 @@ assert_eq "SIGTERM ends it within a second or two, exit 0" 0 "$DAEMON_RC"
 assert_le "the log stays short" "$(wc -l <"$BF_TMPDIR/term.log")" 20
 
 # a control schema owned by someone else
-psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
-psql_q "CREATE ROLE ${role}_other; CREATE SCHEMA backfill AUTHORIZATION ${role}_other"
-bf_defer psql_q "DROP SCHEMA IF EXISTS backfill CASCADE; DROP ROLE ${role}_other"
-psql_q "GRANT USAGE, CREATE ON SCHEMA backfill TO $role"
+psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $ROLE"
+psql_q "CREATE ROLE ${ROLE}_other; CREATE SCHEMA backfill AUTHORIZATION ${ROLE}_other"
+bf_defer psql_q "DROP SCHEMA IF EXISTS backfill CASCADE; DROP ROLE ${ROLE}_other"
+psql_q "GRANT USAGE, CREATE ON SCHEMA backfill TO $ROLE"
 rc=0
 "$BF_BIN" -c "$BF_TMPDIR/app.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
 cat "$BF_TMPDIR/err"
 assert_eq "--check refuses a control schema owned by another role" 1 "$rc"
-assert_match "and says whose" "jobs.fill: the control schema backfill is owned by ${role}_other" \
+assert_match "and says whose" "jobs.fill: the control schema backfill is owned by ${ROLE}_other" \
 	"$(cat "$BF_TMPDIR/err")"
 daemon_run 30 "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/owner.log" --exit-when-done
 cat "$BF_TMPDIR/owner.log"
@@ -110,7 +107,7 @@ jobs:
     set: "y = id"
     where: "y IS NULL"
   - name: no_role
-    database: "$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB") user=${role}_nobody"
+    database: "$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB") user=${ROLE}_nobody"
     table: items
     set: "y = id"
     where: "y IS NULL"
@@ -129,7 +126,7 @@ assert_match "libpq's echo of the URI is masked" 'job=bad_uri .*state=failed .*i
 	"$(cat "$BF_TMPDIR/unparsable.log")"
 assert_false "the password is in no log line" grep -q 's3cr' "$BF_TMPDIR/unparsable.log"
 assert_match "a role that does not exist fails its job at once, not retried" \
-	"job=no_role .*state=failed .*cannot connect, and retrying will not mend it: .*role .*${role}_nobody.* does not exist" \
+	"job=no_role .*state=failed .*cannot connect, and retrying will not mend it: .*role .*${ROLE}_nobody.* does not exist" \
 	"$(cat "$BF_TMPDIR/unparsable.log")"
 
 # a done job whose definition changed stays done

@@ -13,15 +13,14 @@ set -euo pipefail
 bf_tmpdir_init
 
 pg_start_standby main standby1
-role=${BF_TEST_DB}_lag # roles are cluster-wide: named after the test, dropped at the end
-psql_q "CREATE ROLE $role LOGIN; GRANT CREATE ON DATABASE $BF_TEST_DB TO $role"
-bf_defer psql_q "DROP OWNED BY $role; DROP ROLE $role"
+test_role lag
+psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $ROLE"
 lag_items 60000
-psql_q "ALTER TABLE items OWNER TO $role"
+psql_q "ALTER TABLE items OWNER TO $ROLE"
 
 monitor_sessions() {
 	psql_q "SELECT count(*) FROM pg_stat_activity
-	        WHERE application_name = 'backfilld lag' AND usename = '$role'"
+	        WHERE application_name = 'backfilld lag' AND usename = '$ROLE'"
 }
 reason_matches() {
 	[[ $(job state_reason fill) =~ $1 ]]
@@ -30,37 +29,37 @@ monitor_connected() {
 	[[ $(monitor_sessions) == 1 ]]
 }
 
-lag_conf "$BF_TMPDIR/bf.yaml" "host=127.0.0.1 port=$BF_PG_PORT_MAIN user=$role dbname=$BF_TEST_DB" <<YAML
+lag_conf "$BF_TMPDIR/bf.yaml" "host=127.0.0.1 port=$BF_PG_PORT_MAIN user=$ROLE dbname=$BF_TEST_DB" <<YAML
 max_replay_bytes: 64MB
 check_interval: 250ms
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
 wait_for "throttled: the standby's positions are hidden from the role" 10 job_is fill throttled
 assert_eq "the reason says what to grant" \
-	"lag signal unreadable: role $role cannot see the standbys in pg_stat_replication (grant it pg_monitor)" \
+	"lag signal unreadable: role $ROLE cannot see the standbys in pg_stat_replication (grant it pg_monitor)" \
 	"$(job state_reason fill)"
 assert_eq "nothing written while unreadable" 0 "$(job rows_done fill)"
 
-psql_q "GRANT pg_monitor TO $role"
+psql_q "GRANT pg_monitor TO $ROLE"
 wait_for "running once the role has pg_monitor" 5 job_is fill running
 wait_for "the job is under way" 30 rows_done_at_least fill 2000
 
 # The monitor's connection goes and cannot come back: fail closed, with the libpq error.
-psql_q "ALTER ROLE $role CONNECTION LIMIT 0"
-bf_defer psql_q "ALTER ROLE $role CONNECTION LIMIT -1"
+psql_q "ALTER ROLE $ROLE CONNECTION LIMIT 0"
+bf_defer psql_q "ALTER ROLE $ROLE CONNECTION LIMIT -1"
 assert_eq "the monitor's own session, by its application_name" 1 "$(monitor_sessions)"
 psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE application_name = 'backfilld lag' AND usename = '$role'" >/dev/null
+        WHERE application_name = 'backfilld lag' AND usename = '$ROLE'" >/dev/null
 wait_for "throttled while the monitor cannot connect" 5 job_is fill throttled
 # first "server closed the connection", then each reconnect's own error
 wait_for "the reason is the reconnect's error" 5 reason_matches \
-	"^lag signal unreadable: connection to server .* too many connections for role \"$role\""
+	"^lag signal unreadable: connection to server .* too many connections for role \"$ROLE\""
 assert_eq "still throttled" throttled "$(job_state fill)"
 r=$(job rows_done fill)
 sleep 2 # the assertion is about these 2 seconds: no batch may commit while unreadable
 assert_eq "no batch commits while the signal is unreadable" "$r" "$(job rows_done fill)"
 
-psql_q "ALTER ROLE $role CONNECTION LIMIT -1"
+psql_q "ALTER ROLE $ROLE CONNECTION LIMIT -1"
 wait_for "the monitor reconnects by itself (backoff)" 15 monitor_connected
 wait_for "running again" 5 job_is fill running
 daemon_wait 120

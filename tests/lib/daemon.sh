@@ -14,6 +14,7 @@
 #   job_state NAME                 its state
 #   job_is NAME STATE              true when the job is in STATE (for wait_for)
 #   rows_done_at_least NAME N      true when rows_done >= N (for wait_for)
+#   test_role SUFFIX               a login role for the test: ROLE, ROLE_CONNINFO; dropped at the end
 #   items_table ROWS               items(id, old_col, new_col, n_set), ROWS rows, analyzed
 #   items_conf FILE CONNINFO       a configuration with its job items_fill, more keys from stdin
 #   hold_row TABLE ID SECONDS      another session holds the row FOR UPDATE; release_rows ends it
@@ -74,6 +75,17 @@ rows_done_at_least() {
 	local n
 	n=$(job rows_done "$1" 2>/dev/null)
 	[[ -n $n && $n -ge $2 ]]
+}
+
+# test_role SUFFIX: a login role named after the test (roles are cluster-wide), ${BF_TEST_DB}_SUFFIX,
+# in ROLE, with a conninfo for it to the test's database in ROLE_CONNINFO; it and what it owns
+# are dropped at the end.
+test_role() {
+	ROLE=${BF_TEST_DB}_$1
+	# shellcheck disable=SC2034 # read by the test that sources this file
+	ROLE_CONNINFO=${BF_DB_CONNINFO/user=postgres/user=$ROLE}
+	psql_q "CREATE ROLE $ROLE LOGIN"
+	bf_defer psql_q "DROP OWNED BY $ROLE; DROP ROLE $ROLE"
 }
 
 # items_table ROWS: items(id bigint, old_col, new_col, n_set) with ROWS rows, analyzed; a job
