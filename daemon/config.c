@@ -61,6 +61,7 @@ enum key_flags {
 	KF_REQUIRED = 1 << 0,    /* a job must have it, from itself or from defaults */
 	KF_NULLABLE = 1 << 1,    /* a YAML null clears it */
 	KF_NOT_DEFAULT = 1 << 2, /* refused inside defaults: */
+	KF_LIMIT = 1 << 3,       /* a lag limit: set (non-zero), the job needs a lag monitor */
 };
 
 struct choice {
@@ -85,6 +86,8 @@ struct key_def {
 	char *(*explain)(const char *text);
 	const struct key_def *sub;
 	size_t n_sub;
+	/* what a change of it means on reload (config.h BF_RELOAD_*); 0 = BF_RELOAD_TUNING */
+	unsigned reload;
 };
 
 static bool is_job_name(const char *s);
@@ -124,28 +127,40 @@ static const struct choice sync_commit_modes[] = {
 
 static const struct key_def lag_keys[] = {
         {.name = "max_replay_bytes",
+         .flags = KF_LIMIT,
          .type = KT_SIZE,
          .offset = LAG(max_replay_bytes),
          .def = "64MB"},
         {.name = "max_replay_time",
+         .flags = KF_LIMIT,
          .type = KT_DURATION,
          .offset = LAG(max_replay_time_ms),
          .def = "10s"},
         {.name = "max_slot_retained",
+         .flags = KF_LIMIT,
          .type = KT_SIZE,
          .offset = LAG(max_slot_retained),
          .def = "2GB"},
         {.name = "max_archive_backlog",
+         .flags = KF_LIMIT,
          .type = KT_INT,
          .offset = LAG(max_archive_backlog),
          .def = "64"},
-        {.name = "min_standbys", .type = KT_INT, .offset = LAG(min_standbys), .def = "0"},
+        {.name = "min_standbys",
+         .flags = KF_LIMIT,
+         .type = KT_INT,
+         .offset = LAG(min_standbys),
+         .def = "0"},
         {.name = "standbys",
          .type = KT_STRING_LIST,
          .offset = LAG(standbys),
          .count_offset = LAG(n_standbys),
-         .flags = KF_NULLABLE},
-        {.name = "stall_after", .type = KT_DURATION, .offset = LAG(stall_after_ms), .def = "30s"},
+         .flags = KF_NULLABLE | KF_LIMIT},
+        {.name = "stall_after",
+         .flags = KF_LIMIT,
+         .type = KT_DURATION,
+         .offset = LAG(stall_after_ms),
+         .def = "30s"},
         {.name = "resume_below",
          .type = KT_PERCENT,
          .offset = LAG(resume_below),
@@ -165,26 +180,38 @@ static const struct key_def job_keys[] = {
          .flags = KF_REQUIRED | KF_NOT_DEFAULT,
          .check = is_job_name,
          .expect = "a job name of 1 to 63 characters a-z, 0-9 or _"},
-        {.name = "database", .type = KT_STRING, .offset = JOB(database), .flags = KF_NULLABLE},
-        {.name = "table", .type = KT_STRING, .offset = JOB(table), .flags = KF_REQUIRED, NONEMPTY},
+        {.name = "database",
+         .type = KT_STRING,
+         .offset = JOB(database),
+         .flags = KF_NULLABLE,
+         .reload = BF_RELOAD_CONNECTION},
+        {.name = "table",
+         .type = KT_STRING,
+         .offset = JOB(table),
+         .flags = KF_REQUIRED,
+         NONEMPTY,
+         .reload = BF_RELOAD_DEFINITION},
         {.name = "key",
          .type = KT_KEY,
          .offset = JOB(key),
          .count_offset = JOB(n_key),
          .flags = KF_NULLABLE,
-         NONEMPTY},
+         NONEMPTY,
+         .reload = BF_RELOAD_DEFINITION},
         {.name = "set",
          .type = KT_STRING,
          .offset = JOB(set),
          .flags = KF_REQUIRED,
          NONEMPTY,
-         .explain = bf_sqltext_problem},
+         .explain = bf_sqltext_problem,
+         .reload = BF_RELOAD_DEFINITION},
         {.name = "where",
          .type = KT_STRING,
          .offset = JOB(where),
          .flags = KF_REQUIRED,
          NONEMPTY,
-         .explain = bf_sqltext_problem},
+         .explain = bf_sqltext_problem,
+         .reload = BF_RELOAD_DEFINITION},
         {.name = "batch_size",
          .type = KT_INT,
          .offset = JOB(batch_size),
@@ -215,18 +242,21 @@ static const struct key_def job_keys[] = {
         {.name = "lock_timeout",
          .type = KT_DURATION,
          .offset = JOB(lock_timeout_ms),
+         .reload = BF_RELOAD_SESSION,
          .def = "1s",
          .min = 1,
          .max = PG_INT_MAX},
         {.name = "statement_timeout",
          .type = KT_DURATION,
          .offset = JOB(statement_timeout_ms),
+         .reload = BF_RELOAD_SESSION,
          .def = "30s",
          .min = 1,
          .max = PG_INT_MAX},
         {.name = "synchronous_commit",
          .type = KT_ENUM_STRING,
          .offset = JOB(synchronous_commit),
+         .reload = BF_RELOAD_SESSION,
          .def = "off",
          .choices = sync_commit_modes},
         {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
@@ -275,6 +305,7 @@ static const struct key_def top_keys[] = {
         {.name = "metrics_listen",
          .type = KT_STRING,
          .offset = TOP(metrics_listen),
+         .reload = BF_RELOAD_RESTART,
          .flags = KF_NULLABLE,
          .check = is_host_port,
          .expect = "host:port such as 127.0.0.1:9187"},
@@ -1612,12 +1643,113 @@ void bf_job_config_hash(const bf_job_config *job, char out[17])
 {
 	uint64_t h = 0;
 
-	h = hash_field(h, job->table);
-	for (size_t i = 0; i < job->n_key; i++)
-		h = hash_field(h, job->key[i]);
-	h = hash_field(h, job->set);
-	h = hash_field(h, job->where);
+	/* the definition keys in table order (table, key, set, where): hashes written by
+	 * earlier versions stay the same */
+	for (size_t i = 0; i < BF_ARRAY_LEN(job_keys); i++) {
+		const struct key_def *d = &job_keys[i];
+		const char *base = (const char *)job;
+
+		if (d->reload != BF_RELOAD_DEFINITION)
+			continue;
+		if (d->type == KT_KEY || d->type == KT_STRING_LIST) {
+			char *const *v = *(char *const *const *)(const void *)(base + d->offset);
+			size_t n = *(const size_t *)(const void *)(base + d->count_offset);
+
+			for (size_t k = 0; k < n; k++)
+				h = hash_field(h, v[k]);
+		} else {
+			h = hash_field(h, *(char *const *)(const void *)(base + d->offset));
+		}
+	}
 	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+/* Do two structs hold the same value of key d? */
+static bool same_value(const struct key_def *d, const void *a, const void *b);
+
+static unsigned changes_in(const struct key_def *table, size_t n, const void *a, const void *b)
+{
+	unsigned changes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct key_def *d = &table[i];
+
+		if (d->type == KT_MAPPING)
+			changes |= changes_in(d->sub, d->n_sub, (const char *)a + d->offset,
+			                      (const char *)b + d->offset);
+		else if (!same_value(d, a, b))
+			changes |= d->reload ? d->reload : BF_RELOAD_TUNING;
+	}
+	return changes;
+}
+
+#define FIELD(T, base, d) (*(const T *)(const void *)((const char *)(base) + (d)->offset))
+
+static bool same_value(const struct key_def *d, const void *a, const void *b)
+{
+	switch (d->type) {
+	case KT_STRING:
+	case KT_ENUM_STRING:
+		return bf_streq_opt(FIELD(char *, a, d), FIELD(char *, b, d));
+	case KT_INT:
+	case KT_DURATION:
+	case KT_SIZE:
+		return FIELD(int64_t, a, d) == FIELD(int64_t, b, d);
+	case KT_PERCENT:
+		return FIELD(double, a, d) <= FIELD(double, b, d) &&
+		       FIELD(double, a, d) >= FIELD(double, b, d);
+	case KT_ENUM:
+		return FIELD(int, a, d) == FIELD(int, b, d);
+	case KT_STRING_LIST:
+	case KT_KEY: {
+		size_t na = *(const size_t *)(const void *)((const char *)a + d->count_offset);
+		size_t nb = *(const size_t *)(const void *)((const char *)b + d->count_offset);
+
+		for (size_t k = 0; na == nb && k < na; k++)
+			if (strcmp(FIELD(char **, a, d)[k], FIELD(char **, b, d)[k]) != 0)
+				return false;
+		return na == nb;
+	}
+	case KT_WINDOW:
+		return FIELD(bf_window, a, d).set == FIELD(bf_window, b, d).set &&
+		       FIELD(bf_window, a, d).start_min == FIELD(bf_window, b, d).start_min &&
+		       FIELD(bf_window, a, d).end_min == FIELD(bf_window, b, d).end_min;
+	case KT_MAPPING:
+		return changes_in(d->sub, d->n_sub, (const char *)a + d->offset,
+		                  (const char *)b + d->offset) == 0;
+	case KT_NODE:
+		return true;
+	}
+	return false;
+}
+
+unsigned bf_job_config_changes(const bf_job_config *a, const bf_job_config *b)
+{
+	return changes_in(job_keys, BF_ARRAY_LEN(job_keys), a, b);
+}
+
+void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < BF_ARRAY_LEN(top_keys); i++) {
+		const struct key_def *d = &top_keys[i];
+
+		if (d->reload == BF_RELOAD_RESTART && !same_value(d, a, b) && used < len)
+			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "",
+			                         d->name);
+	}
+}
+
+bool bf_lag_config_limited(const bf_lag_config *lag)
+{
+	bf_lag_config none = {0};
+
+	for (size_t i = 0; i < BF_ARRAY_LEN(lag_keys); i++)
+		if ((lag_keys[i].flags & KF_LIMIT) && !same_value(&lag_keys[i], lag, &none))
+			return true;
+	return false;
 }
 
 const char *bf_log_level_name(int level)

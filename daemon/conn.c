@@ -673,6 +673,46 @@ bool bf_conn_error_permanent(const char *err)
 	return false;
 }
 
+bf_conn_fate bf_conn_sqlstate_fate(const char *sqlstate)
+{
+	static const char *const transient[] = {"55P03", "57014", "40P01", "40001"};
+
+	if (sqlstate == NULL)
+		return BF_FATE_FATAL;
+	for (size_t i = 0; i < BF_ARRAY_LEN(transient); i++)
+		if (strcmp(sqlstate, transient[i]) == 0)
+			return BF_FATE_TRANSIENT;
+	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0 ||
+	    strcmp(sqlstate, "53300") == 0)
+		return BF_FATE_LOST;
+	return BF_FATE_FATAL;
+}
+
+const char *bf_conn_transient_name(const char *sqlstate)
+{
+	if (strcmp(sqlstate, "55P03") == 0)
+		return "lock_timeout";
+	if (strcmp(sqlstate, "57014") == 0)
+		return "statement_timeout";
+	if (strcmp(sqlstate, "40P01") == 0)
+		return "deadlock";
+	return "serialization failure";
+}
+
+char *bf_conn_error_text(const PGresult *res)
+{
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (msg == NULL)
+		return bf_xstrdup(PQresultErrorMessage(res));
+	return bf_xasprintf("%s (SQLSTATE %s)%s%s%s%s", msg, code ? code : "?",
+	                    detail ? "; detail: " : "", detail ? detail : "",
+	                    hint ? "; hint: " : "", hint ? hint : "");
+}
+
 int64_t bf_conn_retry_down(bf_conn_retry *r, int64_t now_ms)
 {
 	int64_t jitter;

@@ -282,17 +282,6 @@ static void remove_job(bf_daemon *d, const bf_job *job)
 			d->jobs[i] = d->jobs[--d->n_jobs];
 }
 
-static bool same_definition(const bf_job_config *a, const bf_job_config *b)
-{
-	char ha[17], hb[17];
-
-	bf_job_config_hash(a, ha);
-	bf_job_config_hash(b, hb);
-	return strcmp(ha, hb) == 0;
-}
-
-/* SIGHUP: all or nothing. A bad file changes nothing; a good one starts new jobs, stops
- * removed ones after their batch and retunes the rest. */
 /* The metrics endpoint's answer: every job the daemon holds, as it is now. */
 static char *metrics_body(void *owner)
 {
@@ -307,12 +296,15 @@ static char *metrics_body(void *owner)
 	return body;
 }
 
+/* SIGHUP: all or nothing. A bad file changes nothing; a good one starts new jobs, stops
+ * removed ones after their batch and retunes the rest. */
 static void reload(bf_daemon *d)
 {
 	bf_config *next = NULL;
 	bf_errors errs = {0};
 	bf_job **jobs;
 	size_t n = 0;
+	char restart_only[256];
 
 	bf_notify("RELOADING=1\nSTATUS=reloading %s", d->opts.config_path);
 	if (bf_config_load(d->opts.config_path, &next, &errs) != 0) {
@@ -340,11 +332,13 @@ static void reload(bf_daemon *d)
 		if (old == NULL) {
 			bf_log(BF_LOG_INFO, jc->name, "new job", NULL);
 			jobs[n++] = bf_job_new(&env, jc);
-		} else if (!same_definition(bf_job_config_of(old), jc)) {
+		} else if (bf_job_config_changes(bf_job_config_of(old), jc) &
+		           BF_RELOAD_DEFINITION) {
 			bf_job_fail(old, "definition changed (table, key, set or where) in the "
 			                 "reloaded configuration: reset the job or rename it");
 			jobs[n++] = old;
-		} else if (strcmp(bf_job_config_of(old)->database, jc->database) != 0) {
+		} else if (bf_job_config_changes(bf_job_config_of(old), jc) &
+		           BF_RELOAD_CONNECTION) {
 			/* a new password, host list or option: the job goes on through the new
 			 * conninfo. The old one lets go after its batch (its state written, its
 			 * advisory lock released); the new one takes that lock, then the row, and
@@ -375,9 +369,10 @@ static void reload(bf_daemon *d)
 	free(d->jobs);
 	d->jobs = jobs;
 	d->n_jobs = n;
-	if (!bf_streq_opt(d->cfg->metrics_listen, next->metrics_listen))
-		bf_log(BF_LOG_WARN, NULL, "metrics_listen changes only at a restart",
-		       "listening=%s", d->cfg->metrics_listen ? d->cfg->metrics_listen : "off");
+	bf_config_restart_changes(d->cfg, next, restart_only, sizeof(restart_only));
+	if (restart_only[0])
+		bf_log(BF_LOG_WARN, NULL, "some keys change only at a restart: kept as they were",
+		       "keys=%s", restart_only);
 	bf_config_free(d->cfg);
 	d->cfg = next;
 	bf_log_set_level(d->cfg->log_level);

@@ -278,9 +278,7 @@ static bool unreadable(char *reason, size_t len, const char *why)
 
 bool bf_pressure_enabled(const bf_lag_config *cfg)
 {
-	return cfg->max_replay_bytes > 0 || cfg->max_replay_time_ms > 0 ||
-	       cfg->max_slot_retained > 0 || cfg->max_archive_backlog > 0 ||
-	       cfg->min_standbys > 0 || cfg->n_standbys > 0 || cfg->stall_after_ms > 0;
+	return bf_lag_config_limited(cfg);
 }
 
 bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool throttled,

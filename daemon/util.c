@@ -263,3 +263,12 @@ char *bf_masked(const char *s)
 	}
 	return sb.data ? bf_sbuf_steal(&sb) : bf_xstrdup("");
 }
+
+int64_t bf_backoff_ms(int64_t attempt, int64_t min_ms, int64_t max_ms)
+{
+	int64_t ms = min_ms;
+
+	for (int64_t i = 1; i < attempt && ms < max_ms; i++)
+		ms *= 2;
+	return ms < max_ms ? ms : max_ms;
+}

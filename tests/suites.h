@@ -16,5 +16,8 @@ Suite *sql_suite(void);
 Suite *metrics_suite(void);
 Suite *sqltext_suite(void);
 Suite *conn_suite(void);
+Suite *closing_suite(void);
+Suite *gate_suite(void);
+Suite *rate_suite(void);
 
 #endif

@@ -107,6 +107,32 @@ const bf_job_config *bf_config_find_job(const bf_config *cfg, const char *name);
  * jobs with the same hash walk the same rows the same way; tuning keys do not enter it. */
 void bf_job_config_hash(const bf_job_config *job, char out[17]);
 
+/* What a key's change means on reload, from the key table (each key has one):
+ *   TUNING      taken from the next batch on (most keys);
+ *   SESSION     a session setting (timeouts, synchronous_commit): sent again first;
+ *   DEFINITION  which rows and how (table, key, set, where; the definition hash): a running
+ *               job fails (reset it or rename it);
+ *   CONNECTION  the job's conninfo: it goes on through a new connection;
+ *   RESTART     taken only at a restart (a warning says so). */
+enum {
+	BF_RELOAD_TUNING = 1 << 0,
+	BF_RELOAD_SESSION = 1 << 1,
+	BF_RELOAD_DEFINITION = 1 << 2,
+	BF_RELOAD_CONNECTION = 1 << 3,
+	BF_RELOAD_RESTART = 1 << 4,
+};
+
+/* The BF_RELOAD_* classes of the keys whose values differ between a and b (0: the same). */
+unsigned bf_job_config_changes(const bf_job_config *a, const bf_job_config *b);
+
+/* The top-level keys that differ and take effect only at a restart, comma-separated in out
+ * ("" when none). */
+void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out, size_t len);
+
+/* Does any lag limit hold a value (the keys flagged as limits in the table)? Then the job
+ * needs a lag monitor. */
+bool bf_lag_config_limited(const bf_lag_config *lag);
+
 /* "debug", "info", "warn" or "error". */
 const char *bf_log_level_name(int level);
 

@@ -114,6 +114,18 @@ bool bf_conn_same_server(const char *a, const char *b);
  * keeps retrying rather than giving up. */
 bool bf_conn_error_permanent(const char *err);
 
+/* What a query's SQLSTATE says of the query's fate. Transient: lock_timeout, a cancel
+ * (statement_timeout), a deadlock or a serialization failure: the same statement may
+ * succeed if sent again later. Lost: the connection or the server went (08xxx, 57Pxx, too
+ * many connections): reconnect. Anything else is the statement's own fault. */
+typedef enum bf_conn_fate { BF_FATE_FATAL, BF_FATE_TRANSIENT, BF_FATE_LOST } bf_conn_fate;
+bf_conn_fate bf_conn_sqlstate_fate(const char *sqlstate);
+/* "lock_timeout", "statement_timeout", "deadlock" or "serialization failure". */
+const char *bf_conn_transient_name(const char *sqlstate);
+/* One line from a server error (malloc'd): the primary message with its SQLSTATE, and the
+ * detail (which key a unique violation hit, ...) and hint when given. */
+char *bf_conn_error_text(const PGresult *res);
+
 typedef struct bf_conn_retry {
 	int64_t first_ms, max_ms; /* the first pause, and the cap of the doubling */
 	int64_t pause_ms;         /* the last pause given, before jitter; 0 while up */

@@ -2,8 +2,8 @@
  * sql.h - the text of every statement backfilld sends, built from a resolved job.
  *
  * Owns the SQL: the control schema, the catalog lookup that resolves a job's table and key,
- * and the statements of a job's life (register, high-water mark, estimate, batch, remaining
- * check, state changes). Pure string building, no I/O, so Check tests the text and the
+ * and the statements of a job's life (register, high-water mark, estimate, batch, closing
+ * read, state changes). Pure string building, no I/O, so Check tests the text and the
  * integration tests check what the server makes of it (plans, results).
  *
  * Promises:
@@ -168,15 +168,15 @@ char *bf_sql_partition_slices(const bf_sql_target *t);
  * rows it had not reached left the job with it. No row: the slice is gone (reset). */
 char *bf_sql_slice_register(const bf_sql_target *t);
 
-/* The non-locking check at the end of a pass, one chunk of keys at a time so that no
- * statement scans the whole table (at 1B rows it would outlast any statement_timeout and
- * hold its snapshot for as long). $1 chunk size (keys), then, unless `first`, the n values
- * the chunk starts after, then the high-water mark's n values. Columns: 0 rows of the chunk
- * still matching `where`, 1 last (t/f: the chunk reached the high-water mark), 2.. the
+/* The closing read at the end of a pass (closing.h), not locking anything, one chunk of
+ * keys at a time so that no statement scans the whole table (at 1B rows it would outlast any
+ * statement_timeout and hold its snapshot for as long). $1 chunk size (keys), then, unless `first`,
+ * the n values the chunk starts after, then the high-water mark's n values. Columns: 0 rows of the
+ * chunk still matching `where`, 1 last (t/f: the chunk reached the high-water mark), 2.. the
  * chunk's last key (NULL when the chunk is empty). */
 char *bf_sql_remaining(const bf_sql_target *t, bool first);
 
-/* The same check over a key range known in advance (batch boundaries the pass recorded): a
+/* The same read over a key range known in advance (batch boundaries the pass recorded): a
  * plain range count, which the planner can serve with a bitmap scan that reads each heap
  * page once (the ordered walk above fetches the heap row by row, and a freshly updated table
  * has a dead index entry per row: measured ~5x slower). $1.. the n values the range starts
@@ -217,7 +217,7 @@ const char *bf_sql_try_lock(void);
  * range the planner misjudges as large would spend more compiling (~60 ms) than running. */
 const char *bf_sql_session(void);
 
-/* The session's plans and statement_timeout for what comes next (the end-of-pass check runs
+/* The session's plans and statement_timeout for what comes next (the closing read runs
  * other statements than the batches): $1 true = plain index and sequential scans off, false =
  * both back to the session's defaults (reset_val); $2 statement_timeout in ms. */
 const char *bf_sql_plan(void);

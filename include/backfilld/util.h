@@ -64,6 +64,10 @@ char *bf_errors_join(const bf_errors *e);
 int64_t bf_now_ms(void);
 int64_t bf_mono_ms(void);
 
+/* An exponential back-off: min_ms for attempt 1 (or less), doubling with each attempt, at
+ * most max_ms. */
+int64_t bf_backoff_ms(int64_t attempt, int64_t min_ms, int64_t max_ms);
+
 /* 64-bit FNV-1a, for the job definition hash: stable across builds and machines. */
 uint64_t bf_fnv1a64(const void *data, size_t len, uint64_t seed);
 

@@ -42,9 +42,9 @@ assert_eq "second daemon exit status" 0 "$DAEMON_RC"
 assert_true "it resumed from the checkpoint" grep -q 'msg="resuming from the checkpoint"' \
 	"$BF_TMPDIR/daemon2.log"
 assert_true "its check would walk ordered chunks (it did not see the pass start)" \
-	grep -q 'msg="pass done, checking that no row is left".*mode=chunks' "$BF_TMPDIR/daemon2.log"
+	grep -q 'msg="pass done, reading what is left".*mode=chunks' "$BF_TMPDIR/daemon2.log"
 assert_true "its one scan found no row left" \
-	grep -q 'msg="no row left to do".*check=scan$' "$BF_TMPDIR/daemon2.log"
+	grep -q 'msg="no row left to do".*read=scan$' "$BF_TMPDIR/daemon2.log"
 assert_eq "job state" "done" "$(job_state items_fill)"
 assert_eq "rows_done equals the table" "$N" "$(job rows_done items_fill)"
 assert_eq "every row updated exactly once" "1 1 $N" \

@@ -85,7 +85,7 @@ assert_eq "the held row is still to do" "" "$(psql_q "SELECT new_col FROM items 
 conf ""
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon2.log" --exit-when-done
 waiting() { [[ $(job state_reason items_fill 2>/dev/null) =~ ^"waiting for 1"\+?" rows locked by other sessions"$ ]]; }
-wait_for "the check found the held row" 60 waiting || cat "$BF_TMPDIR/daemon2.log"
+wait_for "the closing read found the held row" 60 waiting || cat "$BF_TMPDIR/daemon2.log"
 assert_eq "the held row is left to the sweep" "" "$(psql_q "SELECT new_col FROM items WHERE id = $HELD")"
 release_rows
 daemon_wait 60
@@ -93,8 +93,8 @@ cat "$BF_TMPDIR/daemon2.log"
 assert_eq "second daemon exit status" 0 "$DAEMON_RC"
 assert_true "it resumed the slices left" grep -q 'msg="first pass in slices, one connection each" slices=4' \
 	"$BF_TMPDIR/daemon2.log"
-assert_true "the check ran over the whole table" \
-	grep -q 'msg="pass done, checking that no row is left" pass=1 from_start=true mode=chunks' \
+assert_true "the closing read ran over the whole table" \
+	grep -q 'msg="pass done, reading what is left" pass=1 from_start=true mode=chunks' \
 	"$BF_TMPDIR/daemon2.log"
 assert_eq "job state" "done" "$(job_state items_fill)"
 assert_eq "every slice reached its end" 4 \

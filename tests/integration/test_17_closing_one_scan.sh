@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
-# test_17_check_one_scan: the end-of-pass check first counts every key left in one statement,
-# under a statement_timeout of its own. On a clean table that one scan ends the job (check=scan).
+# test_17_closing_one_scan: the closing read first counts every key left in one statement,
+# under a statement_timeout of its own. On a clean table that one scan ends the job (read=scan).
 # When it runs out of time, the walk range by range takes over (each range is short), and the
 # job still ends done, with no error counted and every row updated once: on the ranges the pass
 # recorded, and on ordered chunks after a restart (kill -9 in the middle of the pass).
@@ -45,14 +45,14 @@ assert_eq "daemon exit status (124: still running after 120 s)" 0 "$DAEMON_RC"
 
 assert_eq "clean: done" "done" "$(job_state clean)"
 assert_match "clean: the one scan found no row left" \
-	'job=clean msg="no row left to do" rows=20000 passes=1 check=scan$' \
+	'job=clean msg="no row left to do" rows=20000 passes=1 read=scan$' \
 	"$(grep 'job=clean msg="no row left to do"' "$BF_TMPDIR/daemon.log")"
 
 assert_match "slow: the single scan ran out of time and the walk took over" \
-	'job=slow msg="the check.s single scan took too long, going on range by range" statement_timeout=2000ms mode=ranges' \
-	"$(grep 'job=slow msg="the check' "$BF_TMPDIR/daemon.log")"
+	'job=slow msg="the closing read.s single scan took too long, going on range by range" statement_timeout=2000ms mode=ranges' \
+	"$(grep 'job=slow msg="the closing read' "$BF_TMPDIR/daemon.log")"
 assert_match "slow: the ranges found no row left" \
-	'job=slow msg="no row left to do" rows=300000 passes=1 check=ranges$' \
+	'job=slow msg="no row left to do" rows=300000 passes=1 read=ranges$' \
 	"$(grep 'job=slow msg="no row left to do"' "$BF_TMPDIR/daemon.log")"
 assert_eq "slow: done" "done" "$(job_state slow)"
 assert_eq "slow: no error counted" 0 "$(job errors slow)"
@@ -70,10 +70,10 @@ daemon_wait 30
 daemon_run 120 "$BF_TMPDIR/restarted.yaml" "$BF_TMPDIR/second.log" --exit-when-done
 assert_eq "restarted: daemon exit status (124: still running after 120 s)" 0 "$DAEMON_RC"
 assert_true "restarted: the single scan ran out of time, chunks took over" \
-	grep -q 'msg="the check.s single scan took too long, going on range by range".*mode=chunks' \
+	grep -q 'msg="the closing read.s single scan took too long, going on range by range".*mode=chunks' \
 	"$BF_TMPDIR/second.log"
 assert_true "restarted: the chunks found no row left" \
-	grep -q 'job=slow_restarted msg="no row left to do" rows=300000 passes=1 check=chunks$' \
+	grep -q 'job=slow_restarted msg="no row left to do" rows=300000 passes=1 read=chunks$' \
 	"$BF_TMPDIR/second.log"
 assert_eq "restarted: no error counted" 0 "$(job errors slow_restarted)"
 assert_eq "restarted: every row updated exactly once" 0 \

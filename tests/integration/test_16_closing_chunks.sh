@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
-# test_16_check_chunks: the non-locking check at the end of a pass walks the table in ranges
-# of ~100,000 keys (batch boundaries the pass recorded) and, when a range still has rows to do (one row held by another session),
-# the sweep pass starts at that chunk, not at the first key: the cursor never goes back below
+# test_16_closing_chunks: the closing read at the end of a pass (non-locking) walks the table
+# in ranges of ~100,000 keys (batch boundaries the pass recorded) and, when a range still has
+# rows to do (one row held by another session), the sweep pass starts at that chunk, not at the first key: the cursor never goes back below
 # it while the row is held. Once released, the row is done and every row was updated once.
 set -euo pipefail
 . "$BF_ROOT/tests/lib/pg.sh"
@@ -50,6 +50,6 @@ assert_eq "every row updated exactly once" 0 \
 assert_eq "no sweep pass went back to the first key" 0 \
 	"$(grep -c 'msg="sweep pass".*from_start=true' "$BF_TMPDIR/daemon.log" || true)"
 assert_match "the last check started at the held row's chunk, on recorded ranges" \
-	'msg="pass done, checking that no row is left".*from_start=false mode=ranges' \
-	"$(grep 'pass done, checking' "$BF_TMPDIR/daemon.log" | tail -n 1)"
+	'msg="pass done, reading what is left".*from_start=false mode=ranges' \
+	"$(grep 'pass done, reading' "$BF_TMPDIR/daemon.log" | tail -n 1)"
 test_finish

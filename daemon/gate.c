@@ -1,0 +1,88 @@
+/*
+ * gate.c - the decision whether the next batch may run (gate.h).
+ *
+ * The window comes first: outside it nothing runs, whatever the lag says, and its wait is
+ * capped at BF_WINDOW_RECHECK_MS so the server's clock is read again before the window
+ * opens. The lag comes next, with its hysteresis (bf_pressure_decide). The rate cap last: it
+ * never throttles, it only spaces the batches.
+ */
+#include "backfilld/gate.h"
+
+#include <stdio.h>
+#include <time.h>
+
+#include "backfilld/window.h"
+
+void bf_gate_init(bf_gate *g, const bf_job_config *cfg, int64_t now)
+{
+	*g = (bf_gate){0};
+	bf_bucket_init(&g->bucket, cfg->max_rows_per_second, now);
+}
+
+void bf_gate_retune(bf_gate *g, const bf_job_config *cfg, int64_t now)
+{
+	bf_bucket_set_rate(&g->bucket, cfg->max_rows_per_second, now);
+}
+
+bool bf_gate_wants_clock(const bf_gate *g, const bf_job_config *cfg, int64_t now)
+{
+	return cfg->window.set && (!g->clock_known || now - g->clock_at >= BF_WINDOW_RECHECK_MS);
+}
+
+void bf_gate_set_clock(bf_gate *g, int64_t server_ms, int64_t now)
+{
+	g->clock_ms = server_ms;
+	g->clock_at = now;
+	g->clock_known = true;
+}
+
+/* Milliseconds until the window opens, by the server's wall clock now: as read, plus the
+ * time since on our own clock. */
+static int64_t window_wait(const bf_gate *g, const bf_window *w, int64_t now)
+{
+	time_t t = (time_t)((g->clock_ms + now - g->clock_at) / 1000);
+	struct tm lt;
+
+	gmtime_r(&t, &lt);
+	return bf_window_ms_until_open(w, &lt);
+}
+
+bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_gate_readings *r,
+                               int64_t now, int64_t rows)
+{
+	bf_gate_verdict v = {.kind = BF_GATE_GO};
+
+	if (cfg->window.set) {
+		int64_t wait = window_wait(g, &cfg->window, now);
+
+		if (wait > 0) {
+			v.kind = BF_GATE_THROTTLED;
+			v.wait_ms = wait < BF_WINDOW_RECHECK_MS ? wait : BF_WINDOW_RECHECK_MS;
+			bf_window_reason(&cfg->window, v.reason, sizeof(v.reason));
+			g->lag_throttled = false;
+			return v;
+		}
+	}
+	if (r->lag && bf_pressure_enabled(&cfg->lag)) {
+		if (!r->lag->ok && r->lag->taken_ms == 0) {
+			/* the monitor has just started: no throttle yet */
+			v.kind = BF_GATE_UNKNOWN;
+			v.wait_ms = BF_GATE_FIRST_SAMPLE_MS;
+			return v;
+		}
+		g->lag_throttled = bf_pressure_decide(&cfg->lag, r->lag, g->lag_throttled, now,
+		                                      v.reason, sizeof(v.reason));
+		if (g->lag_throttled) {
+			v.kind = BF_GATE_THROTTLED;
+			v.wait_ms = cfg->lag.check_interval_ms;
+			return v;
+		}
+	}
+	v.wait_ms = bf_bucket_wait_ms(&g->bucket, now, rows);
+	return v;
+}
+
+void bf_gate_took(bf_gate *g, int64_t now, int64_t rows)
+{
+	bf_bucket_take(&g->bucket, now, rows);
+}

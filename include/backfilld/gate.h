@@ -1,0 +1,71 @@
+/*
+ * gate.h - may the next batch run now? One decision over the latest readings of every
+ * signal that can hold a job back.
+ *
+ * The signals, in the order they are asked: the job's `window` (in the server's local time,
+ * from a reading of the server's clock), the lag limits (the server's lag monitor's latest
+ * sample), the rate cap (a token bucket). Each reading is refreshed by whoever owns the
+ * connection it comes from (the job reads the server's clock on its own connection, the lag
+ * monitor probes on its own) and handed in; the gate keeps only what its decisions need to
+ * remember (the clock reading, the lag hysteresis, the bucket).
+ *
+ * A new signal is a field of bf_gate_readings, a rule in bf_gate_decide() and its reader:
+ * the job's send/receive cycle does not change.
+ *
+ * Promises: no I/O; times are bf_mono_ms(); a reason is given for every throttle.
+ */
+#ifndef BACKFILLD_GATE_H
+#define BACKFILLD_GATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backfilld/bucket.h"
+#include "backfilld/config.h"
+#include "backfilld/pressure.h"
+
+/* How long to wait for a lag monitor's first sample before asking again. */
+#define BF_GATE_FIRST_SAMPLE_MS 50
+
+typedef struct bf_gate {
+	/* the server's wall clock in ms (see bf_sql_server_clock) as read at clock_at */
+	int64_t clock_ms, clock_at;
+	bool clock_known;
+	bool lag_throttled; /* the last lag decision throttled (its hysteresis input) */
+	bf_bucket bucket;   /* max_rows_per_second */
+} bf_gate;
+
+/* The latest readings handed in at each decision (NULL: no such signal for this job). */
+typedef struct bf_gate_readings {
+	const bf_lag_sample *lag;
+} bf_gate_readings;
+
+typedef enum bf_gate_kind {
+	BF_GATE_GO,        /* not held back: run after wait_ms (the rate cap's, often 0) */
+	BF_GATE_THROTTLED, /* held back for `reason`: ask again after wait_ms */
+	BF_GATE_UNKNOWN,   /* a reading is not there yet: ask again after wait_ms, state as is */
+} bf_gate_kind;
+
+typedef struct bf_gate_verdict {
+	bf_gate_kind kind;
+	int64_t wait_ms;
+	char reason[512];
+} bf_gate_verdict;
+
+void bf_gate_init(bf_gate *g, const bf_job_config *cfg, int64_t now);
+/* The configuration was reloaded: the rate cap follows. */
+void bf_gate_retune(bf_gate *g, const bf_job_config *cfg, int64_t now);
+
+/* Does the window need a fresh reading of the server's clock (none yet, or older than
+ * BF_WINDOW_RECHECK_MS, so that a daylight saving change shows within a minute)? */
+bool bf_gate_wants_clock(const bf_gate *g, const bf_job_config *cfg, int64_t now);
+void bf_gate_set_clock(bf_gate *g, int64_t server_ms, int64_t now);
+
+/* The decision for a batch of `rows` keys now. */
+bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_gate_readings *r,
+                               int64_t now, int64_t rows);
+
+/* A batch updated `rows`: the rate cap counts them. */
+void bf_gate_took(bf_gate *g, int64_t now, int64_t rows);
+
+#endif

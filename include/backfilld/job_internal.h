@@ -1,0 +1,188 @@
+/*
+ * job_internal.h - the inside of a job, shared by the files that make it up; nothing else
+ * includes it.
+ *
+ *   job.c       the life cycle, the public controls (job.h), step() and its stages, where
+ *               results land, errors and reconnects, and the batches themselves;
+ *   jobsetup.c  what a fresh connection sets up before a batch: session settings, grants,
+ *               control schema, advisory lock, the table, the estimate, the job's (or a
+ *               slice's) row and the high-water mark;
+ *   walk.c      the batches of a pass, and the closing read after it;
+ *   slices.c    the slices of a parallel or partitioned first pass: cut or read, started,
+ *               followed, and their figures added to the job's.
+ * The decisions they share live in pure modules: closing.h (the closing read and sweeps),
+ * gate.h (may a batch run now), batchsize.h, rate.h.
+ */
+#ifndef BACKFILLD_JOB_INTERNAL_H
+#define BACKFILLD_JOB_INTERNAL_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+
+#include "backfilld/batchsize.h"
+#include "backfilld/closing.h"
+#include "backfilld/conn.h"
+#include "backfilld/gate.h"
+#include "backfilld/job.h"
+#include "backfilld/rate.h"
+#include "backfilld/sql.h"
+
+#define BF_JOB_ERR_LEN 512
+
+/* What the job waits for: a connection, the result of one query, or a timer. Results land
+ * in one switch (job.c on_result) whose default logs and reconnects. */
+enum job_phase {
+	PH_IDLE,     /* nothing in flight: step() decides */
+	PH_CONNECT,  /* waiting for BF_CONN_CONNECTED */
+	PH_SESSION,  /* session settings */
+	PH_SCHEMA,   /* control schema */
+	PH_LOCK,     /* pg_try_advisory_lock */
+	PH_RESOLVE,  /* catalog lookup */
+	PH_ESTIMATE, /* TABLESAMPLE estimate */
+	PH_REGISTER, /* insert or read the job's (or the slice's) row */
+	PH_HIGH,     /* high-water mark */
+	PH_PREPARE,  /* the two batch statements */
+	PH_STATE,    /* a state change */
+	PH_BATCH,    /* a batch */
+	PH_CLOSING,  /* a statement of the closing read */
+	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
+	PH_PLAN,     /* the session's plans and statement_timeout for the closing read, or back */
+	PH_CLOCK,    /* the server's local wall time, for the window */
+	PH_SLICES,   /* the slices of a parallel first pass, read or cut */
+	PH_GRANTS,   /* what the role lacks for the control schema */
+	PH_FAIL_ROW, /* the failed row of a job that failed before it registered */
+	PH_TIMER,    /* sleep, backoff or lock retry */
+	PH_FINISHED, /* the connection is closed for good */
+};
+
+/* Why a state change is being written, so that its result knows what follows. */
+enum after_state { AFTER_NOTHING, AFTER_NEW_PASS };
+
+struct bf_job {
+	bf_job_env env;
+	bf_job_config *cfg;
+	bf_conn *conn;
+	char *log_name;
+	enum job_phase phase;
+	ev_timer timer;
+
+	/* what the current connection carries; all false after a reconnect */
+	bool session_ok, grants_ok, schema_ok, locked;
+	bool fail_row_sent; /* a failure before registration was written, or tried once */
+	int prepared;       /* how many of the two batch statements are prepared */
+	bool in_txn;        /* a dry-run batch's transaction is open */
+	bf_plan plan;       /* what the session is set up for */
+	bf_plan plan_sent;  /* what the PH_PLAN in flight sets it up for */
+
+	/* what the job knows from the database */
+	bf_sql_target *target;
+	char *table_name; /* nsp.rel for the jobs row */
+	bool estimated, registered, high_known;
+	bool has_row; /* registered once: the row exists, even while it is being read again */
+	int64_t estimate;
+	char **cursor; /* NULL when the pass starts at the first key */
+	char **high;   /* NULL when the table was empty at the first start */
+	int pass;
+	int64_t rows_done;
+	bool pass_end;  /* the last batch reached the high-water mark */
+	bool sleep_due; /* the pause between batches comes before the next one */
+	bf_closing closing;
+
+	/* states: `db` as last written, `state` as step() should write it next */
+	bf_job_state db_state, state;
+	char *reason;
+	char *db_reason;
+	char *last_error; /* to write with the next state change, then NULL */
+	bool count_error;
+	bool rewind; /* the next state change rewinds the cursor (a new pass) */
+	enum after_state after;
+
+	bool started, stopping, finished;
+	const char *stop_reason;  /* the reason written when stopping leaves the job pending */
+	char *pause_reason;       /* set while paused by the daemon (a signal) */
+	char *requested;          /* requested_state from the control table */
+	bool poke;                /* re-read requested_state before the next batch */
+	int64_t batch_size;       /* keys per batch now, from the controller */
+	bool fast;                /* the batch in flight is the plain-UPDATE fast path */
+	int64_t skip_locked;      /* batches left to run straight with SKIP LOCKED */
+	bf_batchsize ctl;         /* adapts batch_size toward target_batch_time */
+	bf_gate gate;             /* window, lag, rate cap */
+	struct bf_lagmon *lagmon; /* the server's lag signals, shared, owned by the daemon */
+	int64_t retries;          /* consecutive transient errors */
+	int64_t reconnects;       /* consecutive failed connection attempts */
+	char *down_reason;        /* why the connection went, until it is back */
+	int64_t batch_sent_ms;    /* monotonic, for the batch's round-trip time */
+	int64_t last_batch_ms;
+	bf_rate rate;
+	bool logged_waiting_lock;
+	bool resumed; /* "resuming from the checkpoint" said once */
+
+	/* A parallel or partitioned first pass (slices.c). A slice job has `parent` set. */
+	bf_job *parent;
+	int slice; /* 1.. for a slice job */
+	bf_job **slices;
+	size_t n_slices, slices_live;
+	int *pending; /* slices not done and not started yet, in order */
+	size_t n_pending, next_pending;
+	size_t walkers;           /* how many slices walk at once (the rate cap's share) */
+	bool slices_known;        /* read (or cut) since the last registration */
+	int64_t rows_new;         /* rows updated by this object's batches */
+	int64_t rows_at_register; /* the slices' rows_new when this job last registered */
+};
+
+/* job.c, for its siblings */
+bf_job *bf_job_create(const bf_job_env *env, const bf_job_config *cfg, char *log_name);
+void bf_job_set_state(bf_job *j, bf_job_state s, const char *reason);
+void bf_job_fail_with(bf_job *j, const char *msg); /* also the last_error, counted */
+void bf_job_finish(bf_job *j);
+void bf_job_stop_for(bf_job *j, const char *why);
+void bf_job_arm_timer(bf_job *j, int64_t ms);
+void bf_job_send(bf_job *j, enum job_phase ph, const char *sql, int n, const char *const *v);
+void bf_job_send_simple(bf_job *j, enum job_phase ph, const char *sql);
+/* A statement could not be sent for a reason of ours (not a lost connection): fail, let go. */
+void bf_job_send_failed(bf_job *j, const char *err);
+void bf_job_forget_checkpoint(bf_job *j);
+/* n values of row 0 from column `first` on, copied. */
+char **bf_job_values(const PGresult *res, int first, size_t n);
+void bf_job_free_keys(char **v, size_t n);
+
+/* jobsetup.c: send the next statement a fresh connection needs before batches; false when
+ * there is none left. */
+bool bf_setup_next(bf_job *j);
+/* The result of a setup statement; false when `ph` is not one. */
+bool bf_setup_take(bf_job *j, enum job_phase ph, const PGresult *res);
+/* The high-water mark when it is not known yet; false when it is. */
+bool bf_setup_high(bf_job *j);
+/* A job that failed before it had a row: its failed row, when it can be written. */
+bool bf_setup_fail_row(bf_job *j);
+/* The control schema as the job uses it (pg_temp in a dry run), quoted; NULL after failing
+ * the job. */
+char *bf_setup_quoted_schema(bf_job *j);
+
+/* walk.c */
+void bf_walk_prepare(bf_job *j); /* the next of the two batch statements */
+void bf_walk_batch(bf_job *j);   /* one batch from the cursor */
+void bf_walk_take_batch(bf_job *j, const PGresult *res);
+void bf_walk_fast_path_locked(bf_job *j); /* the fast path met a lock: SKIP LOCKED a while */
+/* At the end of a pass: the closing read's next statement, or its plan; between passes the
+ * session's plan back to the batches'. False when there is nothing to send. */
+bool bf_walk_closing(bf_job *j);
+void bf_walk_take_closing(bf_job *j, const PGresult *res);
+
+/* slices.c */
+void bf_slices_free(bf_job *j);
+/* A slice's configuration: the job's, its rate cap shared among n walkers. */
+bf_job_config *bf_slices_config(const bf_job_config *cfg, size_t n);
+/* Read or cut the slices of a first pass, start them, follow them; true when it sent,
+ * armed or waits for something (step() stops there). */
+bool bf_slices_next(bf_job *j);
+void bf_slices_take(bf_job *j, const PGresult *res);
+/* Rows of the job's row when it was read, plus what its slices did since. */
+int64_t bf_slices_rows(const bf_job *j);
+double bf_slices_rate(bf_job *j, int64_t now);
+/* The slice whose batch size shows (the first still walking), or the job. */
+const bf_job *bf_slices_walker(const bf_job *j);
+/* The job registered: its row counts what the slices did so far. */
+void bf_slices_registered(bf_job *j);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * check_gate.c - may the next batch run now: the window by the server's clock, the lag with
+ * its hysteresis, the rate cap, and their order.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backfilld/gate.h"
+#include "backfilld/window.h"
+#include "suites.h"
+
+#define NOW  INT64_C(5000000)
+#define HOUR INT64_C(3600000)
+#define MB   (INT64_C(1024) * 1024)
+
+/* A job with nothing that holds it back. */
+static bf_job_config plain(void)
+{
+	bf_job_config c = {.batch_size = 1000};
+
+	c.lag.resume_below = 0.5;
+	c.lag.check_interval_ms = 1000;
+	return c;
+}
+
+static void window(bf_job_config *c, int start_h, int end_h)
+{
+	c->window = (bf_window){.set = true, .start_min = start_h * 60, .end_min = end_h * 60};
+	strcpy(c->window.text, start_h == 1 ? "01:00-06:00" : "window");
+}
+
+START_TEST(test_open)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_gate_readings r = {0};
+	bf_gate_verdict v;
+
+	bf_gate_init(&g, &c, NOW);
+	ck_assert(!bf_gate_wants_clock(&g, &c, NOW)); /* no window: no clock needed */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_int_eq(v.wait_ms, 0);
+}
+END_TEST
+
+START_TEST(test_window)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_gate_readings r = {0};
+	bf_gate_verdict v;
+
+	window(&c, 1, 6);
+	bf_gate_init(&g, &c, NOW);
+	ck_assert(bf_gate_wants_clock(&g, &c, NOW));
+	/* the server's wall clock reads 07:00 (local): closed until 01:00 */
+	bf_gate_set_clock(&g, 7 * HOUR, NOW);
+	ck_assert(!bf_gate_wants_clock(&g, &c, NOW + BF_WINDOW_RECHECK_MS - 1));
+	ck_assert(bf_gate_wants_clock(&g, &c, NOW + BF_WINDOW_RECHECK_MS));
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_str_eq(v.reason, "outside window 01:00-06:00");
+	/* never longer than a recheck: the clock is read again before it opens */
+	ck_assert_int_eq(v.wait_ms, BF_WINDOW_RECHECK_MS);
+	/* 00:59:30 by that reading plus our own clock: 30 s to go */
+	v = bf_gate_decide(&g, &c, &r, NOW + 17 * HOUR + 59 * 60000 + 30000, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_int_eq(v.wait_ms, 30000);
+	/* 03:00: open */
+	bf_gate_set_clock(&g, 3 * HOUR, NOW);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+}
+END_TEST
+
+static bf_lag_standby standby(int64_t bytes)
+{
+	return (bf_lag_standby){.name = "s1",
+	                        .state = "streaming",
+	                        .replay_bytes = bytes,
+	                        .replay_lag_ms = -1,
+	                        .reply_age_ms = 0};
+}
+
+static bf_lag_sample sample(const bf_lag_standby *sb)
+{
+	return (bf_lag_sample){.ok = true,
+	                       .taken_ms = NOW,
+	                       .standbys = sb,
+	                       .n_standbys = 1,
+	                       .archive_backlog = -1};
+}
+
+START_TEST(test_lag)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_lag_standby sb = standby(81 * MB);
+	bf_lag_sample s = sample(&sb);
+	bf_lag_sample none = {0};
+	bf_gate_readings r = {.lag = &s};
+	bf_gate_verdict v;
+
+	c.lag.max_replay_bytes = 64 * MB;
+	bf_gate_init(&g, &c, NOW);
+	/* the monitor has no sample yet: ask again soon, the state as it is */
+	r.lag = &none;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_UNKNOWN);
+	ck_assert_int_eq(v.wait_ms, BF_GATE_FIRST_SAMPLE_MS);
+	r.lag = &s;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_str_eq(v.reason, "replay lag 81MB > 64MB on s1");
+	ck_assert_int_eq(v.wait_ms, 1000);
+	/* below the limit but above resume_below of it: still held (hysteresis) */
+	sb.replay_bytes = 40 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	sb.replay_bytes = 20 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	/* and from running, 40MB goes on */
+	sb.replay_bytes = 40 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	/* without limits, a lagging standby holds nothing */
+	c.lag.max_replay_bytes = 0;
+	c.lag.stall_after_ms = 0;
+	sb.replay_bytes = 81 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+}
+END_TEST
+
+START_TEST(test_window_before_lag)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_lag_standby sb = standby(81 * MB);
+	bf_lag_sample s = sample(&sb);
+	bf_gate_readings r = {.lag = &s};
+	bf_gate_verdict v;
+
+	c.lag.max_replay_bytes = 64 * MB;
+	window(&c, 1, 6);
+	bf_gate_init(&g, &c, NOW);
+	bf_gate_set_clock(&g, 3 * HOUR, NOW);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_str_eq(v.reason, "replay lag 81MB > 64MB on s1");
+	/* the window closes: its reason, and the lag's hysteresis starts over when it opens */
+	bf_gate_set_clock(&g, 7 * HOUR, NOW);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_str_eq(v.reason, "outside window 01:00-06:00");
+	ck_assert(!g.lag_throttled);
+	bf_gate_set_clock(&g, 3 * HOUR, NOW);
+	sb.replay_bytes = 40 * MB; /* under the limit, over resume_below: goes, not throttled */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+}
+END_TEST
+
+START_TEST(test_rate_cap)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_gate_readings r = {0};
+	bf_gate_verdict v;
+
+	c.max_rows_per_second = 1000;
+	bf_gate_init(&g, &c, NOW);
+	bf_gate_took(&g, NOW, 2000);
+	/* spaced, never throttled: a wait with the state left running */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_int_gt(v.wait_ms, 1000);
+	ck_assert_str_eq(v.reason, "");
+	/* a reload lifts the cap */
+	c.max_rows_per_second = 0;
+	bf_gate_retune(&g, &c, NOW);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.wait_ms, 0);
+}
+END_TEST
+
+Suite *gate_suite(void)
+{
+	Suite *s = suite_create("gate");
+	TCase *tc = tcase_create("gate");
+
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_open);
+	tcase_add_test(tc, test_window);
+	tcase_add_test(tc, test_lag);
+	tcase_add_test(tc, test_window_before_lag);
+	tcase_add_test(tc, test_rate_cap);
+	suite_add_tcase(s, tc);
+	return s;
+}
