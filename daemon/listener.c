@@ -2,6 +2,9 @@
  * listener.c - the control connection of one database, as a small state machine:
  * connecting -> LISTEN sent -> listening, and back to a backoff timer when the connection
  * goes. Notifications arrive through bf_conn's BF_CONN_NOTIFY event.
+ *
+ * The style of every asynchronous actor (job.c says why): an explicit state, and one switch
+ * over it where the connection's events land, whose fall-through logs and reconnects.
  */
 #include "backfilld/listener.h"
 
@@ -48,6 +51,16 @@ static void backoff(bf_listener *l, const char *why)
 	ev_timer_start(l->loop, &l->retry);
 }
 
+static const char *const state_names[] = {
+        [LS_CONNECTING] = "connecting",
+        [LS_LISTEN_SENT] = "listen sent",
+        [LS_LISTENING] = "listening",
+        [LS_BACKOFF] = "backoff",
+};
+
+/* The state machine: every event of the connection lands here. A lost connection and a
+ * notification mean the same in any state; the others are expected in one state each, and
+ * anywhere else they are logged and the connection made again. */
 static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult *res,
                     const char *err, const PGnotify *notify)
 {
@@ -55,27 +68,39 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
 	char e[256];
 
 	(void)conn;
-	switch (ev) {
-	case BF_CONN_CONNECTED:
+	if (ev == BF_CONN_LOST) {
+		backoff(l, err ? err : "connection lost");
+		return;
+	}
+	if (ev == BF_CONN_NOTIFY) {
+		l->cb(l, l->database, notify->extra, l->owner);
+		return;
+	}
+	switch (l->state) {
+	case LS_CONNECTING:
+		if (ev != BF_CONN_CONNECTED)
+			break;
 		l->state = LS_LISTEN_SENT;
 		if (bf_conn_send_simple(l->conn, "LISTEN " CHANNEL, e, sizeof(e)) != 0)
 			backoff(l, e);
-		break;
-	case BF_CONN_RESULT:
+		return;
+	case LS_LISTEN_SENT:
+		if (ev != BF_CONN_RESULT)
+			break;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			backoff(l, PQresultErrorMessage(res));
-			break;
+			return;
 		}
 		l->state = LS_LISTENING;
 		bf_log(BF_LOG_DEBUG, NULL, "listening for backfillctl", "channel=" CHANNEL);
-		break;
-	case BF_CONN_LOST:
-		backoff(l, err ? err : "connection lost");
-		break;
-	case BF_CONN_NOTIFY:
-		l->cb(l, l->database, notify->extra, l->owner);
+		return;
+	case LS_LISTENING:
+	case LS_BACKOFF:
 		break;
 	}
+	bf_log(BF_LOG_ERROR, NULL, "control connection: unexpected event, reconnecting",
+	       "state=%s event=%d", state_names[l->state], (int)ev);
+	backoff(l, "internal: unexpected event");
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)

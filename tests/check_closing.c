@@ -94,6 +94,14 @@ START_TEST(test_ranges_recorded)
 	ck_assert_str_eq(c.bounds[7][0], "96");
 	ck_assert_int_eq(c.pass_rows, 100);
 	bf_closing_reset(&c);
+	/* a boundary as soon as chunk_keys keys were walked, not one batch later */
+	c = fresh();
+	for (int end = 5; end <= 20; end += 5)
+		batch(&c, end, 5, 5, false);
+	ck_assert_uint_eq(c.n_bounds, 2);
+	ck_assert_str_eq(c.bounds[0][0], "10");
+	ck_assert_str_eq(c.bounds[1][0], "20");
+	bf_closing_reset(&c);
 }
 END_TEST
 

@@ -126,10 +126,13 @@ START_TEST(test_lag)
 	sb.replay_bytes = 40 * MB;
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
-	/* without limits, a lagging standby holds nothing */
+	/* without limits, a lagging standby holds nothing, nor a monitor with no sample yet */
 	c.lag.max_replay_bytes = 0;
 	c.lag.stall_after_ms = 0;
 	sb.replay_bytes = 81 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	r.lag = &none;
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
 }
