@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "backfilld/log.h"
 #include "backfilld/sqltext.h"
 #include "backfilld/units.h"
 
@@ -1750,12 +1751,4 @@ bool bf_lag_config_limited(const bf_lag_config *lag)
 		if ((lag_keys[i].flags & KF_LIMIT) && !same_value(&lag_keys[i], lag, &none))
 			return true;
 	return false;
-}
-
-const char *bf_log_level_name(int level)
-{
-	for (const struct choice *c = log_levels; c->name; c++)
-		if (c->value == level && !c->alias)
-			return c->name;
-	return "unknown";
 }

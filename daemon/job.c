@@ -39,23 +39,6 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
                     const char *err, const PGnotify *notify);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-static const char *const state_names[] = {
-        [BF_JOB_PENDING] = "pending",     [BF_JOB_RUNNING] = "running",
-        [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
-        [BF_JOB_DONE] = "done",           [BF_JOB_FAILED] = "failed",
-        [BF_JOB_CANCELLED] = "cancelled",
-};
-
-const char *bf_job_state_name(bf_job_state s)
-{
-	return (size_t)s < BF_ARRAY_LEN(state_names) ? state_names[s] : "unknown";
-}
-
-bool bf_job_state_terminal(bf_job_state s)
-{
-	return s == BF_JOB_DONE || s == BF_JOB_FAILED || s == BF_JOB_CANCELLED;
-}
-
 void bf_job_free_keys(char **v, size_t n)
 {
 	if (v == NULL)

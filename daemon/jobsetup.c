@@ -23,14 +23,6 @@
 
 #define LOCK_RETRY_MS 5000
 
-static bf_job_state state_from_name(const char *s)
-{
-	for (int i = BF_JOB_PENDING; i <= BF_JOB_CANCELLED; i++)
-		if (strcmp(bf_job_state_name((bf_job_state)i), s) == 0)
-			return (bf_job_state)i;
-	return BF_JOB_PENDING;
-}
-
 /* The control schema; a dry run keeps its bookkeeping in the session's temporary schema, so
  * neither the table nor the real control schema changes. */
 static const char *schema_name(const bf_job *j)
@@ -257,7 +249,11 @@ static void on_register(bf_job *j, const PGresult *res)
 	bf_job_config_hash(j->cfg, hash);
 	free(j->requested);
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
-	j->db_state = state_from_name(PQgetvalue(res, 0, 1));
+	{
+		int db = bf_job_state_from_name(PQgetvalue(res, 0, 1));
+
+		j->db_state = db < 0 ? BF_JOB_PENDING : (bf_job_state)db;
+	}
 	j->pass = atoi(PQgetvalue(res, 0, 3));
 	j->rows_done = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
 	bf_job_forget_checkpoint(j);

@@ -29,6 +29,18 @@ static const int journal_priority[] = {
         [BF_LOG_ERROR] = 3,
 };
 
+const char *bf_log_level_name(int level)
+{
+	static const char *const names[] = {
+	        [BF_LOG_DEBUG] = "debug",
+	        [BF_LOG_INFO] = "info",
+	        [BF_LOG_WARN] = "warn",
+	        [BF_LOG_ERROR] = "error",
+	};
+
+	return level >= 0 && (size_t)level < BF_ARRAY_LEN(names) ? names[level] : "unknown";
+}
+
 void bf_log_setup(int min_level, enum bf_log_format format, bool journal)
 {
 	log_state.min_level = min_level;

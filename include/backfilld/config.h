@@ -19,8 +19,6 @@
 
 #define BF_JOB_NAME_MAX 63
 
-enum bf_log_level { BF_LOG_DEBUG = 0, BF_LOG_INFO, BF_LOG_WARN, BF_LOG_ERROR };
-
 /* Back-pressure limits of one job. A limit of 0 is off. */
 typedef struct bf_lag_config {
 	int64_t max_replay_bytes;    /* WAL written by the primary, not yet replayed by a standby */
@@ -74,7 +72,7 @@ typedef struct bf_config {
 	char *database;
 	char *control_schema;
 	int64_t max_parallel_jobs;
-	int log_level; /* enum bf_log_level */
+	int log_level; /* enum bf_log_level (log.h) */
 	int64_t progress_interval_ms;
 	int64_t shutdown_timeout_ms;
 	char *metrics_listen; /* NULL when off */
@@ -132,8 +130,5 @@ void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out
 /* Does any lag limit hold a value (the keys flagged as limits in the table)? Then the job
  * needs a lag monitor. */
 bool bf_lag_config_limited(const bf_lag_config *lag);
-
-/* "debug", "info", "warn" or "error". */
-const char *bf_log_level_name(int level);
 
 #endif

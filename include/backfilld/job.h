@@ -20,34 +20,10 @@
 #include <stdint.h>
 
 #include "backfilld/config.h"
+#include "backfilld/metrics.h"
+#include "backfilld/state.h"
 
 typedef struct bf_job bf_job;
-
-/* The states of SPEC.md, as written to <schema>.jobs.state. */
-typedef enum bf_job_state {
-	BF_JOB_PENDING = 0,
-	BF_JOB_RUNNING,
-	BF_JOB_THROTTLED,
-	BF_JOB_PAUSED,
-	BF_JOB_DONE,
-	BF_JOB_FAILED,
-	BF_JOB_CANCELLED,
-} bf_job_state;
-
-/* What one job shows, as of now (the metrics endpoint). */
-typedef struct bf_job_figures {
-	const char *name;
-	bf_job_state state;
-	int64_t rows_done;
-	int64_t rows_estimate;
-	double rows_per_second; /* over the last minute */
-	int64_t batch_size;
-	int64_t last_batch_ms;
-	int pass;
-} bf_job_figures;
-
-const char *bf_job_state_name(bf_job_state s);
-bool bf_job_state_terminal(bf_job_state s);
 
 /* Called once when the job has let go of its connection for good: finished (done, failed,
  * cancelled) or stopped by bf_job_stop(). */

@@ -16,8 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backfilld/config.h"
 #include "backfilld/util.h"
+
+enum bf_log_level { BF_LOG_DEBUG = 0, BF_LOG_INFO, BF_LOG_WARN, BF_LOG_ERROR };
+
+/* "debug", "info", "warn" or "error" ("unknown" out of range). */
+const char *bf_log_level_name(int level);
 
 enum bf_log_format { BF_LOG_TEXT = 0, BF_LOG_JSON };
 

@@ -21,10 +21,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backfilld/job.h"
+#include "backfilld/state.h"
 
 #define BF_METRICS_TIMEOUT_MS  5000
 #define BF_METRICS_MAX_CLIENTS 16
+
+/* What one job shows, as of now (filled by bf_job_figures_of). */
+typedef struct bf_job_figures {
+	const char *name;
+	bf_job_state state;
+	int64_t rows_done;
+	int64_t rows_estimate;
+	double rows_per_second; /* over the last minute */
+	int64_t batch_size;
+	int64_t last_batch_ms;
+	int pass;
+} bf_job_figures;
 
 /* The exposition text for these jobs; the caller frees it. */
 char *bf_metrics_render(const bf_job_figures *jobs, size_t n);
