@@ -3,14 +3,18 @@
  *
  * Owns the job's connection, its session advisory lock, its in-memory view of the checkpoint
  * (always re-read from the control table after a reconnect, never trusted across one), the
- * timers for sleeps and backoff, and every write to its row of <schema>.jobs. The daemon owns
- * the jobs, starts them (max_parallel_jobs), tells them to pause, resume or stop, and hears
- * back once, when a job is finished (done, failed, cancelled or stopped).
+ * timers for sleeps and backoff, and every write to its row of <schema>.jobs. A job walks its
+ * table in passes: the first from the first key to the high-water mark (a partitioned table
+ * leaf by leaf, or a plain one in `parallel` key slices, each slice a job of its own on its
+ * own connection, owned by the job); after each pass a closing read counts, without locking,
+ * the rows still to do (rows others held), and a sweep pass takes them, until none is left.
+ * The daemon owns the jobs, starts them (max_parallel_jobs), tells them to pause, resume or
+ * stop, and hears back once, when a job is finished (done, failed, cancelled or stopped).
  *
  * Promises: never blocks the loop; every batch commits its data and its checkpoint together;
  * a lost connection or an unreachable server is retried with backoff from the checkpoint; an
  * SQL or permission error fails this job only; state changes are logged once with a reason
- * and written to the control table.
+ * and written to the control table. The inside is job_internal.h's.
  */
 #ifndef BACKFILLD_JOB_H
 #define BACKFILLD_JOB_H

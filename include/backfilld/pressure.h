@@ -1,10 +1,10 @@
 /*
- * pressure.h - the back-pressure decision: may a job start its next batch, and if not, why.
+ * pressure.h - the lag decision: do the replicas, slots and archiver hold a job back, and why.
  *
  * Owns the rules of the `lag:` keys of a job (config.h, bf_lag_config) applied to one sample
  * of replication state that the lag monitor read from the primary (bf_lag_sample below), with
  * hysteresis, and the words of the reason an operator reads in state_reason and the log.
- * Pure: no clock, no I/O; the monitor fills the sample, the job engine asks.
+ * Pure: no clock, no I/O; the monitor fills the sample, the gate (gate.h) asks.
  *
  * Promises:
  * - Fail closed: no sample yet, a sample marked unreadable (its query failed, its connection
