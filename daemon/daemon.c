@@ -233,8 +233,11 @@ static void schedule(bf_daemon *d)
 			continue;
 		if (d->paused_by_signal)
 			bf_job_pause(d->jobs[i], "paused by SIGUSR1");
-		bf_job_start(d->jobs[i]);
 		active++;
+		bf_log(BF_LOG_INFO, bf_job_name(d->jobs[i]), "starting",
+		       "active=%zu max_parallel_jobs=%lld", active,
+		       (long long)d->cfg->max_parallel_jobs);
+		bf_job_start(d->jobs[i]);
 	}
 }
 

@@ -6,11 +6,7 @@
 # `where` remains up to the high-water mark, the inserted rows are untouched, and the locked
 # row was caught by a sweep pass. Batches that meet a locked row fall back from the plain-UPDATE
 # fast path to SKIP LOCKED.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=200000
 psql_q "CREATE TABLE items (id bigint PRIMARY KEY, old_col text NOT NULL, new_col text,

@@ -3,24 +3,14 @@
 # test_11_kill9: kill -9 the daemon in the middle of a job, then start it again. It resumes
 # from the checkpoint, ends done, and rows_done equals the rows that changed: every row was
 # updated exactly once (n_set = 1), nothing skipped, nothing counted twice.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=150000
 items_table "$N"
 
-bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "$BF_DB_CONNINFO"
-jobs:
-  - name: items_fill
-    table: items
-    set: "new_col = upper(old_col), n_set = n_set + 1"
-    where: "new_col IS NULL"
-    batch_size: 1000
-    sleep: 10ms
+items_conf "$BF_TMPDIR/bf.yaml" "$BF_DB_CONNINFO" <<YAML
+batch_size: 1000
+sleep: 10ms
 YAML
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon1.log" --exit-when-done
 wait_for "the job is a third through" 60 rows_done_at_least items_fill $((N / 3))

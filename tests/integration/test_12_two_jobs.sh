@@ -2,11 +2,7 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_12_two_jobs: two jobs on two tables, one daemon process, at the same time (their
 # running intervals overlap), each correct.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 for t in a b; do
 	psql_q "CREATE TABLE $t (id int PRIMARY KEY, x int NOT NULL, y int)"

@@ -3,11 +3,7 @@
 # test_13_bad_set: a job whose set does not make where false fails at its first batch with a
 # clear message (instead of looping), changes nothing, and does not stop the other job. A set
 # that breaks a unique index fails its job with the server's detail (the key it hit).
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE t (id int PRIMARY KEY, x int NOT NULL, y int)"
 psql_q "INSERT INTO t (id, x) SELECT g, g FROM generate_series(1, 5000) g"

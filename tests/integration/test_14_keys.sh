@@ -2,11 +2,7 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_14_keys: a composite (tenant_id, id) key, a uuid key, a text key and a timestamptz key
 # each backfill every row exactly once; the composite key's cursor holds both columns.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE comp (tenant_id int NOT NULL, id bigint NOT NULL, v text, n int DEFAULT 0,
                            PRIMARY KEY (tenant_id, id))"

@@ -3,11 +3,7 @@
 # test_15_plan: pass 1 is linear. The batch statement that `backfilld --check` prints (the one
 # the daemon prepares) is planned with the key index bounded below by the cursor, for a
 # single-column and a composite key, so no batch rescans what an earlier batch passed.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE items (id bigint PRIMARY KEY, old_col text NOT NULL, new_col text)"
 psql_q "INSERT INTO items (id, old_col) SELECT g, 'v' || g FROM generate_series(1, 100000) g"

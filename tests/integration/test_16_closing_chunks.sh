@@ -4,11 +4,7 @@
 # in ranges of ~100,000 keys (batch boundaries the pass recorded) and, when a range still has
 # rows to do (one row held by another session), the sweep pass starts at that chunk, not at the first key: the cursor never goes back below
 # it while the row is held. Once released, the row is done and every row was updated once.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE items (id int PRIMARY KEY, x int NOT NULL, y int, n_set int NOT NULL DEFAULT 0)"
 psql_q "INSERT INTO items (id, x) SELECT g, g FROM generate_series(1, 250000) g"

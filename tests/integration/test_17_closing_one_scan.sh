@@ -8,11 +8,7 @@
 # The slow table is made slow for reads of finished rows only: its `where` calls slow_after(id),
 # which sleeps 1 s on ids 100000, 200000 and 300000 once y is set. The single scan meets all
 # three (3 s > its 2 s statement_timeout); each ~100,000-key range meets one (1 s).
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE clean (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO clean (id) SELECT g FROM generate_series(1, 20000) g"

@@ -6,27 +6,17 @@
 # second daemon resumes each slice from its own cursor; a row the application holds is left to
 # the sweep after the check. In the end every row was updated exactly once and the job's
 # rows_done counts each row once.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=200000
 items_table "$N"
 
-conf() { # $1: extra job keys
-	bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
-database: "$BF_DB_CONNINFO"
-jobs:
-  - name: items_fill
-    table: items
-    set: "new_col = upper(old_col), n_set = n_set + 1"
-    where: "new_col IS NULL"
-    batch_size: 1000
-    target_batch_time: 0
-    sleep: 0
-    parallel: 4
+conf() { # $1: extra job keys, one "key: value" per line
+	items_conf "$BF_TMPDIR/bf.yaml" "$BF_DB_CONNINFO" <<YAML
+batch_size: 1000
+target_batch_time: 0
+sleep: 0
+parallel: 4
 $1
 YAML
 }
@@ -38,7 +28,7 @@ view_rows() { psql_q "SELECT rows_done FROM backfill.progress WHERE name = 'item
 view_rows_at_least() { [[ $(view_rows) -ge $1 ]]; }
 
 # 20,000 rows/s shared by 4 slices: about 10 s for the table, time to look at it
-conf "    max_rows_per_second: 20000"
+conf "max_rows_per_second: 20000"
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon1.log" --exit-when-done
 wait_for "all four slices moved" 30 slices_moved 4
 assert_eq "the job's lock holder and one connection per slice" 5 "$(sessions)"

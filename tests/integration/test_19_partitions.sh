@@ -14,11 +14,7 @@
 # that one leaf. A leaf detached while it is walked, or before its turn, ends its slice (its
 # rows left the job's table with it); a leaf attached during the job with rows below the
 # high-water mark is found by the closing read and done by the sweep.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=30000
 psql_q "CREATE TABLE ev (id bigint NOT NULL, created_at date NOT NULL, v text NOT NULL,

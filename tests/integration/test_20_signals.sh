@@ -3,11 +3,7 @@
 # test_20_signals: SIGUSR1 pauses every job after its in-flight batch (state paused, reason
 # "paused by SIGUSR1"; rows_done and the table stay still for 3 seconds); SIGUSR2 resumes and
 # the job finishes correctly; SIGTERM in the middle of a job exits 0 and records the state.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=60000
 psql_q "CREATE TABLE items (id int PRIMARY KEY, x int NOT NULL, y int, n int NOT NULL DEFAULT 0)"

@@ -5,11 +5,7 @@
 # the next batch; a changed `database` string (the same server) is a reconnect: the job goes
 # on from its checkpoint, one control connection left; a changed `set` fails that job with a
 # message telling to reset or rename.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE a (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO a (id) SELECT g FROM generate_series(1, 200000) g"

@@ -3,11 +3,7 @@
 # test_22_check: --check names each problem (a missing table, a non-unique key, a set
 # referring to a missing column), exits 1, prints the batch SQL and estimate of the good
 # jobs, exits 0 on a good file, and leaves the database as it was (no control schema).
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE good (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO good (id) SELECT g FROM generate_series(1, 1000) g"

@@ -2,11 +2,7 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_23_dry_run: --dry-run runs every batch and rolls it back: it reports progress, exits 0,
 # and the table and the control schema are byte-for-byte as before.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE t (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO t (id) SELECT g FROM generate_series(1, 30000) g"

@@ -3,11 +3,7 @@
 # test_24_ctl_daemon: backfillctl pause JOB from another process pauses only that job within
 # one second while the second job keeps running; the pause survives a daemon restart; resume
 # continues it; cancel ends it as cancelled.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 for t in a b; do
 	psql_q "CREATE TABLE $t (id int PRIMARY KEY, y int)"

@@ -3,11 +3,7 @@
 # test_25_metrics: metrics_listen serves the Prometheus text at /metrics (the job's figures as
 # the control table has them), 404 elsewhere; a scraper that sends nothing does not hold up
 # the next one; a port already taken stops the daemon at start with exit 1 and says so.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE items (id int PRIMARY KEY, x int NOT NULL, y int)"
 psql_q "INSERT INTO items (id, x) SELECT g, g FROM generate_series(1, 20000) g"

@@ -8,11 +8,7 @@
 #   - an UPDATE rule, inheritance children, UPDATE without SELECT: refused by --check, named;
 #   - a BEFORE UPDATE trigger returning NULL for some rows: the job fails within a minute,
 #     naming the trigger and where the rows are; every other row is done.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 test_role app
 psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $ROLE; GRANT pg_monitor TO $ROLE"

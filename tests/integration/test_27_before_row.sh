@@ -10,11 +10,7 @@
 #   - a missing table, with the control schema reachable: the failed row is written, so
 #     backfill.progress shows every job of the configuration;
 #   - a job whose row is done keeps it done when its definition changes (reset to rerun).
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 test_role app
 psql_q "REVOKE CREATE ON DATABASE $BF_TEST_DB FROM PUBLIC"

@@ -5,11 +5,7 @@
 # The job's estimate comes from a sample of the table's pages instead: --check shows it close to
 # the truth, and backfill.progress never shows more than the true share + 10 points while the
 # job runs, nor 100% before the job is done.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 N=300000
 psql_q "CREATE TABLE items (id bigint PRIMARY KEY, old_col text NOT NULL)"

@@ -5,11 +5,7 @@
 # job is throttled ("archive backlog N segments > 4", read from pg_stat_archiver) and stays
 # still; once archive_command works again the archiver catches up and the job resumes by
 # itself and ends done.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start arch "archive_mode = on" "archive_command = 'true'"
 pg_use arch postgres # job, job_state, psql_q: the archiving cluster from here on

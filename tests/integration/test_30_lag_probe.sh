@@ -6,11 +6,7 @@
 # pg_monitor it runs. The monitor's connection lost and not coming back (the role's connection
 # limit): throttled with the connection error; allowed again: the monitor reconnects by itself
 # and the job resumes and ends done. Each failing episode is logged once, however many probes.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start_standby main standby1
 test_role lag

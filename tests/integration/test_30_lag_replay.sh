@@ -4,11 +4,7 @@
 # running job with max_replay_bytes 1MB: the job is throttled within two check intervals, no
 # batch commits while throttled, the reason names the byte lag and the standby; after
 # pg_wal_replay_resume() it resumes by itself and ends done with the right result.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start_standby main standby1
 on_standby() { psql_on standby1 "$1" -d postgres; }

@@ -4,11 +4,7 @@
 # with max_slot_retained 1MB, retains the WAL written after it: the job is throttled with the
 # slot's name in the reason and stays still; dropping the slot resumes it by itself, and it
 # ends done with every row written once. No standby needed: slots live on the primary.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 slot=stuck_cdc
 slot_gone() {

@@ -3,11 +3,7 @@
 # test_31_lag_standby: standbys: [standby1]. The standby stopped: throttled ("standby1 not
 # streaming"); started again: resumes. Its WAL receiver frozen with SIGSTOP (still listed in
 # pg_stat_replication, its replies stop): throttled once stall_after passes; SIGCONT: resumes.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start_standby main standby1
 psql_q "CREATE TABLE items (id int PRIMARY KEY, y int)"

@@ -3,11 +3,7 @@
 # test_32_rate_batch: max_rows_per_second 2000 on a 20,000-row table takes at least 9 seconds;
 # with target_batch_time 200ms on rows that cost a known amount of work (pg_sleep per row),
 # the logged batch times settle within +-30% of the target after a few batches.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE capped (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO capped (id) SELECT g FROM generate_series(1, 20000) g"

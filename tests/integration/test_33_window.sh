@@ -4,11 +4,7 @@
 # test database's TimeZone is UTC+12 while the daemon runs with TZ=UTC: a window open around
 # the server's wall clock (and 12 hours away from UTC) lets its job run to done; a window open
 # around UTC (so closed on the server's clock) keeps its job throttled with "outside window".
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 server_zone='Etc/GMT-12' # POSIX sign: 12 hours east of UTC
 psql_q "ALTER DATABASE \"$BF_TEST_DB\" SET timezone = '$server_zone'"

@@ -4,11 +4,7 @@
 # streaming standby first and the primary second (a failover-ready conninfo) runs the job on the
 # primary to done; a `database` naming only the standby is refused as read-only, said in the
 # log, and retried (the job never fails for it: a promotion would let it go on).
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start_standby main standby1
 primary_port=$(_bf_var PORT main)

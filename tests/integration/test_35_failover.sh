@@ -7,11 +7,7 @@
 # the same descriptor number, which the event loop must watch anew), and the job ends done on
 # it, rows_done exact, every row updated exactly once: a batch the old primary committed but
 # did not send is gone with its checkpoint, and is done again.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 # a primary of this test's own: the shared one serves the other tests
 pg_start pri

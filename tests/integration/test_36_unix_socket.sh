@@ -9,11 +9,7 @@
 # while the server is down (a reload changing the job's `set`) is written once it is back. A
 # first host of a list that accepts connections and never answers costs its connect_timeout,
 # then the next host serves.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 pg_start sk # a server of this test's own: it is stopped and started
 pg_use sk postgres

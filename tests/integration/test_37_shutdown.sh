@@ -5,11 +5,7 @@
 # within about a second and a round trip, the server shows no backfilld query left, the batch
 # rolled back with its checkpoint (rows_done is the rows changed, the slow row not among them),
 # and the job is pending with no owner. A restart finishes the job.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE t (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g"

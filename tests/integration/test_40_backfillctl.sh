@@ -8,11 +8,7 @@
 # reset is refused while the job's advisory lock is held (by psql, then by a live daemon in
 # another control schema) and deletes the row once it is free. The daemon's reaction to
 # requests is not tested here.
-set -euo pipefail
-. "$BF_ROOT/tests/lib/pg.sh"
-. "$BF_ROOT/tests/lib/assert.sh"
-. "$BF_ROOT/tests/lib/daemon.sh"
-bf_tmpdir_init
+. "$BF_ROOT/tests/lib/test.sh"
 
 # ctl ARG...: run backfillctl; OUT gets stdout and stderr, RC the exit status.
 ctl() {
