@@ -1432,6 +1432,79 @@ START_TEST(test_job_hash)
 }
 END_TEST
 
+/* --- what a change means on reload (the key table's reload classes) ------------------- */
+
+/* The reload classes between HEAD and HEAD with `extra` job keys. */
+static unsigned changes(const char *base_extra, const char *extra)
+{
+	char *ta = bf_xasprintf(HEAD "%s", base_extra);
+	char *tb = bf_xasprintf(HEAD "%s", extra);
+	bf_config *a = parse_ok(ta);
+	bf_config *b = parse_ok(tb);
+	unsigned c = bf_job_config_changes(&a->jobs[0], &b->jobs[0]);
+
+	bf_config_free(a);
+	bf_config_free(b);
+	free(ta);
+	free(tb);
+	return c;
+}
+
+START_TEST(test_reload_classes)
+{
+	char keys[256];
+	bf_config *a, *b;
+
+	ck_assert_uint_eq(changes("", ""), 0);
+	ck_assert_uint_eq(changes("", "    batch_size: 5000\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    sleep: 1s\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    lag:\n      max_replay_bytes: 1GB\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    lag:\n      standbys: [s1]\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    lag:\n      resume_below: 20%\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    window: \"01:00-02:00\"\n"), BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("    window: \"01:00-02:00\"\n", "    window: \"01:00-03:00\"\n"),
+	                  BF_RELOAD_TUNING);
+	ck_assert_uint_eq(changes("", "    lock_timeout: 5s\n"), BF_RELOAD_SESSION);
+	ck_assert_uint_eq(changes("", "    statement_timeout: 1h\n"), BF_RELOAD_SESSION);
+	ck_assert_uint_eq(changes("", "    synchronous_commit: \"on\"\n"), BF_RELOAD_SESSION);
+	ck_assert_uint_eq(changes("", "    database: other\n"), BF_RELOAD_CONNECTION);
+	ck_assert_uint_eq(changes("", "    key: id\n"), BF_RELOAD_DEFINITION);
+	ck_assert_uint_eq(changes("    key: [a, b]\n", "    key: [b, a]\n"), BF_RELOAD_DEFINITION);
+	ck_assert_uint_eq(changes("    key: [a, b]\n", "    key: [a]\n"), BF_RELOAD_DEFINITION);
+	ck_assert_uint_eq(changes("", "    lock_timeout: 5s\n    sleep: 1s\n    key: id\n"),
+	                  BF_RELOAD_SESSION | BF_RELOAD_TUNING | BF_RELOAD_DEFINITION);
+
+	/* top-level keys taken only at a restart are named */
+	a = parse_ok("metrics_listen: \"127.0.0.1:9187\"\n" HEAD);
+	b = parse_ok("metrics_listen: \"127.0.0.1:9188\"\nmax_parallel_jobs: 9\n" HEAD);
+	bf_config_restart_changes(a, b, keys, sizeof(keys));
+	ck_assert_str_eq(keys, "metrics_listen");
+	bf_config_restart_changes(a, a, keys, sizeof(keys));
+	ck_assert_str_eq(keys, "");
+	bf_config_free(a);
+	bf_config_free(b);
+}
+END_TEST
+
+START_TEST(test_lag_limited)
+{
+	bf_lag_config lag = {.resume_below = 0.5, .check_interval_ms = 1000};
+	char *names[] = {"s1"};
+
+	/* the keys flagged as limits decide whether a job needs a lag monitor */
+	ck_assert(!bf_lag_config_limited(&lag));
+	lag.stall_after_ms = 30000;
+	ck_assert(bf_lag_config_limited(&lag));
+	lag.stall_after_ms = 0;
+	lag.standbys = names;
+	lag.n_standbys = 1;
+	ck_assert(bf_lag_config_limited(&lag));
+	lag.n_standbys = 0;
+	lag.max_archive_backlog = 64;
+	ck_assert(bf_lag_config_limited(&lag));
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1483,6 +1556,8 @@ Suite *config_suite(void)
 
 	tcase_set_timeout(hash, 10);
 	tcase_add_test(hash, test_job_hash);
+	tcase_add_test(hash, test_reload_classes);
+	tcase_add_test(hash, test_lag_limited);
 	suite_add_tcase(s, hash);
 	return s;
 }
