@@ -12,8 +12,8 @@
 # BF_TEST_NAME, BF_ROOT, BF_TMPDIR, BF_BIN (the daemon, or a valgrind wrapper of it), BF_CTL,
 # BF_VALGRIND (0/1), BF_PG_PRIMARY=main, BF_PG_PORT_MAIN, BF_PG_DATA_MAIN, BF_PG_DIR_MAIN.
 # It begins with
-#     . "$BF_ROOT/tests/lib/pg.sh"; . "$BF_ROOT/tests/lib/assert.sh"
-# and may start clusters of its own (pg_start, pg_start_standby main NAME): they live in a
+#     . "$BF_ROOT/tests/lib/test.sh"
+# (strict mode, the libraries, its own temporary directory) and may start clusters of its own (pg_start, pg_start_standby main NAME): they live in a
 # sub-directory of BF_TMPDIR and are stopped when the test exits, however it exits.
 #
 # Knobs: BF_TESTS, BF_TEST_TIMEOUT (seconds, default 300), BF_KEEP_TMP=1 (keep the directory
