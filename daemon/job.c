@@ -1,13 +1,15 @@
 /*
  * job.c - one backfill job as a state machine on its own asynchronous connection.
  *
- * The style, the same in job.c, lagmon.c and listener.c: an explicit enum says what is in
- * flight (`phase` here), and every result lands in one switch over it whose default logs
- * and reconnects (pgqd's handler). What to send next is decided in one place, step(), only
- * when nothing is in flight, from what the job knows (connected? set up? paused? at the end
- * of a pass?): so a lost connection only has to forget what the connection carried for
- * step() to rebuild it. step() runs its stages in order, each returning true when it sent
- * or armed something (pgbouncer's per_loop_*):
+ * The style, the same in job.c, lagmon.c and listener.c (STYLE.md 5): an explicit enum says
+ * what is in flight (`phase` here), and every result lands in one switch over it whose
+ * default logs and reconnects (pgqd's handler). The job adds one thing the monitor and the
+ * listener do not need: what to send next depends on a dozen facts at once (what the
+ * connection carries, the requests, the gate, the pass), which as states of their own would
+ * multiply into hundreds; so it is decided in one place, step(), only when nothing is in
+ * flight, from what the job knows. A lost connection then only has to forget what the
+ * connection carried for step() to rebuild it. step() runs its stages in order, each
+ * returning true when it sent or armed something (pgbouncer's per_loop_*):
  *
  *   connection  open it, write a failure that came before the job's row, roll back;
  *   setup       session, grants, schema, lock, table, estimate, row (jobsetup.c);

@@ -5,6 +5,7 @@
  *         ^                        |                  |
  *         +---- retry timer ---- BACKOFF <--lost------+-- (or connect failed, probe overdue)
  *
+ * The style of every asynchronous actor (job.c says why): an explicit state, one switch.
  * One handler, handle(), switches on the state and then on the event (the connection's
  * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
  * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
