@@ -558,8 +558,12 @@ static void apply_requests(bf_job *j)
  * long to wait before the next batch. */
 static int64_t gate(bf_job *j)
 {
-	bf_gate_readings r = {.lag = j->lagmon ? bf_lagmon_sample(j->lagmon) : NULL};
-	bf_gate_verdict v = bf_gate_decide(&j->gate, j->cfg, &r, bf_mono_ms(), j->batch_size);
+	bf_gate_readings r = {0};
+	bf_gate_verdict v;
+
+	if (j->lagmon)
+		bf_lagmon_readings(j->lagmon, &r); /* the server's signals, read by its monitor */
+	v = bf_gate_decide(&j->gate, j->cfg, &r, bf_mono_ms(), j->batch_size);
 
 	if (v.kind == BF_GATE_THROTTLED)
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);

@@ -123,7 +123,7 @@ struct bf_lagmon {
 	int64_t started_ms;
 	bool failing;             /* the sample is unreadable and that was logged */
 	int64_t failing_ms;       /* since when */
-	bf_lag_sample sample;     /* what bf_lagmon_sample() returns */
+	bf_lag_sample sample;     /* the lag reading bf_lagmon_readings() hands out */
 	bf_lag_standby *standbys; /* the sample's arrays and strings, freed at the next sample */
 	bf_lag_slot *slots;
 	char *strings;
@@ -561,7 +561,7 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms)
 	ev_timer_start(m->loop, &m->tick);
 }
 
-const bf_lag_sample *bf_lagmon_sample(const bf_lagmon *m)
+void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out)
 {
-	return &m->sample;
+	out->lag = &m->sample;
 }

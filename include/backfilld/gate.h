@@ -9,8 +9,10 @@
  * monitor probes on its own) and handed in; the gate keeps only what its decisions need to
  * remember (the clock reading, the lag hysteresis, the bucket).
  *
- * A new signal is a field of bf_gate_readings, a rule in bf_gate_decide() and its reader:
- * the job's send/receive cycle does not change.
+ * A new signal is a field of bf_gate_readings, a rule in bf_gate_decide(), its key in
+ * config.c and its reader (a signal of the server: the lag monitor, which fills the
+ * readings, bf_lagmon_readings): the job, which only hands the readings over, does not
+ * change.
  *
  * Promises: no I/O; times are bf_mono_ms(); a reason is given for every throttle.
  */

@@ -21,6 +21,7 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "backfilld/gate.h"
 #include "backfilld/pressure.h"
 
 typedef struct bf_lagmon bf_lagmon;
@@ -34,10 +35,11 @@ const char *bf_lagmon_database(const bf_lagmon *m);
 /* Use the smallest check_interval of the jobs that share this monitor. */
 void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms);
 
-/* The latest sample, owned by the monitor and valid until the next loop iteration that
- * delivers a new probe result. Before the first probe completes, or while the connection is
- * down or the probe query fails: ok = false with error text (fail closed). taken_ms is on
- * bf_mono_ms()'s clock (util.h). Never NULL. */
-const bf_lag_sample *bf_lagmon_sample(const bf_lagmon *m);
+/* The gate's readings of this server, as of now: every signal the monitor reads (the gate
+ * decides on them; a job only hands them over). The lag sample is owned by the monitor and
+ * valid until the next loop iteration that delivers a new probe result. Before the first
+ * probe completes, or while the connection is down or the probe query fails: ok = false with
+ * error text (fail closed). taken_ms is on bf_mono_ms()'s clock (util.h). */
+void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out);
 
 #endif
