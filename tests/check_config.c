@@ -1455,24 +1455,34 @@ START_TEST(test_reload_classes)
 	char keys[256];
 	bf_config *a, *b;
 
-	ck_assert_uint_eq(changes("", ""), 0);
-	ck_assert_uint_eq(changes("", "    batch_size: 5000\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    sleep: 1s\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    lag:\n      max_replay_bytes: 1GB\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    lag:\n      standbys: [s1]\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    lag:\n      resume_below: 20%\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    window: \"01:00-02:00\"\n"), BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("    window: \"01:00-02:00\"\n", "    window: \"01:00-03:00\"\n"),
-	                  BF_RELOAD_TUNING);
-	ck_assert_uint_eq(changes("", "    lock_timeout: 5s\n"), BF_RELOAD_SESSION);
-	ck_assert_uint_eq(changes("", "    statement_timeout: 1h\n"), BF_RELOAD_SESSION);
-	ck_assert_uint_eq(changes("", "    synchronous_commit: \"on\"\n"), BF_RELOAD_SESSION);
-	ck_assert_uint_eq(changes("", "    database: other\n"), BF_RELOAD_CONNECTION);
-	ck_assert_uint_eq(changes("", "    key: id\n"), BF_RELOAD_DEFINITION);
-	ck_assert_uint_eq(changes("    key: [a, b]\n", "    key: [b, a]\n"), BF_RELOAD_DEFINITION);
-	ck_assert_uint_eq(changes("    key: [a, b]\n", "    key: [a]\n"), BF_RELOAD_DEFINITION);
-	ck_assert_uint_eq(changes("", "    lock_timeout: 5s\n    sleep: 1s\n    key: id\n"),
-	                  BF_RELOAD_SESSION | BF_RELOAD_TUNING | BF_RELOAD_DEFINITION);
+	static const struct {
+		const char *before, *after;
+		unsigned want;
+	} cases[] = {
+	        {"", "", 0},
+	        {"", "    batch_size: 5000\n", BF_RELOAD_TUNING},
+	        {"", "    sleep: 1s\n", BF_RELOAD_TUNING},
+	        {"", "    lag:\n      max_replay_bytes: 1GB\n", BF_RELOAD_TUNING},
+	        {"", "    lag:\n      standbys: [s1]\n", BF_RELOAD_TUNING},
+	        {"", "    lag:\n      resume_below: 20%\n", BF_RELOAD_TUNING},
+	        {"", "    window: \"01:00-02:00\"\n", BF_RELOAD_TUNING},
+	        {"    window: \"01:00-02:00\"\n", "    window: \"01:00-03:00\"\n",
+	         BF_RELOAD_TUNING},
+	        {"", "    lock_timeout: 5s\n", BF_RELOAD_SESSION},
+	        {"", "    statement_timeout: 1h\n", BF_RELOAD_SESSION},
+	        {"", "    synchronous_commit: \"on\"\n", BF_RELOAD_SESSION},
+	        {"", "    database: other\n", BF_RELOAD_CONNECTION},
+	        {"", "    key: id\n", BF_RELOAD_DEFINITION},
+	        {"    key: [a, b]\n", "    key: [b, a]\n", BF_RELOAD_DEFINITION},
+	        {"    key: [a, b]\n", "    key: [a]\n", BF_RELOAD_DEFINITION},
+	        {"", "    lock_timeout: 5s\n    sleep: 1s\n    key: id\n",
+	         BF_RELOAD_SESSION | BF_RELOAD_TUNING | BF_RELOAD_DEFINITION},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(changes(cases[i].before, cases[i].after) == cases[i].want,
+		              "%s -> %s: got %u, want %u", cases[i].before, cases[i].after,
+		              changes(cases[i].before, cases[i].after), cases[i].want);
 
 	/* top-level keys taken only at a restart are named */
 	a = parse_ok("metrics_listen: \"127.0.0.1:9187\"\n" HEAD);
