@@ -63,6 +63,7 @@ enum key_flags {
 	KF_NULLABLE = 1 << 1,    /* a YAML null clears it */
 	KF_NOT_DEFAULT = 1 << 2, /* refused inside defaults: */
 	KF_LIMIT = 1 << 3,       /* a lag limit: set (non-zero), the job needs a lag monitor */
+	KF_OFF = 1 << 4,         /* a duration that also takes the word off (stored as 0) */
 };
 
 struct choice {
@@ -260,6 +261,11 @@ static const struct key_def job_keys[] = {
          .reload = BF_RELOAD_SESSION,
          .def = "off",
          .choices = sync_commit_modes},
+        {.name = "max_commit_latency",
+         .type = KT_DURATION,
+         .offset = JOB(max_commit_latency_ms),
+         .flags = KF_OFF,
+         .def = "10ms"},
         {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
         {.name = "parallel",
          .type = KT_INT,
@@ -541,7 +547,8 @@ static char *expected_phrase(const struct key_def *d)
 		bf_sbuf_append(&sb, d->min > 0 ? "a positive integer" : "a non-negative integer");
 		break;
 	case KT_DURATION:
-		bf_sbuf_append(&sb, "a duration such as 250ms, 5s, 2min");
+		bf_sbuf_append(&sb, d->flags & KF_OFF ? "a duration such as 250ms, 5s, 2min, or off"
+		                                      : "a duration such as 250ms, 5s, 2min");
 		break;
 	case KT_SIZE:
 		bf_sbuf_append(&sb, "a size such as 512kB, 64MB, 2GB");
@@ -775,6 +782,10 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 		*(int64_t *)field = v;
 		return NULL;
 	case KT_DURATION:
+		if ((d->flags & KF_OFF) && strcmp(text, "off") == 0) {
+			*(int64_t *)field = 0;
+			return NULL;
+		}
 		/* every duration is bounded, so no sum of them (deadlines, backoffs, sleeps
 		 * added to a clock) can overflow: PostgreSQL's own limit for its timeouts */
 		if (d->max == 0)
@@ -1751,4 +1762,9 @@ bool bf_lag_config_limited(const bf_lag_config *lag)
 		if ((lag_keys[i].flags & KF_LIMIT) && !same_value(&lag_keys[i], lag, &none))
 			return true;
 	return false;
+}
+
+bool bf_job_config_watches_server(const bf_job_config *job)
+{
+	return bf_lag_config_limited(&job->lag) || job->max_commit_latency_ms > 0;
 }

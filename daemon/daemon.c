@@ -27,7 +27,6 @@
 #include "backfilld/metrics.h"
 #include "backfilld/log.h"
 #include "backfilld/notify.h"
-#include "backfilld/pressure.h"
 #include "backfilld/util.h"
 
 struct bf_daemon {
@@ -75,9 +74,9 @@ static void on_notify(bf_listener *l, const char *database, const char *payload,
 	}
 }
 
-/* A lag monitor for every server with a job that has lag limits (however its conninfo is
- * spelt), probing at the smallest check_interval among them; each such job gets its
- * monitor. */
+/* A monitor for every server with a job that has lag limits or a commit-latency budget
+ * (however its conninfo is spelt), probing at the smallest check_interval among them; each
+ * such job gets its monitor. */
 static void ensure_lagmons(bf_daemon *d)
 {
 	/* each job's monitor, found among the few monitors (one per server), never by
@@ -87,7 +86,7 @@ static void ensure_lagmons(bf_daemon *d)
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
 
-		if (!bf_pressure_enabled(&jc->lag) || bf_job_is_finished(d->jobs[i]))
+		if (!bf_job_config_watches_server(jc) || bf_job_is_finished(d->jobs[i]))
 			continue;
 		for (size_t k = 0; k < d->n_lagmons && of[i] == NULL; k++)
 			if (bf_conn_same_server(bf_lagmon_database(d->lagmons[k]), jc->database))

@@ -17,6 +17,7 @@ void bf_gate_init(bf_gate *g, const bf_job_config *cfg, int64_t now)
 {
 	*g = (bf_gate){0};
 	bf_bucket_init(&g->bucket, cfg->max_rows_per_second, now);
+	bf_pace_init(&g->pace);
 }
 
 void bf_gate_retune(bf_gate *g, const bf_job_config *cfg, int64_t now)
@@ -45,6 +46,46 @@ static int64_t window_wait(const bf_gate *g, const bf_window *w, int64_t now)
 
 	gmtime_r(&t, &lt);
 	return bf_window_ms_until_open(w, &lt);
+}
+
+/* The commit latency against the budget: true when it decides alone (no reading yet, a
+ * failing probe, a critical latency); else the pace's pause after the last batch and, while
+ * the pace is below 100%, its reason. */
+static bool commit_latency(bf_gate *g, const bf_job_config *cfg, const bf_commit_reading *c,
+                           int64_t now, bf_gate_verdict *v)
+{
+	int64_t budget_us = cfg->max_commit_latency_ms * 1000;
+	char p90[32], budget[32];
+	int64_t until;
+
+	if (!c->ok && c->taken_ms == 0) {
+		v->kind = BF_GATE_UNKNOWN; /* the monitor has just started */
+		v->wait_ms = BF_GATE_FIRST_SAMPLE_MS;
+		return true;
+	}
+	if (!c->ok) {
+		v->kind = BF_GATE_THROTTLED; /* fail closed, as the lag signals do */
+		v->wait_ms = cfg->lag.check_interval_ms;
+		snprintf(v->reason, sizeof(v->reason), "commit latency unreadable: %s",
+		         c->error ? c->error : "unknown error");
+		return true;
+	}
+	bf_pace_observe(&g->pace, c, budget_us);
+	bf_pace_format_us(c->p90_us, p90, sizeof(p90));
+	bf_pace_format_us(budget_us, budget, sizeof(budget));
+	if (c->p90_us > BF_PACE_CRITICAL * budget_us) {
+		v->kind = BF_GATE_THROTTLED;
+		v->wait_ms = cfg->lag.check_interval_ms;
+		snprintf(v->reason, sizeof(v->reason), "commit latency %s > %s", p90, budget);
+		return true;
+	}
+	if (bf_pace_percent(&g->pace) >= 100)
+		return false;
+	snprintf(v->reason, sizeof(v->reason), "commit latency %s %s %s: pace %d%%", p90,
+	         c->p90_us > budget_us ? ">" : "<=", budget, bf_pace_percent(&g->pace));
+	until = g->batch_end_ms + bf_pace_pause_ms(&g->pace, g->batch_ms);
+	v->wait_ms = until > now ? until - now : 0;
+	return false;
 }
 
 bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_gate_readings *r,
@@ -78,11 +119,17 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 			return v;
 		}
 	}
-	v.wait_ms = bf_bucket_wait_ms(&g->bucket, now, rows);
+	if (r->commit && cfg->max_commit_latency_ms > 0 &&
+	    commit_latency(g, cfg, r->commit, now, &v))
+		return v;
+	if (bf_bucket_wait_ms(&g->bucket, now, rows) > v.wait_ms)
+		v.wait_ms = bf_bucket_wait_ms(&g->bucket, now, rows);
 	return v;
 }
 
-void bf_gate_took(bf_gate *g, int64_t now, int64_t rows)
+void bf_gate_took(bf_gate *g, int64_t now, int64_t rows, int64_t ms)
 {
 	bf_bucket_take(&g->bucket, now, rows);
+	g->batch_end_ms = now;
+	g->batch_ms = ms;
 }

@@ -132,6 +132,8 @@ void bf_job_free(bf_job *j)
 
 void bf_job_set_lagmon(bf_job *j, bf_lagmon *m)
 {
+	if (m != j->lagmon)
+		j->in_batch = false; /* the old monitor may be gone: its count is not ours now */
 	j->lagmon = m;
 	for (size_t i = 0; i < j->n_slices; i++)
 		j->slices[i]->lagmon = m;
@@ -213,9 +215,18 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	step(j);
 }
 
+/* The batch in flight is over, however it ended. */
+static void batch_over(bf_job *j)
+{
+	if (j->in_batch && j->lagmon)
+		bf_lagmon_batch(j->lagmon, false);
+	j->in_batch = false;
+}
+
 /* Forget what the connection carried; the checkpoint is re-read on the next one. */
 static void drop_connection(bf_job *j)
 {
+	batch_over(j);
 	bf_conn_close(j->conn);
 	j->session_ok = j->grants_ok = j->schema_ok = j->locked = j->in_txn = false;
 	j->plan = BF_PLAN_BATCH;
@@ -397,6 +408,10 @@ void bf_job_log_progress(bf_job *j)
 void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 {
 	int64_t rows = bf_slices_rows(j);
+	bf_gate_readings r = {0};
+
+	if (j->lagmon)
+		bf_lagmon_readings(j->lagmon, &r);
 
 	*out = (bf_job_figures){
 	        .name = j->cfg->name,
@@ -407,6 +422,10 @@ void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 	        .batch_size = bf_slices_walker(j)->batch_size,
 	        .last_batch_ms = bf_slices_walker(j)->last_batch_ms,
 	        .pass = j->pass,
+	        .pace = bf_slices_walker(j)->gate.pace.pace,
+	        .commit_p90_us = r.commit && r.commit->ok && j->cfg->max_commit_latency_ms > 0
+	                                 ? r.commit->p90_us
+	                                 : 0,
 	};
 }
 
@@ -565,10 +584,24 @@ static int64_t gate(bf_job *j)
 		bf_lagmon_readings(j->lagmon, &r); /* the server's signals, read by its monitor */
 	v = bf_gate_decide(&j->gate, j->cfg, &r, bf_mono_ms(), j->batch_size);
 
-	if (v.kind == BF_GATE_THROTTLED)
+	if (v.kind == BF_GATE_THROTTLED) {
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);
-	else if (v.kind == BF_GATE_GO && j->state == BF_JOB_THROTTLED)
+	} else if (v.kind == BF_GATE_GO && v.reason[0] && j->paced && j->state == BF_JOB_RUNNING) {
+		/* the pace's figures change with every probe: logged when the pace starts and
+		 * ends, shown fresh in the control table meanwhile (as a throttle's) */
+		free(j->reason);
+		j->reason = bf_xstrdup(v.reason);
+	} else if (v.kind == BF_GATE_GO && v.reason[0]) {
+		bf_job_set_state(j, BF_JOB_RUNNING, v.reason);
+	} else if (v.kind == BF_GATE_GO && (j->state == BF_JOB_THROTTLED || j->paced)) {
+		if (j->paced && j->parent == NULL)
+			bf_log(BF_LOG_INFO, j->cfg->name, "full pace again",
+			       "max_commit_latency=%lldms",
+			       (long long)j->cfg->max_commit_latency_ms);
 		bf_job_set_state(j, BF_JOB_RUNNING, NULL);
+	}
+	if (v.kind != BF_GATE_UNKNOWN)
+		j->paced = v.kind == BF_GATE_GO && v.reason[0];
 	return v.wait_ms;
 }
 
@@ -745,6 +778,7 @@ static void on_error(bf_job *j, const PGresult *res)
 	bf_conn_fate fate = bf_conn_sqlstate_fate(code);
 
 	j->phase = PH_IDLE;
+	batch_over(j);
 	if (expected_error(j, ph, code)) {
 		step(j);
 	} else if (fate == BF_FATE_LOST) {
@@ -830,6 +864,7 @@ static void on_result(bf_job *j, const PGresult *res)
 			return;
 		break;
 	case PH_BATCH:
+		batch_over(j);
 		bf_walk_take_batch(j, res);
 		j->sleep_due = j->cfg->sleep_ms > 0 && !j->pass_end;
 		break;

@@ -6,6 +6,8 @@
  *         +---- retry timer ---- BACKOFF <--lost------+-- (or connect failed, probe overdue)
  *
  * The style of every asynchronous actor (job.c says why): an explicit state, one switch.
+ * After each lag probe, the commit probe (pace.h): a tiny transaction committed with
+ * synchronous_commit on, timed (state COMMITTING), the reading of the application's side.
  * One handler, handle(), switches on the state and then on the event (the connection's
  * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
  * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
@@ -37,6 +39,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "backfilld/conn.h"
@@ -94,15 +97,13 @@ static const char probe_sql[] =
 
 enum col { C_KIND, C_NAME, C_STATE, C_BYTES, C_LAG_MS, C_AGE_MS, C_ACTIVE, C_WAL_STATUS, N_COLS };
 
-enum lm_state { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_BACKOFF };
+enum lm_state { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_COMMITTING, LM_BACKOFF };
 
 enum lm_event { LE_CONNECTED, LE_RESULT, LE_LOST, LE_TICK, LE_RETRY };
 
 static const char *const state_names[] = {
-        [LM_CONNECTING] = "connecting",
-        [LM_IDLE] = "idle",
-        [LM_PROBING] = "probing",
-        [LM_BACKOFF] = "backoff",
+        [LM_CONNECTING] = "connecting", [LM_IDLE] = "idle",       [LM_PROBING] = "probing",
+        [LM_COMMITTING] = "committing", [LM_BACKOFF] = "backoff",
 };
 
 static const char *const event_names[] = {
@@ -128,6 +129,14 @@ struct bf_lagmon {
 	bf_lag_slot *slots;
 	char *strings;
 	char error[512];
+	/* the commit probe (pace.h): its readings, and whether a batch of the server's jobs
+	 * was in flight or sent while it ran (then it does not count toward the baseline) */
+	bf_commit_stats commits;
+	bf_commit_reading commit;
+	int64_t commit_sent_us;
+	int busy;        /* batches in flight on this server (bf_lagmon_batch) */
+	bool batch_seen; /* a batch was sent since the commit probe was */
+	char commit_error[512];
 };
 
 /* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest). */
@@ -326,6 +335,8 @@ static void take_sample(bf_lagmon *m, const PGresult *res)
 	}
 }
 
+static void commit_failed(bf_lagmon *m, const char *why);
+
 /* Drop the connection, fail closed, and try again after the connection's pause (conn.h: a
  * refusal for good knocks at the slowest pace; the jobs on this conninfo fail for it). */
 static void backoff(bf_lagmon *m, const char *why)
@@ -333,6 +344,7 @@ static void backoff(bf_lagmon *m, const char *why)
 	int64_t ms = bf_conn_drop(m->conn, why);
 
 	unreadable(m, why);
+	commit_failed(m, why);
 	m->state = LM_BACKOFF;
 	ev_timer_stop(m->loop, &m->retry);
 	ev_timer_set(&m->retry, (double)ms / 1000.0, 0.0);
@@ -389,6 +401,73 @@ static int64_t probe_timeout_ms(const bf_lagmon *m)
 	return 3 * m->interval_ms > PROBE_TIMEOUT_MS ? 3 * m->interval_ms : PROBE_TIMEOUT_MS;
 }
 
+/* The commit probe: one statement whose implicit transaction writes a WAL record and commits
+ * with synchronous_commit on, so its commit waits for the flush of all WAL before it, as an
+ * application commit does. pg_logical_emit_message needs no table, no grant, any wal_level. */
+static const char commit_sql[] =
+        "SELECT pg_logical_emit_message(true, 'backfilld', 'commit probe') "
+        "FROM (SELECT set_config('synchronous_commit', 'on', true)) s";
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void commit_failed(bf_lagmon *m, const char *why)
+{
+	one_line(m->commit_error, sizeof(m->commit_error), why && why[0] ? why : "unknown error");
+	m->commit.ok = false;
+	m->commit.error = m->commit_error;
+	m->commit.taken_ms = bf_mono_ms();
+}
+
+static void send_commit(bf_lagmon *m)
+{
+	char err[256];
+
+	m->state = LM_COMMITTING;
+	m->commit_sent_us = now_us();
+	m->batch_seen = m->busy > 0;
+	if (bf_conn_send_simple(m->conn, commit_sql, err, sizeof(err)) != 0)
+		backoff(m, err);
+}
+
+static void got_commit(bf_lagmon *m, const PGresult *res)
+{
+	m->state = LM_IDLE;
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		char why[400];
+
+		snprintf(why, sizeof(why), "commit probe: %s",
+		         msg   ? msg
+		         : res ? PQresultErrorMessage(res)
+		               : "no result");
+		commit_failed(m, why);
+		return;
+	}
+	int64_t us = now_us() - m->commit_sent_us;
+	bool idle = !m->batch_seen && m->busy == 0;
+	char q[300];
+
+	bf_commit_stats_add(&m->commits, us, idle);
+	m->commit = (bf_commit_reading){
+	        .ok = true,
+	        .seq = m->commits.seq,
+	        .p90_us = bf_commit_stats_p90(&m->commits),
+	        .baseline_us = bf_commit_stats_baseline(&m->commits),
+	        .taken_ms = bf_mono_ms(),
+	};
+	bf_log(BF_LOG_DEBUG, NULL, "commit probe",
+	       "server=%s us=%lld idle=%s p90_us=%lld "
+	       "baseline_us=%lld",
+	       bf_log_q(q, sizeof(q), m->server), (long long)us, idle ? "true" : "false",
+	       (long long)m->commit.p90_us, (long long)m->commit.baseline_us);
+}
+
 /* The state machine: every event of the monitor goes through here. */
 static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const char *err)
 {
@@ -428,6 +507,7 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 	case LM_PROBING:
 		if (ev == LE_RESULT) {
 			got_result(m, res);
+			send_commit(m);
 			return;
 		}
 		if (ev == LE_LOST) {
@@ -439,6 +519,28 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			int64_t out = bf_mono_ms() - m->probe_sent_ms;
 			if (out > probe_timeout_ms(m)) {
 				snprintf(why, sizeof(why), "the lag probe got no answer in %lld ms",
+				         (long long)out);
+				backoff(m, why);
+			}
+			return;
+		}
+		break;
+	case LM_COMMITTING:
+		if (ev == LE_RESULT) {
+			got_commit(m, res);
+			return;
+		}
+		if (ev == LE_LOST) {
+			backoff(m, err);
+			return;
+		}
+		if (ev == LE_TICK) {
+			/* a commit this slow is a reading in itself: counted when it ends; one
+			 * with no answer at all is a lost connection */
+			int64_t out = bf_mono_ms() - m->probe_sent_ms;
+			if (out > probe_timeout_ms(m)) {
+				snprintf(why, sizeof(why),
+				         "the commit probe got no answer in %lld ms",
 				         (long long)out);
 				backoff(m, why);
 			}
@@ -527,6 +629,8 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 	/* taken_ms stays 0 until a probe answers or fails: "just started" */
 	snprintf(m->error, sizeof(m->error), "no lag probe has completed yet");
 	m->sample.error = m->error;
+	snprintf(m->commit_error, sizeof(m->commit_error), "no commit probe has completed yet");
+	m->commit.error = m->commit_error;
 	connect_db(m);
 	return m;
 }
@@ -564,4 +668,15 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms)
 void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out)
 {
 	out->lag = &m->sample;
+	out->commit = &m->commit;
+}
+
+void bf_lagmon_batch(bf_lagmon *m, bool begins)
+{
+	if (begins) {
+		m->busy++;
+		m->batch_seen = true;
+	} else if (m->busy > 0) {
+		m->busy--;
+	}
 }

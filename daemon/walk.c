@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backfilld/job_internal.h"
+#include "backfilld/lagmon.h"
 #include "backfilld/log.h"
 #include "backfilld/util.h"
 
@@ -64,6 +65,9 @@ void bf_walk_batch(bf_job *j)
 		v[k++] = j->high[i];
 	j->phase = PH_BATCH;
 	j->batch_sent_ms = bf_mono_ms();
+	j->in_batch = true;
+	if (j->lagmon)
+		bf_lagmon_batch(j->lagmon, true);
 	/* the fast path, unless it met a lock lately: then SKIP LOCKED for a while, since the
 	 * application is busy with these rows and each failed try would cost a batch. Sweeps
 	 * are SKIP LOCKED: they look for rows that were held, and the form tells the rows it
@@ -161,7 +165,7 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	bf_closing_batch(&j->closing, j->cursor, j->batch_size, rows, unchanged, range,
 	                 j->pass_end);
 	free(range);
-	bf_gate_took(&j->gate, now, rows);
+	bf_gate_took(&j->gate, now, rows, j->last_batch_ms);
 	if (!j->pass_end)
 		adapt_batch_size(j);
 	if (j->state == BF_JOB_RUNNING && j->reason)

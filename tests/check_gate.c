@@ -174,7 +174,7 @@ START_TEST(test_rate_cap)
 
 	c.max_rows_per_second = 1000;
 	bf_gate_init(&g, &c, NOW);
-	bf_gate_took(&g, NOW, 2000);
+	bf_gate_took(&g, NOW, 2000, 100);
 	/* spaced, never throttled: a wait with the state left running */
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
@@ -185,6 +185,77 @@ START_TEST(test_rate_cap)
 	bf_gate_retune(&g, &c, NOW);
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.wait_ms, 0);
+}
+END_TEST
+
+/* A commit reading: probe number seq with a p90 of ms. */
+static bf_commit_reading commit(uint64_t seq, int64_t p90_ms)
+{
+	return (bf_commit_reading){
+	        .ok = true, .seq = seq, .p90_us = p90_ms * 1000, .taken_ms = NOW};
+}
+
+START_TEST(test_commit_latency)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_commit_reading cr = {.error = "no commit probe has completed yet"};
+	bf_gate_readings r = {.commit = &cr};
+	bf_gate_verdict v;
+
+	c.max_commit_latency_ms = 10;
+	bf_gate_init(&g, &c, NOW);
+	/* no probe yet: ask again soon */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_UNKNOWN);
+	/* a failing probe fails closed, saying why */
+	cr.taken_ms = NOW;
+	cr.error = "commit probe: cannot execute in a read-only transaction";
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_str_eq(v.reason, "commit latency unreadable: commit probe: cannot execute in a "
+	                           "read-only transaction");
+	/* under the budget: full pace, no reason, no pause */
+	cr = commit(1, 2);
+	bf_gate_took(&g, NOW, 1000, 100);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_str_eq(v.reason, "");
+	ck_assert_int_eq(v.wait_ms, 0);
+	/* over it: slower, a pause after each batch (a batch of 100 ms at 80%: 25 ms) */
+	cr = commit(2, 12);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_str_eq(v.reason, "commit latency 12ms > 10ms: pace 80%");
+	ck_assert_int_eq(v.wait_ms, 25);
+	/* the same reading again does not slow it twice; the pause counts from the batch's end */
+	v = bf_gate_decide(&g, &c, &r, NOW + 10, 1000);
+	ck_assert_str_eq(v.reason, "commit latency 12ms > 10ms: pace 80%");
+	ck_assert_int_eq(v.wait_ms, 15);
+	cr = commit(3, 12);
+	v = bf_gate_decide(&g, &c, &r, NOW + 100, 1000);
+	ck_assert_str_eq(v.reason, "commit latency 12ms > 10ms: pace 64%");
+	ck_assert_int_eq(v.wait_ms, 0); /* 56 ms after a 100 ms batch: passed */
+	/* back under the budget: the pace climbs again, then the reason goes */
+	cr = commit(4, 3);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_str_eq(v.reason, "commit latency 3.0ms <= 10ms: pace 74%");
+	for (uint64_t seq = 5; seq < 9; seq++) {
+		cr = commit(seq, 3);
+		v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	}
+	ck_assert_str_eq(v.reason, "");
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	/* past BF_PACE_CRITICAL times the budget it stops */
+	cr = commit(9, 45);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_str_eq(v.reason, "commit latency 45ms > 10ms");
+	/* off: no reading matters */
+	c.max_commit_latency_ms = 0;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_str_eq(v.reason, "");
 }
 END_TEST
 
@@ -199,6 +270,7 @@ Suite *gate_suite(void)
 	tcase_add_test(tc, test_lag);
 	tcase_add_test(tc, test_window_before_lag);
 	tcase_add_test(tc, test_rate_cap);
+	tcase_add_test(tc, test_commit_latency);
 	suite_add_tcase(s, tc);
 	return s;
 }

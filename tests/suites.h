@@ -19,5 +19,6 @@ Suite *conn_suite(void);
 Suite *closing_suite(void);
 Suite *gate_suite(void);
 Suite *rate_suite(void);
+Suite *pace_suite(void);
 
 #endif

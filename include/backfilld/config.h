@@ -61,6 +61,7 @@ typedef struct bf_job_config {
 	char *synchronous_commit; /* on | off | local | remote_write | remote_apply */
 	bf_lag_config lag;
 	bf_window window;
+	int64_t max_commit_latency_ms; /* the server's commit probe p90 budget; 0 = off (pace.h) */
 	int64_t max_retries;
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
 	char *file;       /* where the job was defined, for messages */
@@ -126,6 +127,9 @@ unsigned bf_job_config_changes(const bf_job_config *a, const bf_job_config *b);
 /* The top-level keys that differ and take effect only at a restart, comma-separated in out
  * ("" when none). */
 void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out, size_t len);
+
+/* Does the job need its server's monitor (a lag limit, or a commit-latency budget)? */
+bool bf_job_config_watches_server(const bf_job_config *job);
 
 /* Does any lag limit hold a value (the keys flagged as limits in the table)? Then the job
  * needs a lag monitor. */

@@ -4,7 +4,10 @@
  *
  * The signals, in the order they are asked: the job's `window` (in the server's local time,
  * from a reading of the server's clock), the lag limits (the server's lag monitor's latest
- * sample), the rate cap (a token bucket). Each reading is refreshed by whoever owns the
+ * sample), the commit latency (the monitor's commit probes, through the job's pace: pace.h),
+ * the rate cap (a token bucket). The window and the lag stop a job (throttled); the commit
+ * latency slows it (a pause after each batch) and stops it only past BF_PACE_CRITICAL times
+ * its budget; the rate cap spaces its batches. Each reading is refreshed by whoever owns the
  * connection it comes from (the job reads the server's clock on its own connection, the lag
  * monitor probes on its own) and handed in; the gate keeps only what its decisions need to
  * remember (the clock reading, the lag hysteresis, the bucket).
@@ -24,6 +27,7 @@
 
 #include "backfilld/bucket.h"
 #include "backfilld/config.h"
+#include "backfilld/pace.h"
 #include "backfilld/pressure.h"
 
 /* How long to wait for a lag monitor's first sample before asking again. */
@@ -33,17 +37,21 @@ typedef struct bf_gate {
 	/* the server's wall clock in ms (see bf_sql_server_clock) as read at clock_at */
 	int64_t clock_ms, clock_at;
 	bool clock_known;
-	bool lag_throttled; /* the last lag decision throttled (its hysteresis input) */
-	bf_bucket bucket;   /* max_rows_per_second */
+	bool lag_throttled;             /* the last lag decision throttled (its hysteresis input) */
+	bf_bucket bucket;               /* max_rows_per_second */
+	bf_pace pace;                   /* max_commit_latency */
+	int64_t batch_end_ms, batch_ms; /* the last batch: when it ended, how long it took */
 } bf_gate;
 
 /* The latest readings handed in at each decision (NULL: no such signal for this job). */
 typedef struct bf_gate_readings {
 	const bf_lag_sample *lag;
+	const bf_commit_reading *commit;
 } bf_gate_readings;
 
 typedef enum bf_gate_kind {
-	BF_GATE_GO,        /* not held back: run after wait_ms (the rate cap's, often 0) */
+	BF_GATE_GO,        /* not held back: run after wait_ms (the rate cap's or the pace's,
+	                    * often 0); a reason when the pace slows the job */
 	BF_GATE_THROTTLED, /* held back for `reason`: ask again after wait_ms */
 	BF_GATE_UNKNOWN,   /* a reading is not there yet: ask again after wait_ms, state as is */
 } bf_gate_kind;
@@ -67,7 +75,7 @@ void bf_gate_set_clock(bf_gate *g, int64_t server_ms, int64_t now);
 bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_gate_readings *r,
                                int64_t now, int64_t rows);
 
-/* A batch updated `rows`: the rate cap counts them. */
-void bf_gate_took(bf_gate *g, int64_t now, int64_t rows);
+/* A batch that took `ms` updated `rows`: the rate cap counts them, the pace pauses after it. */
+void bf_gate_took(bf_gate *g, int64_t now, int64_t rows, int64_t ms);
 
 #endif

@@ -112,6 +112,8 @@ struct bf_job {
 	int64_t reconnects;       /* consecutive failed connection attempts */
 	char *down_reason;        /* why the connection went, until it is back */
 	int64_t batch_sent_ms;    /* monotonic, for the batch's round-trip time */
+	bool in_batch;            /* a batch is in flight: its monitor counts it (busy) */
+	bool paced;               /* the state's reason is the pace's (pace.h) */
 	int64_t last_batch_ms;
 	bf_rate rate;
 	bool logged_waiting_lock;

@@ -19,6 +19,7 @@
 #define BACKFILLD_LAGMON_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backfilld/gate.h"
@@ -41,5 +42,9 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms);
  * probe completes, or while the connection is down or the probe query fails: ok = false with
  * error text (fail closed). taken_ms is on bf_mono_ms()'s clock (util.h). */
 void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out);
+
+/* A job's batch on this server begins (true) or ends (false): a commit probe taken while
+ * none is in flight measures the server's idle commit latency (the baseline). */
+void bf_lagmon_batch(bf_lagmon *m, bool begins);
 
 #endif

@@ -70,7 +70,8 @@ wait_for "the new job_b ran to the end" 30 job_is job_b "done"
 assert_eq "job_b correct" 0 "$(psql_q "SELECT count(*) FROM b WHERE y IS DISTINCT FROM -id")"
 assert_eq "job_a still running" running "$(job_state job_a)"
 
-# lag limits switched off by a reload: the lag monitor and its connection go
+# lag limits and the commit-latency budget switched off by a reload: the monitor and its
+# connection go
 lag_sessions() {
 	psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld lag'"
 }
@@ -98,6 +99,7 @@ assert_eq "two spellings of one server, one lag monitor" 1 "$(lag_sessions)"
 {
 	job_a "y = id" 150
 	cat <<YAML
+    max_commit_latency: off
     lag:
       max_replay_bytes: 0
       max_replay_time: 0
