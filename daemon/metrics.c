@@ -22,7 +22,16 @@
 
 /* ---- the exposition text (pure) ---- */
 
-enum mvalue { MV_ROWS_DONE, MV_ROWS_ESTIMATE, MV_RATE, MV_BATCH, MV_LAST_BATCH, MV_PASS };
+enum mvalue {
+	MV_ROWS_DONE,
+	MV_ROWS_ESTIMATE,
+	MV_RATE,
+	MV_BATCH,
+	MV_LAST_BATCH,
+	MV_PASS,
+	MV_PACE,
+	MV_COMMIT,
+};
 
 static const struct metric {
 	const char *name;
@@ -54,6 +63,15 @@ static const struct metric {
          .type = "gauge",
          .help = "The pass the job is in (sweep passes come back for rows others held).",
          .value = MV_PASS},
+        {.name = "backfilld_pace_ratio",
+         .type = "gauge",
+         .help = "Share of the time the job may spend in batches (1: full pace; lower while "
+                 "commits on its server are over max_commit_latency).",
+         .value = MV_PACE},
+        {.name = "backfilld_commit_latency_seconds",
+         .type = "gauge",
+         .help = "p90 of the last commit probes on the job's server (0: none yet, or off).",
+         .value = MV_COMMIT},
 };
 
 static double value_of(const bf_job_figures *f, enum mvalue v)
@@ -71,6 +89,10 @@ static double value_of(const bf_job_figures *f, enum mvalue v)
 		return (double)f->last_batch_ms / 1000.0;
 	case MV_PASS:
 		return (double)f->pass;
+	case MV_PACE:
+		return f->pace;
+	case MV_COMMIT:
+		return (double)f->commit_p90_us / 1e6;
 	}
 	return 0;
 }

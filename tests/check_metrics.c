@@ -27,7 +27,9 @@ START_TEST(test_two_jobs)
 	         .rows_per_second = 86228.5,
 	         .batch_size = 5000,
 	         .last_batch_ms = 48,
-	         .pass = 1},
+	         .pass = 1,
+	         .pace = 0.4,
+	         .commit_p90_us = 12300},
 	        {.name = "orders", .state = BF_JOB_FAILED, .rows_done = 7, .pass = 2},
 	};
 	char *t = bf_metrics_render(f, 2);
@@ -42,6 +44,9 @@ START_TEST(test_two_jobs)
 	ck_assert_ptr_nonnull(strstr(t, "backfilld_batch_size{job=\"users_email\"} 5000\n"));
 	ck_assert_ptr_nonnull(strstr(t, "backfilld_last_batch_seconds{job=\"users_email\"} 0.048"));
 	ck_assert_ptr_nonnull(strstr(t, "backfilld_pass{job=\"orders\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(t, "backfilld_pace_ratio{job=\"users_email\"} 0.4"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "backfilld_commit_latency_seconds{job=\"users_email\"} 0.0123"));
 	/* one 0/1 series per state and job, exactly one 1 per job */
 	ck_assert_int_eq(count(t, "backfilld_job_state{job=\"users_email\","), 7);
 	ck_assert_ptr_nonnull(
@@ -73,7 +78,7 @@ START_TEST(test_no_jobs)
 	char *t = bf_metrics_render(NULL, 0);
 
 	/* the families are still described, with no series */
-	ck_assert_int_eq(count(t, "# TYPE "), 7);
+	ck_assert_int_eq(count(t, "# TYPE "), 9);
 	ck_assert_ptr_null(strstr(t, "{job="));
 	free(t);
 }

@@ -36,6 +36,8 @@ typedef struct bf_job_figures {
 	int64_t batch_size;
 	int64_t last_batch_ms;
 	int pass;
+	double pace;           /* 0.05..1 (pace.h) */
+	int64_t commit_p90_us; /* the server's commit probes; 0 when none */
 } bf_job_figures;
 
 /* The exposition text for these jobs; the caller frees it. */
