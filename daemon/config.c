@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <math.h>
 #include <yaml.h>
 
 #include "backfilld/log.h"
@@ -49,6 +50,7 @@ enum key_type {
 	KT_DURATION,    /* int64_t milliseconds within [min, max] */
 	KT_SIZE,        /* int64_t bytes */
 	KT_PERCENT,     /* double 0..1; min 1 means "above 0%" */
+	KT_NUMBER,      /* double, any finite number */
 	KT_ENUM,        /* int, one of choices */
 	KT_ENUM_STRING, /* char *, the canonical name of one of choices */
 	KT_STRING_LIST, /* char ** at offset, size_t at count_offset */
@@ -266,6 +268,13 @@ static const struct key_def job_keys[] = {
          .offset = JOB(max_commit_latency_ms),
          .flags = KF_OFF,
          .def = "10ms"},
+        {.name = "throttle_query",
+         .type = KT_STRING,
+         .offset = JOB(throttle_query),
+         .flags = KF_NULLABLE,
+         NONEMPTY,
+         .explain = bf_sqltext_problem},
+        {.name = "throttle_above", .type = KT_NUMBER, .offset = JOB(throttle_above), .def = "0"},
         {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
         {.name = "parallel",
          .type = KT_INT,
@@ -556,6 +565,9 @@ static char *expected_phrase(const struct key_def *d)
 	case KT_PERCENT:
 		bf_sbuf_append(&sb, "a percentage such as 50%");
 		break;
+	case KT_NUMBER:
+		bf_sbuf_append(&sb, "a number such as 100 or 0.25");
+		break;
 	case KT_ENUM:
 	case KT_ENUM_STRING:
 		bf_sbuf_append(&sb, "one of ");
@@ -803,6 +815,15 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 			return expected_phrase(d);
 		*(int64_t *)field = v;
 		return NULL;
+	case KT_NUMBER: {
+		char *end;
+		double f = strtod(text, &end);
+
+		if (end == text || *end != '\0' || !isfinite(f))
+			return expected_phrase(d);
+		memcpy(field, &f, sizeof(f));
+		return NULL;
+	}
 	case KT_PERCENT: {
 		double f;
 		if (bf_units_parse_percent(text, &f) < 0)
@@ -1223,6 +1244,17 @@ static void check_batch_sizes(struct src *s, yaml_node_t *node, const char *path
 		       j->batch_size, j->max_batch_size);
 }
 
+/* Keys that only make sense together, checked once every key loaded. */
+static void check_pairs(struct src *s, yaml_node_t *node, const char *path, const bf_job_config *j)
+{
+	check_batch_sizes(s, node, path, j);
+	if (j->throttle_query && !job_gives(s, node, "throttle_above"))
+		report(s, node, path,
+		       "throttle_query needs throttle_above (the value that throttles)");
+	else if (!j->throttle_query && job_gives(s, node, "throttle_above"))
+		report(s, node, path, "throttle_above without throttle_query does nothing");
+}
+
 static size_t name_hash(const char *name)
 {
 	size_t h = 5381;
@@ -1315,7 +1347,7 @@ static void load_job(struct src *s, yaml_node_t *node, size_t index)
 		free(npath);
 	}
 	if (L->problems == before)
-		check_batch_sizes(s, node, path, &job);
+		check_pairs(s, node, path, &job);
 
 	cfg->jobs = bf_xrealloc(cfg->jobs, (cfg->n_jobs + 1) * sizeof(*cfg->jobs));
 	L->names = bf_xrealloc(L->names, (cfg->n_jobs + 1) * sizeof(*L->names));
@@ -1708,6 +1740,7 @@ static bool same_value(const struct key_def *d, const void *a, const void *b)
 	case KT_SIZE:
 		return FIELD(int64_t, a, d) == FIELD(int64_t, b, d);
 	case KT_PERCENT:
+	case KT_NUMBER:
 		return FIELD(double, a, d) <= FIELD(double, b, d) &&
 		       FIELD(double, a, d) >= FIELD(double, b, d);
 	case KT_ENUM:
@@ -1766,5 +1799,6 @@ bool bf_lag_config_limited(const bf_lag_config *lag)
 
 bool bf_job_config_watches_server(const bf_job_config *job)
 {
-	return bf_lag_config_limited(&job->lag) || job->max_commit_latency_ms > 0;
+	return bf_lag_config_limited(&job->lag) || job->max_commit_latency_ms > 0 ||
+	       job->throttle_query != NULL;
 }

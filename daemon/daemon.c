@@ -74,6 +74,30 @@ static void on_notify(bf_listener *l, const char *database, const char *payload,
 	}
 }
 
+/* Each monitor runs the distinct throttle_query texts of its unfinished jobs. */
+static void set_queries(bf_daemon *d, bf_lagmon *const *of)
+{
+	const char **sqls = bf_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*sqls));
+
+	for (size_t k = 0; k < d->n_lagmons; k++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < d->n_jobs; i++) {
+			const char *q = bf_job_config_of(d->jobs[i])->throttle_query;
+			bool seen = false;
+
+			if (of[i] != d->lagmons[k] || q == NULL)
+				continue;
+			for (size_t x = 0; x < n && !seen; x++)
+				seen = strcmp(sqls[x], q) == 0;
+			if (!seen)
+				sqls[n++] = q;
+		}
+		bf_lagmon_set_queries(d->lagmons[k], sqls, n);
+	}
+	free(sqls);
+}
+
 /* A monitor for every server with a job that has lag limits or a commit-latency budget
  * (however its conninfo is spelt), probing at the smallest check_interval among them; each
  * such job gets its monitor. */
@@ -117,6 +141,7 @@ static void ensure_lagmons(bf_daemon *d)
 	}
 	for (size_t i = 0; i < d->n_jobs; i++)
 		bf_job_set_lagmon(d->jobs[i], of[i]);
+	set_queries(d, of);
 	free(of);
 }
 

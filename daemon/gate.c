@@ -48,6 +48,32 @@ static int64_t window_wait(const bf_gate *g, const bf_window *w, int64_t now)
 	return bf_window_ms_until_open(w, &lt);
 }
 
+/* The job's own signal: its throttle_query's number against throttle_above; a query that
+ * fails or has not run yet holds the job (fail closed). */
+static bool query_throttles(const bf_job_config *cfg, const bf_query_reading *q, bf_gate_verdict *v)
+{
+	if (!q->ok && q->taken_ms == 0) {
+		v->kind = BF_GATE_UNKNOWN;
+		v->wait_ms = BF_GATE_FIRST_SAMPLE_MS;
+		return true;
+	}
+	v->kind = BF_GATE_THROTTLED;
+	v->wait_ms = cfg->lag.check_interval_ms;
+	if (!q->ok) {
+		snprintf(v->reason, sizeof(v->reason), "throttle_query failed: %s",
+		         q->error ? q->error : "unknown error");
+		return true;
+	}
+	if (q->value > cfg->throttle_above) {
+		snprintf(v->reason, sizeof(v->reason), "throttle_query %g > %g", q->value,
+		         cfg->throttle_above);
+		return true;
+	}
+	v->kind = BF_GATE_GO;
+	v->wait_ms = 0;
+	return false;
+}
+
 /* The commit latency against the budget: true when it decides alone (no reading yet, a
  * failing probe, a critical latency); else the pace's pause after the last batch and, while
  * the pace is below 100%, its reason. */
@@ -119,6 +145,8 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 			return v;
 		}
 	}
+	if (cfg->throttle_query && r->query && query_throttles(cfg, r->query, &v))
+		return v;
 	if (r->commit && cfg->max_commit_latency_ms > 0 &&
 	    commit_latency(g, cfg, r->commit, now, &v))
 		return v;

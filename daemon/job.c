@@ -411,7 +411,7 @@ void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 	bf_gate_readings r = {0};
 
 	if (j->lagmon)
-		bf_lagmon_readings(j->lagmon, &r);
+		bf_lagmon_readings(j->lagmon, j->cfg, &r);
 
 	*out = (bf_job_figures){
 	        .name = j->cfg->name,
@@ -581,7 +581,8 @@ static int64_t gate(bf_job *j)
 	bf_gate_verdict v;
 
 	if (j->lagmon)
-		bf_lagmon_readings(j->lagmon, &r); /* the server's signals, read by its monitor */
+		bf_lagmon_readings(j->lagmon, j->cfg,
+		                   &r); /* the server's signals, read by its monitor */
 	v = bf_gate_decide(&j->gate, j->cfg, &r, bf_mono_ms(), j->batch_size);
 
 	if (v.kind == BF_GATE_THROTTLED) {

@@ -7,7 +7,8 @@
  *
  * The style of every asynchronous actor (job.c says why): an explicit state, one switch.
  * After each lag probe, the commit probe (pace.h): a tiny transaction committed with
- * synchronous_commit on, timed (state COMMITTING), the reading of the application's side.
+ * synchronous_commit on, timed (state COMMITTING), the reading of the application's side;
+ * then each distinct throttle_query of the server's jobs (QUERYING), one number each.
  * One handler, handle(), switches on the state and then on the event (the connection's
  * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
  * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
@@ -37,6 +38,7 @@
 #include "backfilld/lagmon.h"
 
 #include <libpq-fe.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -97,18 +99,25 @@ static const char probe_sql[] =
 
 enum col { C_KIND, C_NAME, C_STATE, C_BYTES, C_LAG_MS, C_AGE_MS, C_ACTIVE, C_WAL_STATUS, N_COLS };
 
-enum lm_state { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_COMMITTING, LM_BACKOFF };
+enum lm_state { LM_CONNECTING, LM_IDLE, LM_PROBING, LM_COMMITTING, LM_QUERYING, LM_BACKOFF };
 
 enum lm_event { LE_CONNECTED, LE_RESULT, LE_LOST, LE_TICK, LE_RETRY };
 
 static const char *const state_names[] = {
-        [LM_CONNECTING] = "connecting", [LM_IDLE] = "idle",       [LM_PROBING] = "probing",
-        [LM_COMMITTING] = "committing", [LM_BACKOFF] = "backoff",
+        [LM_CONNECTING] = "connecting", [LM_IDLE] = "idle",         [LM_PROBING] = "probing",
+        [LM_COMMITTING] = "committing", [LM_QUERYING] = "querying", [LM_BACKOFF] = "backoff",
 };
 
 static const char *const event_names[] = {
         [LE_CONNECTED] = "connected", [LE_RESULT] = "result", [LE_LOST] = "lost",
         [LE_TICK] = "tick",           [LE_RETRY] = "retry",
+};
+
+/* A job's throttle_query (jobs with the same text share it) and its latest reading. */
+struct query {
+	char *sql;
+	bf_query_reading reading;
+	char error[512];
 };
 
 struct bf_lagmon {
@@ -137,6 +146,10 @@ struct bf_lagmon {
 	int busy;        /* batches in flight on this server (bf_lagmon_batch) */
 	bool batch_seen; /* a batch was sent since the commit probe was */
 	char commit_error[512];
+	/* the throttle_query of the jobs on this server, each run after the commit probe */
+	struct query *queries;
+	size_t n_queries, qi;
+	bool discard; /* the list changed while a query ran: its result is not for the new one */
 };
 
 /* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest). */
@@ -336,6 +349,7 @@ static void take_sample(bf_lagmon *m, const PGresult *res)
 }
 
 static void commit_failed(bf_lagmon *m, const char *why);
+static void query_failed(struct query *q, const char *why);
 
 /* Drop the connection, fail closed, and try again after the connection's pause (conn.h: a
  * refusal for good knocks at the slowest pace; the jobs on this conninfo fail for it). */
@@ -345,6 +359,8 @@ static void backoff(bf_lagmon *m, const char *why)
 
 	unreadable(m, why);
 	commit_failed(m, why);
+	for (size_t i = 0; i < m->n_queries; i++)
+		query_failed(&m->queries[i], why);
 	m->state = LM_BACKOFF;
 	ev_timer_stop(m->loop, &m->retry);
 	ev_timer_set(&m->retry, (double)ms / 1000.0, 0.0);
@@ -468,6 +484,60 @@ static void got_commit(bf_lagmon *m, const PGresult *res)
 	       (long long)m->commit.p90_us, (long long)m->commit.baseline_us);
 }
 
+static void query_failed(struct query *q, const char *why)
+{
+	one_line(q->error, sizeof(q->error), why && why[0] ? why : "unknown error");
+	q->reading = (bf_query_reading){.error = q->error, .taken_ms = bf_mono_ms()};
+}
+
+/* The next throttle_query, through the extended protocol (one statement, as the operator's
+ * SQL always runs), or back to idle after the last. */
+static void send_query(bf_lagmon *m)
+{
+	char err[256];
+
+	if (m->qi >= m->n_queries) {
+		m->state = LM_IDLE;
+		return;
+	}
+	m->state = LM_QUERYING;
+	if (bf_conn_send_params(m->conn, m->queries[m->qi].sql, 0, NULL, err, sizeof(err)) != 0)
+		backoff(m, err);
+}
+
+/* One row, one column, a number: the reading; anything else fails it, saying what came. */
+static void got_query(bf_lagmon *m, const PGresult *res)
+{
+	struct query *q;
+	char why[400];
+	char *end = NULL;
+	double v = 0;
+
+	if (m->discard || m->qi >= m->n_queries) {
+		m->discard = false;
+		m->state = LM_IDLE;
+		return;
+	}
+	q = &m->queries[m->qi++];
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		query_failed(q, msg ? msg : res ? PQresultErrorMessage(res) : "no result");
+	} else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
+		snprintf(why, sizeof(why), "it must return one number, got %d rows of %d columns%s",
+		         PQntuples(res), PQnfields(res),
+		         PQntuples(res) == 1 && PQnfields(res) == 1 ? " (NULL)" : "");
+		query_failed(q, why);
+	} else if (v = strtod(PQgetvalue(res, 0, 0), &end), *end != '\0' || !isfinite(v)) {
+		snprintf(why, sizeof(why), "it must return a number, got \"%.60s\"",
+		         PQgetvalue(res, 0, 0));
+		query_failed(q, why);
+	} else {
+		q->reading = (bf_query_reading){.ok = true, .value = v, .taken_ms = bf_mono_ms()};
+	}
+	send_query(m);
+}
+
 /* The state machine: every event of the monitor goes through here. */
 static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const char *err)
 {
@@ -528,6 +598,8 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 	case LM_COMMITTING:
 		if (ev == LE_RESULT) {
 			got_commit(m, res);
+			m->qi = 0;
+			send_query(m);
 			return;
 		}
 		if (ev == LE_LOST) {
@@ -541,6 +613,26 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			if (out > probe_timeout_ms(m)) {
 				snprintf(why, sizeof(why),
 				         "the commit probe got no answer in %lld ms",
+				         (long long)out);
+				backoff(m, why);
+			}
+			return;
+		}
+		break;
+	case LM_QUERYING:
+		if (ev == LE_RESULT) {
+			got_query(m, res);
+			return;
+		}
+		if (ev == LE_LOST) {
+			backoff(m, err);
+			return;
+		}
+		if (ev == LE_TICK) {
+			int64_t out = bf_mono_ms() - m->probe_sent_ms;
+			if (out > probe_timeout_ms(m)) {
+				snprintf(why, sizeof(why),
+				         "the throttle_query got no answer in %lld ms",
 				         (long long)out);
 				backoff(m, why);
 			}
@@ -635,6 +727,15 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 	return m;
 }
 
+static void free_queries(bf_lagmon *m)
+{
+	for (size_t i = 0; i < m->n_queries; i++)
+		free(m->queries[i].sql);
+	free(m->queries);
+	m->queries = NULL;
+	m->n_queries = 0;
+}
+
 void bf_lagmon_free(bf_lagmon *m)
 {
 	if (m == NULL)
@@ -643,6 +744,7 @@ void bf_lagmon_free(bf_lagmon *m)
 	ev_timer_stop(m->loop, &m->retry);
 	bf_conn_free(m->conn);
 	clear_sample(m);
+	free_queries(m);
 	free(m->server);
 	free(m->database);
 	free(m);
@@ -665,10 +767,39 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms)
 	ev_timer_start(m->loop, &m->tick);
 }
 
-void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out)
+void bf_lagmon_readings(const bf_lagmon *m, const bf_job_config *job, bf_gate_readings *out)
 {
 	out->lag = &m->sample;
 	out->commit = &m->commit;
+	out->query = NULL;
+	for (size_t i = 0; job->throttle_query && i < m->n_queries; i++)
+		if (strcmp(m->queries[i].sql, job->throttle_query) == 0)
+			out->query = &m->queries[i].reading;
+}
+
+void bf_lagmon_set_queries(bf_lagmon *m, const char *const *sqls, size_t n)
+{
+	struct query *next = bf_xcalloc(n ? n : 1, sizeof(*next));
+
+	for (size_t i = 0; i < n; i++) {
+		next[i].sql = bf_xstrdup(sqls[i]);
+		snprintf(next[i].error, sizeof(next[i].error), "it has not run yet");
+		next[i].reading.error = next[i].error;
+		for (size_t k = 0; k < m->n_queries; k++)
+			if (strcmp(m->queries[k].sql, sqls[i]) == 0) {
+				/* a query kept across a reload keeps its reading */
+				memcpy(next[i].error, m->queries[k].error, sizeof(next[i].error));
+				next[i].reading = m->queries[k].reading;
+				next[i].reading.error = next[i].error;
+			}
+	}
+	free_queries(m);
+	m->queries = next;
+	m->n_queries = n;
+	/* a query in flight was one of the old list: its result goes, the next round runs
+	 * the new list */
+	m->discard = m->state == LM_QUERYING;
+	m->qi = 0;
 }
 
 void bf_lagmon_batch(bf_lagmon *m, bool begins)

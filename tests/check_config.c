@@ -1298,6 +1298,42 @@ START_TEST(test_batch_size_relations)
 }
 END_TEST
 
+START_TEST(test_app_signals)
+{
+	bf_config *cfg = job_key_ok("    max_commit_latency: 25ms");
+
+	ck_assert_int_eq(cfg->jobs[0].max_commit_latency_ms, 25);
+	bf_config_free(cfg);
+	cfg = job_key_ok("    max_commit_latency: off");
+	ck_assert_int_eq(cfg->jobs[0].max_commit_latency_ms, 0);
+	bf_config_free(cfg);
+	cfg = job_key_ok("");
+	ck_assert_int_eq(cfg->jobs[0].max_commit_latency_ms, 10); /* on by default */
+	ck_assert_ptr_null(cfg->jobs[0].throttle_query);
+	bf_config_free(cfg);
+	job_key_fails("    max_commit_latency: soon",
+	              "t.yaml:7:25: jobs[0].max_commit_latency: expected a duration such as 250ms, "
+	              "5s, 2min, or off, got \"soon\"");
+
+	cfg = job_key_ok("    throttle_query: \"SELECT count(*) FROM pg_stat_activity\"\n"
+	                 "    throttle_above: 0.5");
+	ck_assert_str_eq(cfg->jobs[0].throttle_query, "SELECT count(*) FROM pg_stat_activity");
+	ck_assert(cfg->jobs[0].throttle_above > 0.49 && cfg->jobs[0].throttle_above < 0.51);
+	bf_config_free(cfg);
+	job_key_fails("    throttle_query: \"SELECT 1\"",
+	              "t.yaml:3:5: jobs[0]: throttle_query needs throttle_above (the value that "
+	              "throttles)");
+	job_key_fails("    throttle_above: 5",
+	              "t.yaml:3:5: jobs[0]: throttle_above without throttle_query does nothing");
+	job_key_fails("    throttle_query: \"SELECT 1; SELECT 2\"\n    throttle_above: 1",
+	              "t.yaml:7:21: jobs[0].throttle_query: expected a single SQL fragment (here a "
+	              "statement separator ';' at character 9), got \"SELECT 1; SELECT 2\"");
+	job_key_fails("    throttle_query: \"SELECT 1\"\n    throttle_above: many",
+	              "t.yaml:8:21: jobs[0].throttle_above: expected a number such as 100 or 0.25, "
+	              "got \"many\"");
+}
+END_TEST
+
 START_TEST(test_yaml_syntax_errors)
 {
 	static const struct {
@@ -1559,6 +1595,7 @@ Suite *config_suite(void)
 	tcase_add_test(errors, test_job_names);
 	tcase_add_test(errors, test_duplicate_job_names);
 	tcase_add_test(errors, test_batch_size_relations);
+	tcase_add_test(errors, test_app_signals);
 	tcase_add_test(errors, test_yaml_syntax_errors);
 	tcase_add_test(errors, test_set_where_guards);
 	tcase_add_test(errors, test_errors_leave_output_alone);

@@ -259,6 +259,42 @@ START_TEST(test_commit_latency)
 }
 END_TEST
 
+START_TEST(test_throttle_query)
+{
+	bf_job_config c = plain();
+	bf_gate g;
+	bf_query_reading q = {.error = "it has not run yet"};
+	bf_gate_readings r = {.query = &q};
+	bf_gate_verdict v;
+
+	c.throttle_query = "SELECT p99 FROM app";
+	c.throttle_above = 50;
+	bf_gate_init(&g, &c, NOW);
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_UNKNOWN);
+	q = (bf_query_reading){.ok = true, .value = 80, .taken_ms = NOW};
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_str_eq(v.reason, "throttle_query 80 > 50");
+	ck_assert_int_eq(v.wait_ms, 1000);
+	q.value = 50; /* at the limit is not above it */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_str_eq(v.reason, "");
+	q.value = 0.25;
+	c.throttle_above = 0.2;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_str_eq(v.reason, "throttle_query 0.25 > 0.2");
+	q = (bf_query_reading){.error = "relation \"app\" does not exist", .taken_ms = NOW};
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED); /* fail closed */
+	ck_assert_str_eq(v.reason, "throttle_query failed: relation \"app\" does not exist");
+	c.throttle_query = NULL; /* a job without one ignores the reading */
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+}
+END_TEST
+
 Suite *gate_suite(void)
 {
 	Suite *s = suite_create("gate");
@@ -271,6 +307,7 @@ Suite *gate_suite(void)
 	tcase_add_test(tc, test_window_before_lag);
 	tcase_add_test(tc, test_rate_cap);
 	tcase_add_test(tc, test_commit_latency);
+	tcase_add_test(tc, test_throttle_query);
 	suite_add_tcase(s, tc);
 	return s;
 }

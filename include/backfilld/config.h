@@ -62,6 +62,8 @@ typedef struct bf_job_config {
 	bf_lag_config lag;
 	bf_window window;
 	int64_t max_commit_latency_ms; /* the server's commit probe p90 budget; 0 = off (pace.h) */
+	char *throttle_query;          /* one SELECT run on the server's monitor, NULL when none */
+	double throttle_above;         /* the job throttles while that query's number is above it */
 	int64_t max_retries;
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
 	char *file;       /* where the job was defined, for messages */
@@ -128,7 +130,8 @@ unsigned bf_job_config_changes(const bf_job_config *a, const bf_job_config *b);
  * ("" when none). */
 void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out, size_t len);
 
-/* Does the job need its server's monitor (a lag limit, or a commit-latency budget)? */
+/* Does the job need its server's monitor (a lag limit, a commit-latency budget, a
+ * throttle_query)? */
 bool bf_job_config_watches_server(const bf_job_config *job);
 
 /* Does any lag limit hold a value (the keys flagged as limits in the table)? Then the job

@@ -4,9 +4,10 @@
  *
  * The signals, in the order they are asked: the job's `window` (in the server's local time,
  * from a reading of the server's clock), the lag limits (the server's lag monitor's latest
- * sample), the commit latency (the monitor's commit probes, through the job's pace: pace.h),
- * the rate cap (a token bucket). The window and the lag stop a job (throttled); the commit
- * latency slows it (a pause after each batch) and stops it only past BF_PACE_CRITICAL times
+ * sample), the job's own throttle_query (the number it returned, against throttle_above),
+ * the commit latency (the monitor's commit probes, through the job's pace: pace.h), the rate
+ * cap (a token bucket). The window, the lag and the throttle_query stop a job (throttled); the
+ * commit latency slows it (a pause after each batch) and stops it only past BF_PACE_CRITICAL times
  * its budget; the rate cap spaces its batches. Each reading is refreshed by whoever owns the
  * connection it comes from (the job reads the server's clock on its own connection, the lag
  * monitor probes on its own) and handed in; the gate keeps only what its decisions need to
@@ -43,10 +44,20 @@ typedef struct bf_gate {
 	int64_t batch_end_ms, batch_ms; /* the last batch: when it ended, how long it took */
 } bf_gate;
 
+/* The latest number a job's throttle_query returned. ok = false: it failed, with `error`
+ * (taken_ms 0: it has not run yet). */
+typedef struct bf_query_reading {
+	bool ok;
+	const char *error;
+	double value;
+	int64_t taken_ms;
+} bf_query_reading;
+
 /* The latest readings handed in at each decision (NULL: no such signal for this job). */
 typedef struct bf_gate_readings {
 	const bf_lag_sample *lag;
 	const bf_commit_reading *commit;
+	const bf_query_reading *query;
 } bf_gate_readings;
 
 typedef enum bf_gate_kind {

@@ -36,12 +36,17 @@ const char *bf_lagmon_database(const bf_lagmon *m);
 /* Use the smallest check_interval of the jobs that share this monitor. */
 void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms);
 
-/* The gate's readings of this server, as of now: every signal the monitor reads (the gate
- * decides on them; a job only hands them over). The lag sample is owned by the monitor and
+/* The gate's readings of this server for `job`, as of now: every signal the monitor reads,
+ * the job's throttle_query among them (the gate decides on them; a job only hands them
+ * over). The lag sample is owned by the monitor and
  * valid until the next loop iteration that delivers a new probe result. Before the first
  * probe completes, or while the connection is down or the probe query fails: ok = false with
  * error text (fail closed). taken_ms is on bf_mono_ms()'s clock (util.h). */
-void bf_lagmon_readings(const bf_lagmon *m, bf_gate_readings *out);
+void bf_lagmon_readings(const bf_lagmon *m, const bf_job_config *job, bf_gate_readings *out);
+
+/* The throttle_query texts of the jobs on this server (distinct), run after each commit
+ * probe; a text kept from the last list keeps its reading. */
+void bf_lagmon_set_queries(bf_lagmon *m, const char *const *sqls, size_t n);
 
 /* A job's batch on this server begins (true) or ends (false): a commit probe taken while
  * none is in flight measures the server's idle commit latency (the baseline). */
