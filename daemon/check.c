@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfilld/conn.h"
 #include "backfilld/pressure.h"
 #include "backfilld/sql.h"
 #include "backfilld/target.h"
@@ -204,6 +205,28 @@ static int grants(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf
 	return problems->len == before ? 0 : -1;
 }
 
+/* The job's throttle_query, run once as the monitor will run it (extended protocol): its
+ * number now, or why it cannot throttle anything. */
+static int throttle_query(PGconn *pg, const bf_job_config *job, bf_sbuf *problems)
+{
+	PGresult *res;
+	char why[400];
+	double v;
+
+	if (job->throttle_query == NULL)
+		return 0;
+	res = PQexecParams(pg, job->throttle_query, 0, NULL, NULL, NULL, NULL, 0);
+	if (bf_conn_result_number(res, &v, why, sizeof(why)) != 0) {
+		bf_sbuf_printf(problems, "%sthrottle_query: %s", problems->len ? "; " : "", why);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	printf("  throttle_query: %g now (throttle_above %g: %s)\n", v, job->throttle_above,
+	       v > job->throttle_above ? "it would be throttled" : "it would run");
+	return 0;
+}
+
 static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
 {
 	PGresult *res = NULL, *ends = NULL;
@@ -256,7 +279,8 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 		       "once); shown on the biggest, %s\n",
 		       leaves, (long long)job->parallel, t->qtable);
 	if (show_batch(pg, job, t, true, ckpt, ends, problems) != 0 ||
-	    show_batch(pg, job, t, false, ckpt, ends, problems) != 0)
+	    show_batch(pg, job, t, false, ckpt, ends, problems) != 0 ||
+	    throttle_query(pg, job, problems) != 0)
 		goto out;
 	rc = 0;
 out:

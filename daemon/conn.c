@@ -10,6 +10,7 @@
  */
 #include "backfilld/conn.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,6 +712,32 @@ char *bf_conn_error_text(const PGresult *res)
 	return bf_xasprintf("%s (SQLSTATE %s)%s%s%s%s", msg, code ? code : "?",
 	                    detail ? "; detail: " : "", detail ? detail : "",
 	                    hint ? "; hint: " : "", hint ? hint : "");
+}
+
+int bf_conn_result_number(const PGresult *res, double *out, char *why, size_t len)
+{
+	char *end = NULL;
+	double v;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		snprintf(why, len, "%s", msg ? msg : res ? PQresultErrorMessage(res) : "no result");
+		return -1;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
+		snprintf(why, len, "it must return one number, got %d rows of %d columns%s",
+		         PQntuples(res), PQnfields(res),
+		         PQntuples(res) == 1 && PQnfields(res) == 1 ? " (NULL)" : "");
+		return -1;
+	}
+	v = strtod(PQgetvalue(res, 0, 0), &end);
+	if (end == PQgetvalue(res, 0, 0) || *end != '\0' || !isfinite(v)) {
+		snprintf(why, len, "it must return a number, got \"%.60s\"", PQgetvalue(res, 0, 0));
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 int64_t bf_conn_retry_down(bf_conn_retry *r, int64_t now_ms)

@@ -99,7 +99,7 @@ static bool commit_latency(bf_gate *g, const bf_job_config *cfg, const bf_commit
 	bf_pace_observe(&g->pace, c, budget_us);
 	bf_pace_format_us(c->p90_us, p90, sizeof(p90));
 	bf_pace_format_us(budget_us, budget, sizeof(budget));
-	if (c->p90_us > BF_PACE_CRITICAL * budget_us) {
+	if (c->n >= BF_COMMIT_MIN && c->p90_us > BF_PACE_CRITICAL * budget_us) {
 		v->kind = BF_GATE_THROTTLED;
 		v->wait_ms = cfg->lag.check_interval_ms;
 		snprintf(v->reason, sizeof(v->reason), "commit latency %s > %s", p90, budget);

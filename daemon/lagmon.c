@@ -38,7 +38,6 @@
 #include "backfilld/lagmon.h"
 
 #include <libpq-fe.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -473,6 +472,7 @@ static void got_commit(bf_lagmon *m, const PGresult *res)
 	m->commit = (bf_commit_reading){
 	        .ok = true,
 	        .seq = m->commits.seq,
+	        .n = m->commits.n,
 	        .p90_us = bf_commit_stats_p90(&m->commits),
 	        .baseline_us = bf_commit_stats_baseline(&m->commits),
 	        .taken_ms = bf_mono_ms(),
@@ -510,7 +510,6 @@ static void got_query(bf_lagmon *m, const PGresult *res)
 {
 	struct query *q;
 	char why[400];
-	char *end = NULL;
 	double v = 0;
 
 	if (m->discard || m->qi >= m->n_queries) {
@@ -519,22 +518,10 @@ static void got_query(bf_lagmon *m, const PGresult *res)
 		return;
 	}
 	q = &m->queries[m->qi++];
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-		query_failed(q, msg ? msg : res ? PQresultErrorMessage(res) : "no result");
-	} else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
-		snprintf(why, sizeof(why), "it must return one number, got %d rows of %d columns%s",
-		         PQntuples(res), PQnfields(res),
-		         PQntuples(res) == 1 && PQnfields(res) == 1 ? " (NULL)" : "");
+	if (bf_conn_result_number(res, &v, why, sizeof(why)) != 0)
 		query_failed(q, why);
-	} else if (v = strtod(PQgetvalue(res, 0, 0), &end), *end != '\0' || !isfinite(v)) {
-		snprintf(why, sizeof(why), "it must return a number, got \"%.60s\"",
-		         PQgetvalue(res, 0, 0));
-		query_failed(q, why);
-	} else {
+	else
 		q->reading = (bf_query_reading){.ok = true, .value = v, .taken_ms = bf_mono_ms()};
-	}
 	send_query(m);
 }
 

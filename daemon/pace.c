@@ -68,7 +68,7 @@ void bf_pace_init(bf_pace *p)
 
 bool bf_pace_observe(bf_pace *p, const bf_commit_reading *r, int64_t budget_us)
 {
-	if (!r->ok || r->seq == 0 || r->seq == p->seen_seq)
+	if (!r->ok || r->seq == 0 || r->seq == p->seen_seq || r->n < BF_COMMIT_MIN)
 		return false;
 	p->seen_seq = r->seq;
 	if (r->p90_us > budget_us)

@@ -191,8 +191,11 @@ END_TEST
 /* A commit reading: probe number seq with a p90 of ms. */
 static bf_commit_reading commit(uint64_t seq, int64_t p90_ms)
 {
-	return (bf_commit_reading){
-	        .ok = true, .seq = seq, .p90_us = p90_ms * 1000, .taken_ms = NOW};
+	return (bf_commit_reading){.ok = true,
+	                           .seq = seq,
+	                           .n = BF_COMMIT_PROBES,
+	                           .p90_us = p90_ms * 1000,
+	                           .taken_ms = NOW};
 }
 
 START_TEST(test_commit_latency)
@@ -246,8 +249,12 @@ START_TEST(test_commit_latency)
 	}
 	ck_assert_str_eq(v.reason, "");
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
-	/* past BF_PACE_CRITICAL times the budget it stops */
+	/* past BF_PACE_CRITICAL times the budget it stops, once enough probes say so */
 	cr = commit(9, 45);
+	cr.n = BF_COMMIT_MIN - 1;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	cr.n = BF_COMMIT_MIN;
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
 	ck_assert_str_eq(v.reason, "commit latency 45ms > 10ms");

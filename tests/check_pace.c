@@ -37,7 +37,7 @@ END_TEST
 
 static bf_commit_reading reading(uint64_t seq, int64_t p90_us)
 {
-	return (bf_commit_reading){.ok = true, .seq = seq, .p90_us = p90_us};
+	return (bf_commit_reading){.ok = true, .seq = seq, .n = BF_COMMIT_PROBES, .p90_us = p90_us};
 }
 
 START_TEST(test_controller)
@@ -52,6 +52,10 @@ START_TEST(test_controller)
 	ck_assert(bf_pace_observe(&p, &r, 10000));
 	ck_assert_int_eq(bf_pace_percent(&p), 80);
 	ck_assert(!bf_pace_observe(&p, &r, 10000)); /* the same probe: no second step */
+	ck_assert_int_eq(bf_pace_percent(&p), 80);
+	r = reading(++seq, 20000);
+	r.n = BF_COMMIT_MIN - 1; /* too few probes behind the p90: no step */
+	ck_assert(!bf_pace_observe(&p, &r, 10000));
 	ck_assert_int_eq(bf_pace_percent(&p), 80);
 	r.ok = false; /* a failed probe is not a reading */
 	r.seq = ++seq;

@@ -126,6 +126,10 @@ const char *bf_conn_transient_name(const char *sqlstate);
  * detail (which key a unique violation hit, ...) and hint when given. */
 char *bf_conn_error_text(const PGresult *res);
 
+/* The one number a query returned (a throttle_query): 0 and *out, or -1 with why (the
+ * server's error, or what came instead of one row of one numeric column). */
+int bf_conn_result_number(const PGresult *res, double *out, char *why, size_t len);
+
 typedef struct bf_conn_retry {
 	int64_t first_ms, max_ms; /* the first pause, and the cap of the doubling */
 	int64_t pause_ms;         /* the last pause given, before jitter; 0 while up */

@@ -26,6 +26,7 @@
 
 #define BF_COMMIT_PROBES  20   /* probes kept for the p90 */
 #define BF_COMMIT_IDLE    20   /* idle probes kept for the baseline */
+#define BF_COMMIT_MIN     5    /* probes before the p90 means anything (the pace waits) */
 #define BF_PACE_FLOOR     0.05 /* the slowest pace: 5% of the time */
 #define BF_PACE_STEP_UP   0.10
 #define BF_PACE_DECREASE  0.80
@@ -47,6 +48,7 @@ typedef struct bf_commit_reading {
 	bool ok;
 	const char *error;
 	uint64_t seq;
+	size_t n; /* probes behind the p90 (the last BF_COMMIT_PROBES at most) */
 	int64_t p90_us;
 	int64_t baseline_us; /* 0 while no idle probe was taken */
 	int64_t taken_ms;    /* when the last probe ended or failed; 0: none has yet */
@@ -64,7 +66,8 @@ typedef struct bf_pace {
 
 void bf_pace_init(bf_pace *p);
 /* A reading (once per new probe: seq tells): the pace moves toward the budget. Returns true
- * when the reading was new. */
+ * when the reading was new and stood on BF_COMMIT_MIN probes at least (a first probe or two,
+ * slow while the server warms up, decide nothing). */
 bool bf_pace_observe(bf_pace *p, const bf_commit_reading *r, int64_t budget_us);
 /* The pause after a batch of `batch_ms` at the current pace. */
 int64_t bf_pace_pause_ms(const bf_pace *p, int64_t batch_ms);

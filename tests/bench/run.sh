@@ -15,8 +15,13 @@
 #                   COMMIT per batch, no sleep, bounded by BENCH_LOOP_TIMEOUT  sql/seed_loop.sql
 #      keyset-loop  DO loop over id ranges of BENCH_KEYSET_BATCH, plain UPDATE, COMMIT per range,
 #                   synchronous_commit BENCH_KEYSET_SYNC                      sql/keyset_loop.sql
-#      backfilld    $BF_ROOT/backfilld -c YAML --exit-when-done, default tuning and sleep: 0
-#      backfilld-parallel  the same with `parallel: BENCH_BF_PARALLEL` (first pass in slices)
+#      backfilld    $BF_ROOT/backfilld -c YAML --exit-when-done, default tuning (max_commit_latency
+#                   10ms included) and sleep: 0
+#      backfilld-fast  the same with `max_commit_latency: off` and `parallel: BENCH_BF_PARALLEL`
+#                   (first pass in slices): as fast as it goes
+#      backfilld-2x, -4x, -8x  the defaults with max_commit_latency at 2, 4, 8 times the
+#                   application's baseline p99 (needs the application load): the curve of the
+#                   application's p99 and the backfill's rows/s by budget
 # 3. For each: wall seconds, rows/s, WAL bytes per row (pg_current_wal_lsn difference less the WAL
 #    of the application's own statements, from pg_stat_statements), ratio to single and to
 #    keyset-loop; for backfilld its peak RSS (VmHWM, polled) and CPU seconds (getrusage of its
@@ -49,7 +54,7 @@
 #   BENCH_KEYSET_BATCH=1000     rows per range of keyset-loop
 #   BENCH_KEYSET_SYNC=off       synchronous_commit of keyset-loop's session (on|off)
 #   BENCH_BF_TUNING="k: v; k: v"  job keys added to backfilld's job (default: none, its defaults)
-#   BENCH_BF_PARALLEL=2         `parallel` of backfilld-parallel
+#   BENCH_BF_PARALLEL=2         `parallel` of backfilld-fast
 #   BENCH_AUTOVACUUM=off        autovacuum on items during the strategies (on: the server's)
 #   BENCH_FSYNC=on              fsync and full_page_writes of the server (on|off)
 #   BENCH_SHARED_BUFFERS=MB     default: a quarter of RAM, at most 2048 (the issue's 2GB)
@@ -81,7 +86,8 @@ warn() {
 
 # --- knobs -------------------------------------------------------------------------------------
 
-ALL_STRATEGIES=(single seed-loop keyset-loop backfilld backfilld-parallel)
+ALL_STRATEGIES=(single seed-loop keyset-loop backfilld backfilld-fast backfilld-2x backfilld-4x
+	backfilld-8x)
 ROWS=${BENCH_ROWS:-1000000}
 APP=${BENCH_APP:-1}
 APP_RATE=${BENCH_APP_RATE:-400}
@@ -138,6 +144,12 @@ STRATEGIES=()
 for s in "${ALL_STRATEGIES[@]}"; do
 	[[ $wanted == *" $s "* ]] && STRATEGIES+=("$s")
 done
+if ((APP == 0)); then # the budgets are multiples of the application's baseline p99
+	for i in "${!STRATEGIES[@]}"; do
+		[[ ${STRATEGIES[i]} != backfilld-*x ]] || unset 'STRATEGIES[i]'
+	done
+	STRATEGIES=("${STRATEGIES[@]}")
+fi
 ((${#STRATEGIES[@]})) || die "BENCH_STRATEGIES names no strategy (known: ${ALL_STRATEGIES[*]})"
 
 # --- prerequisites ------------------------------------------------------------------------------
@@ -490,6 +502,21 @@ loop_timeout() {
 	fi
 }
 
+# daemon_keys NAME: the job keys a backfilld strategy adds to its defaults.
+daemon_keys() {
+	case $1 in
+	backfilld-fast) echo "max_commit_latency: off; parallel: $BF_PARALLEL" ;;
+	backfilld-*x) echo "max_commit_latency: $(($(budget_us "$1") / 1000))ms" ;;
+	esac
+}
+
+# budget_us NAME: backfilld-Kx's budget, K times the baseline p99 of the application, in whole
+# milliseconds (the key's unit), at least 1.
+budget_us() {
+	local k=${1#backfilld-}
+	calc '%d' "(ms = int(${k%x} * ${A_P99[baseline]} + 0.5)) < 1 ? 1000 : ms * 1000"
+}
+
 run_strategy() {
 	local name=$1 db=bench_${1//-/_} log=$WORK/logs/$1.log lsn0 lsn1 t0 t1 wal appwal=0
 	local timeout_s total nulls wrong ckpt0 ckpt1 autovac extra=""
@@ -518,10 +545,9 @@ run_strategy() {
 	keyset-loop)
 		run_sql "$db" keyset_loop.sql "$log" -v batch="$KEYSET_BATCH" -v sync="$KEYSET_SYNC"
 		;;
-	backfilld | backfilld-parallel)
+	backfilld*)
 		timeout_s=$(loop_timeout)
-		extra=""
-		[[ $name == backfilld ]] || extra="parallel: $BF_PARALLEL"
+		extra=$(daemon_keys "$name")
 		run_daemon "$name" "$db" "$timeout_s" "$extra"
 		R_RSS[$name]=$D_RSS_KB
 		R_CPU[$name]=$D_CPU_S
@@ -770,7 +796,22 @@ targets_of() { # NAME: the targets of the bench issue for one backfilld strategy
 	fi
 }
 targets_of backfilld
-targets_of backfilld-parallel
+targets_of backfilld-fast
+budget_targets() { # NAME: the commit-latency budget's promise, at the 1M size of the issue
+	local b=$1
+	[[ ${R_STATUS[$b]-} == ok ]] || return 0
+	target "$b: app p99 <= 1.25x its budget ($(calc '%.2f' "$(budget_us "$b") / 1000") ms)" \
+		"$(check_ge "${A_P99[$b]} <= 1.25 * $(budget_us "$b") / 1000")" "app p99 ${A_P99[$b]} ms"
+	target "$b: no app transaction > 200 ms" "$(check_ge "${A_MAX[$b]} <= 200")" "max ${A_MAX[$b]} ms"
+	if [[ ${R_STATUS[backfilld-fast]-} == ok ]]; then
+		target "$b: rows/s >= 20% of backfilld-fast" \
+			"$(check_ge "$(rate "$b") >= 0.2 * $(rate backfilld-fast)")" \
+			"$(rate "$b") vs $(rate backfilld-fast) rows/s ($(ratio "$b" backfilld-fast)x)"
+	fi
+}
+for b in backfilld-2x backfilld-4x backfilld-8x; do
+	budget_targets "$b"
+done
 
 # --- Markdown ---
 dash() { # a value or an en dash

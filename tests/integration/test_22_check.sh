@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_22_check: --check names each problem (a missing table, a non-unique key, a set
-# referring to a missing column), exits 1, prints the batch SQL and estimate of the good
+# referring to a missing column, a throttle_query that returns no number), exits 1, prints the batch SQL and estimate of the good
 # jobs, exits 0 on a good file, and leaves the database as it was (no control schema).
 . "$BF_ROOT/tests/lib/test.sh"
 
@@ -9,6 +9,7 @@ psql_q "CREATE TABLE good (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO good (id) SELECT g FROM generate_series(1, 1000) g"
 psql_q "ANALYZE good"
 psql_q "CREATE TABLE dup (k int NOT NULL, y int)"
+psql_q "CREATE TABLE other (id int PRIMARY KEY, y int)"
 snapshot() {
 	psql_q "SELECT md5(string_agg(c.relname::text || c.relkind::text, ',' ORDER BY c.relname))
 	        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -36,6 +37,14 @@ jobs:
     table: good
     set: "y = id"
     where: "y IS NULL"
+    throttle_query: "SELECT count(*) FROM good WHERE id <= 7"
+    throttle_above: 5
+  - name: bad_throttle
+    table: other
+    set: "y = id"
+    where: "y IS NULL"
+    throttle_query: "SELECT 'busy'::text"
+    throttle_above: 5
 YAML
 rc=0
 "$BF_BIN" -c "$BF_TMPDIR/bad.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
@@ -45,7 +54,11 @@ err=$(cat "$BF_TMPDIR/err")
 assert_match "the missing table" "bad.yaml:3: jobs.no_table: table missing_table does not exist" "$err"
 assert_match "the non-unique key" "bad.yaml:7: jobs.not_unique: key of dup is not unique" "$err"
 assert_match "the missing column" 'bad.yaml:12: jobs.bad_set: set or where do not compile: column "no_such_column"' "$err"
-assert_match "the count" "3 of 4 jobs cannot run" "$err"
+assert_match "a throttle_query that returns no number" \
+	"jobs.bad_throttle: throttle_query: it must return a number, got \"busy\"" "$err"
+assert_match "the count" "4 of 5 jobs cannot run" "$err"
+assert_match "the good job's throttle_query, run once" \
+	"throttle_query: 7 now \(throttle_above 5: it would be throttled\)" "$(cat "$BF_TMPDIR/out")"
 assert_match "the good job's batch SQL" 'job fine .*UPDATE "public"."good" SET y = id' "$(tr '\n' ' ' <"$BF_TMPDIR/out")"
 assert_match "the good job's estimate" "estimated rows to do: 1000" "$(cat "$BF_TMPDIR/out")"
 

@@ -2,10 +2,10 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_39_commit_latency: the job keeps the server's commit latency within its budget. A
 # cluster of its own with fsync on (commit_delay only delays real flushes). The job runs at
-# full pace while the monitor's commit probes are fast; commit_delay = 20ms (every flush
-# waits, as under a checkpoint's or the backfill's own I/O) puts them over the 10ms budget:
+# full pace while the monitor's commit probes are fast; commit_delay = 40ms (every flush
+# waits, as under a checkpoint's or the backfill's own I/O) puts them over the 20ms budget:
 # the pace comes down to its floor and stays there, the job still moving, the reason saying
-# "commit latency 20ms > 10ms: pace 5%"; at 60ms (past 4x the budget) the job stops,
+# "commit latency 41ms > 20ms: pace 5%"; at 100ms (past 4x the budget) the job stops,
 # throttled; with commit_delay back to 0 the pace climbs to 100% ("full pace again"). Every
 # row is updated once and counted once.
 . "$BF_ROOT/tests/lib/test.sh"
@@ -37,7 +37,7 @@ jobs:
     batch_size: 500
     target_batch_time: 0
     sleep: 0
-    max_commit_latency: 10ms
+    max_commit_latency: 20ms
     lag:
       check_interval: 200ms
 YAML
@@ -47,16 +47,16 @@ assert_true "full pace while commits are fast" full_pace
 assert_true "the monitor measured an idle baseline" \
 	grep -q 'msg="commit probe".*idle=true' "$BF_TMPDIR/daemon.log"
 
-commit_delay 20000
-wait_for "the pace comes down to its floor" 30 reason_is '^commit latency [0-9.]+ms > 10ms: pace 5%$'
+commit_delay 40000
+wait_for "the pace comes down to its floor" 30 reason_is '^commit latency [0-9.]+ms > 20ms: pace 5%$'
 assert_eq "slowed, not stopped" running "$(job_state fill)"
 at_floor=$(job rows_done fill)
 wait_for "the job still moves at its floor" 30 rows_done_at_least fill $((at_floor + 500))
 assert_true "still at the floor, never below" reason_is 'pace 5%$'
 
-commit_delay 60000
+commit_delay 100000
 wait_for "past 4x the budget the job stops" 30 job_is fill throttled
-assert_match "the reason names the latency and the budget" '^commit latency [0-9]+ms > 10ms$' \
+assert_match "the reason names the latency and the budget" '^commit latency [0-9]+ms > 20ms$' \
 	"$(reason)"
 
 commit_delay 0
