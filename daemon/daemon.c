@@ -127,13 +127,19 @@ static void ensure_lagmons(bf_daemon *d)
 	 * connection */
 	for (size_t k = 0; k < d->n_lagmons;) {
 		int64_t interval = INT64_MAX;
+		bool commits = false;
 
-		for (size_t i = 0; i < d->n_jobs; i++)
-			if (of[i] == d->lagmons[k] &&
-			    bf_job_config_of(d->jobs[i])->lag.check_interval_ms < interval)
-				interval = bf_job_config_of(d->jobs[i])->lag.check_interval_ms;
+		for (size_t i = 0; i < d->n_jobs; i++) {
+			const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
+
+			if (of[i] != d->lagmons[k])
+				continue;
+			if (jc->lag.check_interval_ms < interval)
+				interval = jc->lag.check_interval_ms;
+			commits = commits || jc->max_commit_latency_ms > 0;
+		}
 		if (interval != INT64_MAX) {
-			bf_lagmon_set_interval(d->lagmons[k++], interval);
+			bf_lagmon_set_interval(d->lagmons[k++], interval, commits);
 			continue;
 		}
 		bf_lagmon_free(d->lagmons[k]);

@@ -161,3 +161,16 @@ void bf_gate_took(bf_gate *g, int64_t now, int64_t rows, int64_t ms)
 	g->batch_end_ms = now;
 	g->batch_ms = ms;
 }
+
+int64_t bf_gate_batch_keys(const bf_gate *g, const bf_job_config *cfg, int64_t batch_size,
+                           int64_t min)
+{
+	int64_t keys;
+
+	if (cfg->max_commit_latency_ms == 0 || g->pace.pace >= 1.0)
+		return batch_size;
+	keys = (int64_t)((double)batch_size * g->pace.pace + 0.5);
+	if (keys < min)
+		keys = min < batch_size ? min : batch_size;
+	return keys;
+}

@@ -6,9 +6,11 @@
  *         +---- retry timer ---- BACKOFF <--lost------+-- (or connect failed, probe overdue)
  *
  * The style of every asynchronous actor (job.c says why): an explicit state, one switch.
- * After each lag probe, the commit probe (pace.h): a tiny transaction committed with
- * synchronous_commit on, timed (state COMMITTING), the reading of the application's side;
- * then each distinct throttle_query of the server's jobs (QUERYING), one number each.
+ * The commit probe (pace.h): a tiny transaction committed with synchronous_commit on, timed
+ * (state COMMITTING), the reading of the application's side, every COMMIT_PROBE_MS while a
+ * job of the server has a budget (the tick runs at that pace; the lag probe goes every
+ * check_interval, before the commit probe of its tick). After a lag round, each distinct
+ * throttle_query of the server's jobs (QUERYING), one number each.
  * One handler, handle(), switches on the state and then on the event (the connection's
  * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
  * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
@@ -52,6 +54,7 @@
 #define RETRY_FIRST_MS       250
 #define RETRY_MAX_MS         10000 /* short: every second of it keeps jobs throttled */
 #define MIN_INTERVAL_MS      10
+#define COMMIT_PROBE_MS      200  /* the commit probe's cadence, when a job has a budget */
 #define FIRST_PROBE_GRACE_MS 1000 /* taken_ms stays 0 ("just started") this long at most */
 
 /* One row per server ("server": recovery or primary, the archive backlog), per walsender
@@ -127,7 +130,10 @@ struct bf_lagmon {
 	enum lm_state state;
 	ev_timer tick;
 	ev_timer retry;
-	int64_t interval_ms;
+	int64_t interval_ms; /* the lag probe's (the smallest check_interval of its jobs) */
+	bool commits_wanted; /* a job on this server has a max_commit_latency */
+	bool lag_round;      /* the round in flight began with a lag probe */
+	int64_t lag_sent_ms; /* when the last lag probe went out */
 	int64_t probe_sent_ms;
 	int64_t started_ms;
 	bool failing;             /* the sample is unreadable and that was logged */
@@ -382,6 +388,8 @@ static void send_probe(bf_lagmon *m)
 
 	m->state = LM_PROBING;
 	m->probe_sent_ms = bf_mono_ms();
+	m->lag_sent_ms = m->probe_sent_ms;
+	m->lag_round = true;
 	if (bf_conn_send_simple(m->conn, probe_sql, err, sizeof(err)) != 0)
 		backoff(m, err);
 }
@@ -409,6 +417,22 @@ static void still_unreadable(bf_lagmon *m)
 {
 	if (!m->sample.ok && m->sample.taken_ms != 0)
 		m->sample.taken_ms = bf_mono_ms();
+}
+
+/* The tick's period: the lag probe's interval, or the commit probe's cadence when that is
+ * shorter and wanted. */
+static int64_t tick_ms(const bf_lagmon *m)
+{
+	return m->commits_wanted && m->interval_ms > COMMIT_PROBE_MS ? COMMIT_PROBE_MS
+	                                                             : m->interval_ms;
+}
+
+/* Is a lag probe due at this tick (else only the commit probe goes)? Half a tick early
+ * counts: ticks do not land exactly. */
+static bool lag_due(const bf_lagmon *m)
+{
+	return !m->commits_wanted ||
+	       bf_mono_ms() - m->lag_sent_ms >= m->interval_ms - tick_ms(m) / 2;
 }
 
 static int64_t probe_timeout_ms(const bf_lagmon *m)
@@ -445,6 +469,7 @@ static void send_commit(bf_lagmon *m)
 
 	m->state = LM_COMMITTING;
 	m->commit_sent_us = now_us();
+	m->probe_sent_ms = bf_mono_ms();
 	m->batch_seen = m->busy > 0;
 	if (bf_conn_send_simple(m->conn, commit_sql, err, sizeof(err)) != 0)
 		backoff(m, err);
@@ -552,8 +577,13 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 		}
 		break;
 	case LM_IDLE:
-		if (ev == LE_TICK) {
+		if (ev == LE_TICK && lag_due(m)) {
 			send_probe(m);
+			return;
+		}
+		if (ev == LE_TICK) {
+			m->lag_round = false;
+			send_commit(m);
 			return;
 		}
 		if (ev == LE_LOST) {
@@ -564,7 +594,12 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 	case LM_PROBING:
 		if (ev == LE_RESULT) {
 			got_result(m, res);
-			send_commit(m);
+			if (m->commits_wanted) {
+				send_commit(m);
+			} else {
+				m->qi = 0;
+				send_query(m);
+			}
 			return;
 		}
 		if (ev == LE_LOST) {
@@ -585,7 +620,8 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 	case LM_COMMITTING:
 		if (ev == LE_RESULT) {
 			got_commit(m, res);
-			m->qi = 0;
+			/* the operator's queries run at the lag probe's pace, not the commit's */
+			m->qi = m->lag_round ? 0 : m->n_queries;
 			send_query(m);
 			return;
 		}
@@ -742,15 +778,18 @@ const char *bf_lagmon_database(const bf_lagmon *m)
 	return m->database;
 }
 
-void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms)
+void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits)
 {
+	int64_t before = tick_ms(m);
+
 	if (interval_ms < MIN_INTERVAL_MS)
 		interval_ms = MIN_INTERVAL_MS;
-	if (interval_ms == m->interval_ms)
-		return;
 	m->interval_ms = interval_ms;
+	m->commits_wanted = commits;
+	if (tick_ms(m) == before)
+		return;
 	ev_timer_stop(m->loop, &m->tick);
-	ev_timer_set(&m->tick, seconds(interval_ms), seconds(interval_ms));
+	ev_timer_set(&m->tick, seconds(tick_ms(m)), seconds(tick_ms(m)));
 	ev_timer_start(m->loop, &m->tick);
 }
 

@@ -49,7 +49,8 @@ void bf_walk_batch(bf_job *j)
 	char err[BF_JOB_ERR_LEN];
 	int rc;
 
-	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
+	j->batch_keys = bf_gate_batch_keys(&j->gate, j->cfg, j->batch_size, j->cfg->min_batch_size);
+	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_keys);
 	/* a slice writes its own rate, and its slice number as $4 */
 	snprintf(rate, sizeof(rate), "%.3f",
 	         j->parent ? bf_rate_per_second(&j->rate, bf_mono_ms())
@@ -119,10 +120,11 @@ static char *key_range(char *const *cursor, const PGresult *res, size_t n)
 	return bf_sbuf_steal(&sb);
 }
 
-/* A batch's time tells the controller the cost of batch_size keys (a full range only). */
+/* A batch's time tells the controller the cost of its keys (a full range only; a batch the
+ * pace made short teaches it nothing: batchsize.h). */
 static void adapt_batch_size(bf_job *j)
 {
-	j->batch_size = bf_batchsize_observe(&j->ctl, j->batch_size, j->last_batch_ms);
+	j->batch_size = bf_batchsize_observe(&j->ctl, j->batch_keys, j->last_batch_ms);
 	if (bf_batchsize_floor_news(&j->ctl))
 		bf_log(BF_LOG_WARN, j->cfg->name,
 		       "batch size at its floor and batches still take longer than the target",
@@ -162,7 +164,7 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 		range = key_range(j->cursor, res, n);
 	bf_job_free_keys(j->cursor, n);
 	j->cursor = bf_job_values(res, 4, n);
-	bf_closing_batch(&j->closing, j->cursor, j->batch_size, rows, unchanged, range,
+	bf_closing_batch(&j->closing, j->cursor, j->batch_keys, rows, unchanged, range,
 	                 j->pass_end);
 	free(range);
 	bf_gate_took(&j->gate, now, rows, j->last_batch_ms);

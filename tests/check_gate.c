@@ -231,6 +231,10 @@ START_TEST(test_commit_latency)
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
 	ck_assert_str_eq(v.reason, "commit latency 12ms > 10ms: pace 80%");
 	ck_assert_int_eq(v.wait_ms, 25);
+	/* and smaller batches: less WAL for each application commit to wait for */
+	ck_assert_int_eq(bf_gate_batch_keys(&g, &c, 1000, 100), 800);
+	ck_assert_int_eq(bf_gate_batch_keys(&g, &c, 110, 100), 100);
+	ck_assert_int_eq(bf_gate_batch_keys(&g, &c, 50, 100), 50);
 	/* the same reading again does not slow it twice; the pause counts from the batch's end */
 	v = bf_gate_decide(&g, &c, &r, NOW + 10, 1000);
 	ck_assert_str_eq(v.reason, "commit latency 12ms > 10ms: pace 80%");
@@ -249,6 +253,7 @@ START_TEST(test_commit_latency)
 	}
 	ck_assert_str_eq(v.reason, "");
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_int_eq(bf_gate_batch_keys(&g, &c, 1000, 100), 1000); /* full pace: as asked */
 	/* past BF_PACE_CRITICAL times the budget it stops, once enough probes say so */
 	cr = commit(9, 45);
 	cr.n = BF_COMMIT_MIN - 1;

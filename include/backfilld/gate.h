@@ -86,6 +86,12 @@ void bf_gate_set_clock(bf_gate *g, int64_t server_ms, int64_t now);
 bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_gate_readings *r,
                                int64_t now, int64_t rows);
 
+/* The keys the next batch asks for: the controller's `batch_size`, scaled down by the pace
+ * (WAL per batch: an application commit waits for the WAL written before it), not below
+ * `min` (the batch's own overhead). */
+int64_t bf_gate_batch_keys(const bf_gate *g, const bf_job_config *cfg, int64_t batch_size,
+                           int64_t min);
+
 /* A batch that took `ms` updated `rows`: the rate cap counts them, the pace pauses after it. */
 void bf_gate_took(bf_gate *g, int64_t now, int64_t rows, int64_t ms);
 

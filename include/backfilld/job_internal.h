@@ -103,6 +103,7 @@ struct bf_job {
 	char *requested;          /* requested_state from the control table */
 	bool poke;                /* re-read requested_state before the next batch */
 	int64_t batch_size;       /* keys per batch now, from the controller */
+	int64_t batch_keys;       /* keys the batch in flight asked for (batch_size, paced) */
 	bool fast;                /* the batch in flight is the plain-UPDATE fast path */
 	int64_t skip_locked;      /* batches left to run straight with SKIP LOCKED */
 	bf_batchsize ctl;         /* adapts batch_size toward target_batch_time */

@@ -33,8 +33,9 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 void bf_lagmon_free(bf_lagmon *m);
 const char *bf_lagmon_database(const bf_lagmon *m);
 
-/* Use the smallest check_interval of the jobs that share this monitor. */
-void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms);
+/* Use the smallest check_interval of the jobs that share this monitor for the lag probe;
+ * `commits`: some job has a max_commit_latency (the commit probe then runs every 200 ms). */
+void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits);
 
 /* The gate's readings of this server for `job`, as of now: every signal the monitor reads,
  * the job's throttle_query among them (the gate decides on them; a job only hands them
