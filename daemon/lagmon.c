@@ -1,16 +1,19 @@
 /*
  * lagmon.c - the lag monitor of one server: a state machine on a connection of its own.
  *
- *     CONNECTING --connected--> PROBING --result--> IDLE --tick--> PROBING ...
- *         ^                        |                  |
- *         +---- retry timer ---- BACKOFF <--lost------+-- (or connect failed, probe overdue)
+ *     CONNECTING --connected--> PROBING --> COMMITTING --> QUERYING --> IDLE --tick--> ...
+ *         ^                        (lag)      (commit)      (throttle_    |
+ *         |                                                  queries)     |
+ *         +---- retry timer ---- BACKOFF <--lost------------------------+-- (or connect
+ *                                                              failed, a statement overdue)
  *
+ * A round starts at a tick from IDLE: the lag probe (every check_interval), then the commit
+ * probe (pace.h: a tiny transaction committed with synchronous_commit on and timed, the
+ * reading of the application's side; every COMMIT_PROBE_MS while a job of the server has a
+ * budget: the tick then runs at that pace and most rounds are a commit probe alone), then,
+ * after a lag probe, each distinct throttle_query of the server's jobs, one number each.
+ * Steps a round does not need are skipped.
  * The style of every asynchronous actor (job.c says why): an explicit state, one switch.
- * The commit probe (pace.h): a tiny transaction committed with synchronous_commit on, timed
- * (state COMMITTING), the reading of the application's side, every COMMIT_PROBE_MS while a
- * job of the server has a budget (the tick runs at that pace; the lag probe goes every
- * check_interval, before the commit probe of its tick). After a lag round, each distinct
- * throttle_query of the server's jobs (QUERYING), one number each.
  * One handler, handle(), switches on the state and then on the event (the connection's
  * events, the repeating probe tick, the retry timer); a pair it does not expect is logged and
  * the monitor starts over from BACKOFF. The tick starts a probe only from IDLE, so a probe
@@ -550,19 +553,31 @@ static void got_query(bf_lagmon *m, const PGresult *res)
 	send_query(m);
 }
 
-/* The state machine: every event of the monitor goes through here. */
-static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const char *err)
+/* A statement of the round is in flight at a tick: one with no answer after the probe
+ * timeout drops the connection (meanwhile its reading ages, and fails closed if it must). */
+static void check_overdue(bf_lagmon *m, const char *what)
 {
 	char why[128];
+	int64_t out = bf_mono_ms() - m->probe_sent_ms;
 
+	if (out <= probe_timeout_ms(m))
+		return;
+	snprintf(why, sizeof(why), "the %s got no answer in %lld ms", what, (long long)out);
+	backoff(m, why);
+}
+
+/* The state machine: every event of the monitor goes through here. A lost connection means
+ * the same in every state that has one. */
+static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const char *err)
+{
+	if (ev == LE_LOST && m->state != LM_BACKOFF) {
+		backoff(m, err);
+		return;
+	}
 	switch (m->state) {
 	case LM_CONNECTING:
 		if (ev == LE_CONNECTED) {
 			send_probe(m);
-			return;
-		}
-		if (ev == LE_LOST) {
-			backoff(m, err);
 			return;
 		}
 		if (ev == LE_TICK) {
@@ -586,10 +601,6 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			send_commit(m);
 			return;
 		}
-		if (ev == LE_LOST) {
-			backoff(m, err);
-			return;
-		}
 		break;
 	case LM_PROBING:
 		if (ev == LE_RESULT) {
@@ -602,18 +613,8 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			}
 			return;
 		}
-		if (ev == LE_LOST) {
-			backoff(m, err);
-			return;
-		}
 		if (ev == LE_TICK) {
-			/* skip this tick; the sample ages and pressure.h fails closed if it must */
-			int64_t out = bf_mono_ms() - m->probe_sent_ms;
-			if (out > probe_timeout_ms(m)) {
-				snprintf(why, sizeof(why), "the lag probe got no answer in %lld ms",
-				         (long long)out);
-				backoff(m, why);
-			}
+			check_overdue(m, "lag probe");
 			return;
 		}
 		break;
@@ -625,20 +626,9 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			send_query(m);
 			return;
 		}
-		if (ev == LE_LOST) {
-			backoff(m, err);
-			return;
-		}
 		if (ev == LE_TICK) {
-			/* a commit this slow is a reading in itself: counted when it ends; one
-			 * with no answer at all is a lost connection */
-			int64_t out = bf_mono_ms() - m->probe_sent_ms;
-			if (out > probe_timeout_ms(m)) {
-				snprintf(why, sizeof(why),
-				         "the commit probe got no answer in %lld ms",
-				         (long long)out);
-				backoff(m, why);
-			}
+			/* a slow commit is a reading in itself, counted when it ends */
+			check_overdue(m, "commit probe");
 			return;
 		}
 		break;
@@ -647,18 +637,8 @@ static void handle(bf_lagmon *m, enum lm_event ev, const PGresult *res, const ch
 			got_query(m, res);
 			return;
 		}
-		if (ev == LE_LOST) {
-			backoff(m, err);
-			return;
-		}
 		if (ev == LE_TICK) {
-			int64_t out = bf_mono_ms() - m->probe_sent_ms;
-			if (out > probe_timeout_ms(m)) {
-				snprintf(why, sizeof(why),
-				         "the throttle_query got no answer in %lld ms",
-				         (long long)out);
-				backoff(m, why);
-			}
+			check_overdue(m, "throttle_query");
 			return;
 		}
 		break;
