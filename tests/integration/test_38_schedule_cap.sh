@@ -65,7 +65,7 @@ assert_ge "the server saw jobs holding their locks" "$max_locks" 1
 assert_eq "all 9 jobs were started" 9 "$(grep -c 'msg=starting ' "$BF_TMPDIR/daemon.log")"
 assert_eq "exit status 3: some jobs failed" 3 "$DAEMON_RC"
 for n in 1 2 3 4; do
-	assert_eq "fill_$n done" done "$(job_state "fill_$n")"
+	assert_eq "fill_$n done" "done" "$(job_state "fill_$n")"
 	assert_eq "fill_$n rows" 10000 "$(job rows_done "fill_$n")"
 	assert_eq "missing_$n failed" failed "$(job_state "missing_$n")"
 	assert_eq "t$n filled" 0 "$(psql_q "SELECT count(*) FROM t$n WHERE y IS DISTINCT FROM x")"

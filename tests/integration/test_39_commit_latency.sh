@@ -64,7 +64,7 @@ full_pace_again() { grep -q 'job=fill msg="full pace again"' "$BF_TMPDIR/daemon.
 wait_for "back to full pace once commits are fast again" 60 full_pace_again
 daemon_wait 120
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
-assert_eq "done" done "$(job_state fill)"
+assert_eq "done" "done" "$(job_state fill)"
 assert_eq "rows_done" "$N" "$(job rows_done fill)"
 assert_eq "every row updated once" 0 "$(psql_q "SELECT count(*) FROM items WHERE y IS DISTINCT FROM id OR n <> 1")"
 grep 'msg="commit probe"' "$BF_TMPDIR/daemon.log" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^us=/) print substr($i, 4)}' |

@@ -48,7 +48,7 @@ wait_for "running again once the query works" 10 job_is fill running
 
 daemon_wait 120
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
-assert_eq "done" done "$(job_state fill)"
+assert_eq "done" "done" "$(job_state fill)"
 assert_eq "rows_done" 150000 "$(job rows_done fill)"
 assert_eq "every row updated once" 0 \
 	"$(psql_q "SELECT count(*) FROM items WHERE y IS DISTINCT FROM id OR n <> 1")"
