@@ -268,6 +268,7 @@ static const struct key_def job_keys[] = {
          .offset = JOB(max_commit_latency_ms),
          .flags = KF_OFF,
          .def = "10ms"},
+        {.name = "max_wal_rate", .type = KT_SIZE, .offset = JOB(max_wal_rate), .def = "0"},
         {.name = "throttle_query",
          .type = KT_STRING,
          .offset = JOB(throttle_query),
@@ -1800,5 +1801,5 @@ bool bf_lag_config_limited(const bf_lag_config *lag)
 bool bf_job_config_watches_server(const bf_job_config *job)
 {
 	return bf_lag_config_limited(&job->lag) || job->max_commit_latency_ms > 0 ||
-	       job->throttle_query != NULL;
+	       job->max_wal_rate > 0 || job->throttle_query != NULL;
 }

@@ -126,7 +126,7 @@ static void ensure_lagmons(bf_daemon *d)
 	 * job uses any more (a reload removed its jobs or their limits) goes, with its
 	 * connection */
 	for (size_t k = 0; k < d->n_lagmons;) {
-		int64_t interval = INT64_MAX;
+		int64_t interval = INT64_MAX, wal_rate = 0;
 		bool commits = false;
 
 		for (size_t i = 0; i < d->n_jobs; i++) {
@@ -137,9 +137,11 @@ static void ensure_lagmons(bf_daemon *d)
 			if (jc->lag.check_interval_ms < interval)
 				interval = jc->lag.check_interval_ms;
 			commits = commits || jc->max_commit_latency_ms > 0;
+			if (jc->max_wal_rate > 0 && (wal_rate == 0 || jc->max_wal_rate < wal_rate))
+				wal_rate = jc->max_wal_rate;
 		}
 		if (interval != INT64_MAX) {
-			bf_lagmon_set_interval(d->lagmons[k++], interval, commits);
+			bf_lagmon_set_interval(d->lagmons[k++], interval, commits, wal_rate);
 			continue;
 		}
 		bf_lagmon_free(d->lagmons[k]);

@@ -150,6 +150,8 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 	if (r->commit && cfg->max_commit_latency_ms > 0 &&
 	    commit_latency(g, cfg, r->commit, now, &v))
 		return v;
+	if (cfg->max_wal_rate > 0 && r->wal_wait_ms > v.wait_ms)
+		v.wait_ms = r->wal_wait_ms; /* metered, not throttled: spaced as the rate cap */
 	if (bf_bucket_wait_ms(&g->bucket, now, rows) > v.wait_ms)
 		v.wait_ms = bf_bucket_wait_ms(&g->bucket, now, rows);
 	return v;

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <string.h>
 
+#include "backfilld/bucket.h"
 #include "backfilld/conn.h"
 #include "backfilld/log.h"
 #include "backfilld/util.h"
@@ -158,6 +159,11 @@ struct bf_lagmon {
 	struct query *queries;
 	size_t n_queries, qi;
 	bool discard; /* the list changed while a query ran: its result is not for the new one */
+	/* max_wal_rate: the WAL the server's batches wrote, metered in one bucket */
+	bf_bucket wal;
+	uint64_t wal_lsn;      /* the last WAL position a batch reported (0: none yet) */
+	int64_t wal_per_batch; /* what the last batch wrote: the next is expected to write as much
+	                        */
 };
 
 /* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest). */
@@ -758,9 +764,12 @@ const char *bf_lagmon_database(const bf_lagmon *m)
 	return m->database;
 }
 
-void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits)
+void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits, int64_t wal_rate)
 {
 	int64_t before = tick_ms(m);
+
+	if (wal_rate != m->wal.rate)
+		bf_bucket_set_rate(&m->wal, wal_rate, bf_mono_ms());
 
 	if (interval_ms < MIN_INTERVAL_MS)
 		interval_ms = MIN_INTERVAL_MS;
@@ -773,10 +782,35 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits)
 	ev_timer_start(m->loop, &m->tick);
 }
 
+/* "16/B374D848" as a 64-bit position; 0 for anything else. */
+static uint64_t parse_lsn(const char *s)
+{
+	unsigned int hi, lo;
+
+	if (s == NULL || sscanf(s, "%X/%X", &hi, &lo) != 2)
+		return 0;
+	return (uint64_t)hi << 32 | lo;
+}
+
+void bf_lagmon_wal(bf_lagmon *m, const char *lsn)
+{
+	uint64_t at = parse_lsn(lsn);
+
+	if (at == 0)
+		return;
+	if (m->wal_lsn != 0 && at > m->wal_lsn) {
+		m->wal_per_batch = (int64_t)(at - m->wal_lsn);
+		bf_bucket_take(&m->wal, bf_mono_ms(), m->wal_per_batch);
+	}
+	if (at > m->wal_lsn)
+		m->wal_lsn = at;
+}
+
 void bf_lagmon_readings(const bf_lagmon *m, const bf_job_config *job, bf_gate_readings *out)
 {
 	out->lag = &m->sample;
 	out->commit = &m->commit;
+	out->wal_wait_ms = bf_bucket_wait_ms(&m->wal, bf_mono_ms(), m->wal_per_batch);
 	out->query = NULL;
 	for (size_t i = 0; job->throttle_query && i < m->n_queries; i++)
 		if (strcmp(m->queries[i].sql, job->throttle_query) == 0)

@@ -412,10 +412,13 @@ static void hi_array(bf_sbuf *sb, const bf_sql_target *t)
 }
 
 /* ", hi.bf_hi_1::text, ...": the batch's last key, the columns the caller reads. */
+/* The batch's last columns: its last key, then the WAL position once its rows and its
+ * checkpoint are written (the returned row is formed after both). */
 static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
 {
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(sb, ", hi.bf_hi_%zu::text", i + 1);
+	bf_sbuf_append(sb, ", pg_current_wal_insert_lsn()::text");
 }
 
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt)

@@ -168,6 +168,8 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	                 j->pass_end);
 	free(range);
 	bf_gate_took(&j->gate, now, rows, j->last_batch_ms);
+	if (j->lagmon)
+		bf_lagmon_wal(j->lagmon, PQgetvalue(res, 0, 4 + (int)n));
 	if (!j->pass_end)
 		adapt_batch_size(j);
 	if (j->state == BF_JOB_RUNNING && j->reason)

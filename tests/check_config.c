@@ -1315,6 +1315,9 @@ START_TEST(test_app_signals)
 	              "t.yaml:7:25: jobs[0].max_commit_latency: expected a duration such as 250ms, "
 	              "5s, 2min, or off, got \"soon\"");
 
+	cfg = job_key_ok("    max_wal_rate: 30MB");
+	ck_assert_int_eq(cfg->jobs[0].max_wal_rate, 30 * 1024 * 1024);
+	bf_config_free(cfg);
 	cfg = job_key_ok("    throttle_query: \"SELECT count(*) FROM pg_stat_activity\"\n"
 	                 "    throttle_above: 0.5");
 	ck_assert_str_eq(cfg->jobs[0].throttle_query, "SELECT count(*) FROM pg_stat_activity");

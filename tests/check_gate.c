@@ -180,6 +180,21 @@ START_TEST(test_rate_cap)
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
 	ck_assert_int_gt(v.wait_ms, 1000);
 	ck_assert_str_eq(v.reason, "");
+	/* the server's WAL bucket spaces batches too, for a job with max_wal_rate only */
+	c.max_rows_per_second = 0;
+	bf_gate_retune(&g, &c, NOW);
+	r.wal_wait_ms = 300;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.wait_ms, 0);
+	c.max_wal_rate = 3 * MB;
+	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
+	ck_assert_int_eq(v.kind, BF_GATE_GO);
+	ck_assert_int_eq(v.wait_ms, 300);
+	ck_assert_str_eq(v.reason, "");
+	r.wal_wait_ms = 0;
+	c.max_rows_per_second = 1000;
+	bf_gate_retune(&g, &c, NOW);
+	bf_gate_took(&g, NOW, 2000, 100);
 	/* a reload lifts the cap */
 	c.max_rows_per_second = 0;
 	bf_gate_retune(&g, &c, NOW);

@@ -62,8 +62,9 @@ typedef struct bf_job_config {
 	bf_lag_config lag;
 	bf_window window;
 	int64_t max_commit_latency_ms; /* the server's commit probe p90 budget; 0 = off (pace.h) */
-	char *throttle_query;          /* one SELECT run on the server's monitor, NULL when none */
-	double throttle_above;         /* the job throttles while that query's number is above it */
+	int64_t max_wal_rate;  /* WAL bytes per second the server's jobs may share; 0 = no cap */
+	char *throttle_query;  /* one SELECT run on the server's monitor, NULL when none */
+	double throttle_above; /* the job throttles while that query's number is above it */
 	int64_t max_retries;
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
 	char *file;       /* where the job was defined, for messages */

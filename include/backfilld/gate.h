@@ -5,7 +5,8 @@
  * The signals, in the order they are asked: the job's `window` (in the server's local time,
  * from a reading of the server's clock), the lag limits (the server's lag monitor's latest
  * sample), the job's own throttle_query (the number it returned, against throttle_above),
- * the commit latency (the monitor's commit probes, through the job's pace: pace.h), the rate
+ * the commit latency (the monitor's commit probes, through the job's pace: pace.h), the WAL
+ * rate (max_wal_rate, a bucket of the server's, shared by its jobs and their slices), the rate
  * cap (a token bucket). The window, the lag and the throttle_query stop a job (throttled); the
  * commit latency slows it (a pause after each batch) and stops it only past BF_PACE_CRITICAL times
  * its budget; the rate cap spaces its batches. Each reading is refreshed by whoever owns the
@@ -58,6 +59,7 @@ typedef struct bf_gate_readings {
 	const bf_lag_sample *lag;
 	const bf_commit_reading *commit;
 	const bf_query_reading *query;
+	int64_t wal_wait_ms; /* the server's WAL bucket: how long until the next batch's WAL fits */
 } bf_gate_readings;
 
 typedef enum bf_gate_kind {

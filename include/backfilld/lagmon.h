@@ -34,8 +34,14 @@ void bf_lagmon_free(bf_lagmon *m);
 const char *bf_lagmon_database(const bf_lagmon *m);
 
 /* Use the smallest check_interval of the jobs that share this monitor for the lag probe;
- * `commits`: some job has a max_commit_latency (the commit probe then runs every 200 ms). */
-void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits);
+ * `commits`: some job has a max_commit_latency (the commit probe then runs every 200 ms);
+ * `wal_rate`: the smallest max_wal_rate among them (0: none). */
+void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits, int64_t wal_rate);
+
+/* A batch on this server ended with the server's WAL insert position at `lsn` ("X/Y"): the
+ * WAL written since the last one the monitor heard of (by any job of the server, and by
+ * whatever else wrote meanwhile) is charged to the server's WAL bucket. */
+void bf_lagmon_wal(bf_lagmon *m, const char *lsn);
 
 /* The gate's readings of this server for `job`, as of now: every signal the monitor reads,
  * the job's throttle_query among them (the gate decides on them; a job only hands them

@@ -136,7 +136,9 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * Columns: 0 rows updated, 1 pass_end (t/f: hi is the high-water mark), 2 requested_state,
  * 3 unchanged: rows the SKIP LOCKED form locked (so no other session held them) that the
  * UPDATE still did not change, as a BEFORE trigger returning NULL does (0 on the fast path),
- * 4.. hi[1..n]. An updated row that still satisfies `where` raises BF001. No row: the job's
+ * 4.. hi[1..n], then the server's WAL insert position as the batch ends (text, "0/16B3748":
+ * the WAL it wrote, for max_wal_rate). An updated row that still satisfies `where` raises
+ * BF001. No row: the job's
  * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);
