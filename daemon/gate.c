@@ -3,8 +3,10 @@
  *
  * The window comes first: outside it nothing runs, whatever the lag says, and its wait is
  * capped at BF_WINDOW_RECHECK_MS so the server's clock is read again before the window
- * opens. The lag comes next, with its hysteresis (bf_pressure_decide). The rate cap last: it
- * never throttles, it only spaces the batches.
+ * opens. The lag comes next, with its hysteresis (bf_pressure_decide), then the job's own
+ * throttle_query: the signals that stop a job. The commit latency slows it (the pace, which
+ * stops it only past BF_PACE_CRITICAL times the budget). The WAL budget and the rate cap come
+ * last: they never throttle, they only space the batches.
  */
 #include "backfilld/gate.h"
 

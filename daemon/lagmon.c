@@ -486,22 +486,19 @@ static void send_commit(bf_lagmon *m)
 
 static void got_commit(bf_lagmon *m, const PGresult *res)
 {
+	int64_t us = now_us() - m->commit_sent_us;
+	bool idle = !m->batch_seen && m->busy == 0;
+	char q[300], why[600];
+
 	m->state = LM_IDLE;
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-		char why[400];
+		char *text = res ? bf_conn_error_text(res) : bf_xstrdup("no result");
 
-		snprintf(why, sizeof(why), "commit probe: %s",
-		         msg   ? msg
-		         : res ? PQresultErrorMessage(res)
-		               : "no result");
+		snprintf(why, sizeof(why), "commit probe: %s", text);
+		free(text);
 		commit_failed(m, why);
 		return;
 	}
-	int64_t us = now_us() - m->commit_sent_us;
-	bool idle = !m->batch_seen && m->busy == 0;
-	char q[300];
-
 	bf_commit_stats_add(&m->commits, us, idle);
 	m->commit = (bf_commit_reading){
 	        .ok = true,
@@ -512,8 +509,7 @@ static void got_commit(bf_lagmon *m, const PGresult *res)
 	        .taken_ms = bf_mono_ms(),
 	};
 	bf_log(BF_LOG_DEBUG, NULL, "commit probe",
-	       "server=%s us=%lld idle=%s p90_us=%lld "
-	       "baseline_us=%lld",
+	       "server=%s us=%lld idle=%s p90_us=%lld baseline_us=%lld",
 	       bf_log_q(q, sizeof(q), m->server), (long long)us, idle ? "true" : "false",
 	       (long long)m->commit.p90_us, (long long)m->commit.baseline_us);
 }

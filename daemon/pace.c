@@ -1,11 +1,11 @@
 /*
  * pace.c - commit-latency readings and the pace a job keeps under its budget (pace.h).
  *
- * The p90 of the last BF_COMMIT_PROBES probes (20 s at the default check interval) ignores
- * the odd slow commit and follows a slowdown within two or three probes. The decrease is
+ * The p90 of the last BF_COMMIT_PROBES probes (4 s at the monitor's 200 ms cadence) ignores
+ * the odd slow commit and follows a slowdown within three probes. The decrease is
  * multiplicative so that a job far over its budget comes down in a few probes (x0.8: from
- * 100% to the floor in 14), the increase additive so that it finds the room again without
- * overshooting (GitLab's batched migrations use the same +10% / -20%).
+ * 100% to the floor in 14 probes, under 3 s), the increase additive so that it finds the room again
+ * without overshooting (GitLab's batched migrations use the same +10% / -20%).
  */
 #include "backfilld/pace.h"
 
