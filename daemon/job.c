@@ -580,10 +580,12 @@ static int64_t gate(bf_job *j)
 	bf_gate_readings r = {0};
 	bf_gate_verdict v;
 
+	/* the server's signals, as its monitor read them */
 	if (j->lagmon)
-		bf_lagmon_readings(j->lagmon, j->cfg,
-		                   &r); /* the server's signals, read by its monitor */
-	v = bf_gate_decide(&j->gate, j->cfg, &r, bf_mono_ms(), j->batch_size);
+		bf_lagmon_readings(j->lagmon, j->cfg, &r);
+	v = bf_gate_decide(
+	        &j->gate, j->cfg, &r, bf_mono_ms(),
+	        bf_gate_batch_keys(&j->gate, j->cfg, j->batch_size, j->cfg->min_batch_size));
 
 	if (v.kind == BF_GATE_THROTTLED) {
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);
