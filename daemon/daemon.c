@@ -74,7 +74,8 @@ static void on_notify(bf_listener *l, const char *database, const char *payload,
 	}
 }
 
-/* Each monitor runs the distinct throttle_query texts of its unfinished jobs. */
+/* Each monitor runs the distinct throttle_query texts of its jobs (of[i]: job i's monitor,
+ * NULL for a finished job). */
 static void set_queries(bf_daemon *d, bf_lagmon *const *of)
 {
 	const char **sqls = bf_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*sqls));
@@ -98,9 +99,9 @@ static void set_queries(bf_daemon *d, bf_lagmon *const *of)
 	free(sqls);
 }
 
-/* A monitor for every server with a job that has lag limits or a commit-latency budget
- * (however its conninfo is spelt), probing at the smallest check_interval among them; each
- * such job gets its monitor. */
+/* A monitor for every server with a job that watches it (lag limits, a commit-latency budget,
+ * a WAL budget, a throttle_query: bf_job_config_watches_server), however its conninfo is
+ * spelt, probing at the smallest check_interval among them; each such job gets its monitor. */
 static void ensure_lagmons(bf_daemon *d)
 {
 	/* each job's monitor, found among the few monitors (one per server), never by
