@@ -23,31 +23,10 @@
 #define SWEEP_BACKOFF_MIN_MS 500
 #define SWEEP_BACKOFF_MAX_MS 30000
 
-static void free_keys(char **v, size_t n)
-{
-	if (v == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static char **copy_keys(char *const *v, size_t n)
-{
-	char **c;
-
-	if (v == NULL)
-		return NULL;
-	c = bf_xcalloc(n, sizeof(*c));
-	for (size_t i = 0; i < n; i++)
-		c[i] = bf_xstrdup(v[i]);
-	return c;
-}
-
 static void clear_bounds(bf_closing *c)
 {
 	for (size_t i = 0; i < c->n_bounds; i++)
-		free_keys(c->bounds[i], c->n_key);
+		bf_strv_free(c->bounds[i], c->n_key);
 	c->n_bounds = 0;
 	c->since_bound = 0;
 }
@@ -55,7 +34,7 @@ static void clear_bounds(bf_closing *c)
 /* Stop the read in progress; the next one starts over from pass_from. */
 static void end_read(bf_closing *c)
 {
-	free_keys(c->at, c->n_key);
+	bf_strv_free(c->at, c->n_key);
 	c->at = NULL;
 	c->reading = false;
 }
@@ -73,7 +52,7 @@ void bf_closing_reset(bf_closing *c)
 	clear_bounds(c);
 	free(c->bounds);
 	end_read(c);
-	free_keys(c->pass_from, c->n_key);
+	bf_strv_free(c->pass_from, c->n_key);
 	free(c->stuck_range);
 	bf_closing_init(c, n_key, chunk_keys);
 }
@@ -107,7 +86,7 @@ void bf_closing_batch(bf_closing *c, char *const *cursor, int64_t keys, int64_t 
 		c->cap_bounds = c->cap_bounds ? 2 * c->cap_bounds : 64;
 		c->bounds = bf_xrealloc(c->bounds, c->cap_bounds * sizeof(*c->bounds));
 	}
-	c->bounds[c->n_bounds++] = copy_keys(cursor, c->n_key);
+	c->bounds[c->n_bounds++] = bf_strv_copy(cursor, c->n_key);
 	c->since_bound = 0;
 }
 
@@ -123,7 +102,7 @@ bool bf_closing_begin(bf_closing *c)
 	if (c->reading)
 		return false;
 	c->reading = true;
-	c->at = copy_keys(c->pass_from, c->n_key);
+	c->at = bf_strv_copy(c->pass_from, c->n_key);
 	c->one_scan = true;
 	c->ranges = c->bounds_ok;
 	c->range_i = 0;
@@ -173,7 +152,7 @@ static bf_closing_verdict rows_left(bf_closing *c)
 	if (c->stuck_passes >= BF_CLOSING_STUCK_PASSES)
 		return BF_CLOSING_STUCK;
 	c->idle_sweeps = c->pass_rows == 0 ? c->idle_sweeps + 1 : 0;
-	free_keys(c->pass_from, c->n_key);
+	bf_strv_free(c->pass_from, c->n_key);
 	c->pass_from = c->at; /* the keys before it were read clean */
 	c->at = NULL;
 	c->reading = false;
@@ -204,10 +183,10 @@ bf_closing_result bf_closing_take(bf_closing *c, int64_t left, bool chunk_last,
 	}
 	if (left == 0 && !last) {
 		/* this range is clean: the next one starts after its last key */
-		char **next = c->ranges ? copy_keys(c->bounds[c->range_i++], c->n_key)
-		                        : copy_keys(chunk_end, c->n_key);
+		char **next = c->ranges ? bf_strv_copy(c->bounds[c->range_i++], c->n_key)
+		                        : bf_strv_copy(chunk_end, c->n_key);
 
-		free_keys(c->at, c->n_key);
+		bf_strv_free(c->at, c->n_key);
 		c->at = next;
 		return r;
 	}

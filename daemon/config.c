@@ -709,19 +709,12 @@ static char *expand(struct src *s, const yaml_node_t *node, const char *path)
 
 /* --- storing values ------------------------------------------------------------------ */
 
-static void free_list(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void set_list(const struct key_def *d, void *base, char **v, size_t n)
 {
 	char ***field = (char ***)((char *)base + d->offset);
 	size_t *count = (size_t *)((char *)base + d->count_offset);
 
-	free_list(*field, *count);
+	bf_strv_free(*field, *count);
 	*field = v;
 	*count = n;
 }
@@ -967,7 +960,7 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 		failed = true;
 	}
 	if (failed) {
-		free_list(v, n);
+		bf_strv_free(v, n);
 		return;
 	}
 	set_list(d, base, v, n);

@@ -41,15 +41,6 @@ static void conn_cb(bf_conn *conn, void *owner, bf_conn_event ev, const PGresult
                     const char *err, const PGnotify *notify);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-void bf_job_free_keys(char **v, size_t n)
-{
-	if (v == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 char **bf_job_values(const PGresult *res, int first, size_t n)
 {
 	char **v = bf_xcalloc(n, sizeof(*v));
@@ -101,8 +92,8 @@ bf_job *bf_job_new(const bf_job_env *env, const bf_job_config *cfg)
 
 void bf_job_forget_checkpoint(bf_job *j)
 {
-	bf_job_free_keys(j->cursor, n_key(j));
-	bf_job_free_keys(j->high, n_key(j));
+	bf_strv_free(j->cursor, n_key(j));
+	bf_strv_free(j->high, n_key(j));
 	j->cursor = j->high = NULL;
 }
 

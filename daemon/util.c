@@ -272,3 +272,24 @@ int64_t bf_backoff_ms(int64_t attempt, int64_t min_ms, int64_t max_ms)
 		ms *= 2;
 	return ms < max_ms ? ms : max_ms;
 }
+
+void bf_strv_free(char **v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+char **bf_strv_copy(char *const *v, size_t n)
+{
+	char **c;
+
+	if (v == NULL)
+		return NULL;
+	c = bf_xcalloc(n, sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		c[i] = bf_xstrdup(v[i]);
+	return c;
+}

@@ -162,7 +162,7 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
 	if (unchanged > 0)
 		range = key_range(j->cursor, res, n);
-	bf_job_free_keys(j->cursor, n);
+	bf_strv_free(j->cursor, n);
 	j->cursor = bf_job_values(res, 4, n);
 	bf_closing_batch(&j->closing, j->cursor, j->batch_keys, rows, unchanged, range,
 	                 j->pass_end);
@@ -207,7 +207,7 @@ void bf_walk_take_closing(bf_job *j, const PGresult *res)
 	char reason[128];
 	const char *plus = r.all_counted ? "" : "+";
 
-	bf_job_free_keys(end, n);
+	bf_strv_free(end, n);
 	j->retries = 0;
 	if (r.locating)
 		bf_log(BF_LOG_INFO, j->cfg->name, "rows left after the pass, locating them",

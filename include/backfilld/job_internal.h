@@ -147,7 +147,6 @@ void bf_job_send_failed(bf_job *j, const char *err);
 void bf_job_forget_checkpoint(bf_job *j);
 /* n values of row 0 from column `first` on, copied. */
 char **bf_job_values(const PGresult *res, int first, size_t n);
-void bf_job_free_keys(char **v, size_t n);
 
 /* jobsetup.c: send the next statement a fresh connection needs before batches; false when
  * there is none left. */

@@ -31,6 +31,10 @@ bool bf_streq_opt(const char *a, const char *b);
 char *bf_xstrndup(const char *s, size_t n);
 char *bf_xasprintf(const char *fmt, ...) BF_PRINTF(1, 2);
 
+/* n strings in a malloc'ed array: freed (NULL is a no-op), or copied (NULL for NULL). */
+void bf_strv_free(char **v, size_t n);
+char **bf_strv_copy(char *const *v, size_t n);
+
 /* A NUL-terminated string that grows as text is appended. A zeroed bf_sbuf is empty and
  * valid; bf_sbuf_free() releases it and leaves it empty again. */
 typedef struct bf_sbuf {
