@@ -168,9 +168,9 @@ void bf_job_set_state(bf_job *j, bf_job_state s, const char *reason)
 
 	if (s == j->state && same_reason)
 		return;
-	/* a throttle's reason changes with every reading (81MB, 90MB...): logged when it
-	 * starts and when it ends, shown fresh in the control table meanwhile */
-	if (j->parent == NULL && (s != j->state || (reason && s != BF_JOB_THROTTLED)))
+	/* a throttle's or the pace's reason changes with every reading (81MB, 90MB...):
+	 * logged when it starts and when it ends, shown fresh in the control table meanwhile */
+	if (j->parent == NULL && (s != j->state || (reason && s != BF_JOB_THROTTLED && !j->paced)))
 		bf_log(s == BF_JOB_FAILED ? BF_LOG_ERROR : BF_LOG_INFO, j->cfg->name, "state",
 		       "state=%s from=%s%s%s", bf_job_state_name(s), bf_job_state_name(j->state),
 		       reason ? " reason=" : "", reason ? bf_log_q(q, sizeof(q), reason) : "");
@@ -580,11 +580,6 @@ static int64_t gate(bf_job *j)
 
 	if (v.kind == BF_GATE_THROTTLED) {
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);
-	} else if (v.kind == BF_GATE_GO && v.reason[0] && j->paced && j->state == BF_JOB_RUNNING) {
-		/* the pace's figures change with every probe: logged when the pace starts and
-		 * ends, shown fresh in the control table meanwhile (as a throttle's) */
-		free(j->reason);
-		j->reason = bf_xstrdup(v.reason);
 	} else if (v.kind == BF_GATE_GO && v.reason[0]) {
 		bf_job_set_state(j, BF_JOB_RUNNING, v.reason);
 	} else if (v.kind == BF_GATE_GO && (j->state == BF_JOB_THROTTLED || j->paced)) {
@@ -733,6 +728,7 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 	free(j->last_error);
 	j->last_error = bf_xstrdup(text);
 	j->count_error = true;
+	j->paced = false; /* the retry's reason replaces the pace's, and is logged */
 	bf_job_set_state(j, BF_JOB_RUNNING, reason);
 	/* the state change is written after the backoff, with the retry */
 	bf_job_arm_timer(j, bf_backoff_ms(j->retries, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
