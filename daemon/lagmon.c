@@ -161,6 +161,7 @@ struct bf_lagmon {
 	bool discard; /* the list changed while a query ran: its result is not for the new one */
 	/* max_wal_rate: the WAL the server's batches wrote, metered in one bucket */
 	bf_bucket wal;
+	int64_t wal_rate;      /* its rate: the smallest max_wal_rate of the server's jobs */
 	uint64_t wal_lsn;      /* the last WAL position a batch reported (0: none yet) */
 	int64_t wal_per_batch; /* what the last batch wrote: the next is expected to write as much
 	                        */
@@ -764,8 +765,11 @@ void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits, int
 {
 	int64_t before = tick_ms(m);
 
-	if (wal_rate != m->wal.rate)
+	if (wal_rate != m->wal_rate) {
 		bf_bucket_set_rate(&m->wal, wal_rate, bf_mono_ms());
+		m->wal_rate = wal_rate;
+		m->wal_lsn = 0; /* metered from the next batch on */
+	}
 
 	if (interval_ms < MIN_INTERVAL_MS)
 		interval_ms = MIN_INTERVAL_MS;
@@ -790,8 +794,11 @@ static uint64_t parse_lsn(const char *s)
 
 void bf_lagmon_wal(bf_lagmon *m, const char *lsn)
 {
-	uint64_t at = parse_lsn(lsn);
+	uint64_t at;
 
+	if (m->wal_rate == 0)
+		return; /* no job of this server has a WAL budget: nothing to meter */
+	at = parse_lsn(lsn);
 	if (at == 0)
 		return;
 	if (m->wal_lsn != 0 && at > m->wal_lsn) {
