@@ -60,6 +60,7 @@ static bool query_throttles(const bf_job_config *cfg, const bf_query_reading *q,
 		return true;
 	}
 	v->kind = BF_GATE_THROTTLED;
+	v->hold = BF_HOLD_THROTTLE_QUERY;
 	v->wait_ms = cfg->lag.check_interval_ms;
 	if (!q->ok) {
 		snprintf(v->reason, sizeof(v->reason), "throttle_query failed: %s",
@@ -72,6 +73,7 @@ static bool query_throttles(const bf_job_config *cfg, const bf_query_reading *q,
 		return true;
 	}
 	v->kind = BF_GATE_GO;
+	v->hold = BF_HOLD_NONE;
 	v->wait_ms = 0;
 	return false;
 }
@@ -93,6 +95,7 @@ static bool commit_latency(bf_gate *g, const bf_job_config *cfg, const bf_commit
 	}
 	if (!c->ok) {
 		v->kind = BF_GATE_THROTTLED; /* fail closed, as the lag signals do */
+		v->hold = BF_HOLD_COMMIT_LATENCY;
 		v->wait_ms = cfg->lag.check_interval_ms;
 		snprintf(v->reason, sizeof(v->reason), "commit latency unreadable: %s",
 		         c->error ? c->error : "unknown error");
@@ -103,6 +106,7 @@ static bool commit_latency(bf_gate *g, const bf_job_config *cfg, const bf_commit
 	bf_pace_format_us(budget_us, budget, sizeof(budget));
 	if (c->n >= BF_COMMIT_MIN && c->p90_us > BF_PACE_CRITICAL * budget_us) {
 		v->kind = BF_GATE_THROTTLED;
+		v->hold = BF_HOLD_COMMIT_LATENCY;
 		v->wait_ms = cfg->lag.check_interval_ms;
 		snprintf(v->reason, sizeof(v->reason), "commit latency %s > %s", p90, budget);
 		return true;
@@ -113,6 +117,7 @@ static bool commit_latency(bf_gate *g, const bf_job_config *cfg, const bf_commit
 	         c->p90_us > budget_us ? ">" : "<=", budget, bf_pace_percent(&g->pace));
 	until = g->batch_end_ms + bf_pace_pause_ms(&g->pace, g->batch_ms);
 	v->wait_ms = until > now ? until - now : 0;
+	v->hold = v->wait_ms > 0 ? BF_HOLD_COMMIT_LATENCY : BF_HOLD_NONE;
 	return false;
 }
 
@@ -126,6 +131,7 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 
 		if (wait > 0) {
 			v.kind = BF_GATE_THROTTLED;
+			v.hold = BF_HOLD_WINDOW;
 			v.wait_ms = wait < BF_WINDOW_RECHECK_MS ? wait : BF_WINDOW_RECHECK_MS;
 			bf_window_reason(&cfg->window, v.reason, sizeof(v.reason));
 			g->lag_throttled = false;
@@ -139,8 +145,9 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 			v.wait_ms = BF_GATE_FIRST_SAMPLE_MS;
 			return v;
 		}
-		g->lag_throttled = bf_pressure_decide(&cfg->lag, r->lag, g->lag_throttled, now,
-		                                      v.reason, sizeof(v.reason));
+		v.hold = bf_pressure_decide(&cfg->lag, r->lag, g->lag_throttled, now, v.reason,
+		                            sizeof(v.reason));
+		g->lag_throttled = v.hold != BF_HOLD_NONE;
 		if (g->lag_throttled) {
 			v.kind = BF_GATE_THROTTLED;
 			v.wait_ms = cfg->lag.check_interval_ms;
@@ -152,10 +159,14 @@ bf_gate_verdict bf_gate_decide(bf_gate *g, const bf_job_config *cfg, const bf_ga
 	if (r->commit && cfg->max_commit_latency_ms > 0 &&
 	    commit_latency(g, cfg, r->commit, now, &v))
 		return v;
-	if (cfg->max_wal_rate > 0 && r->wal_wait_ms > v.wait_ms)
+	if (cfg->max_wal_rate > 0 && r->wal_wait_ms > v.wait_ms) {
 		v.wait_ms = r->wal_wait_ms; /* metered, not throttled: spaced as the rate cap */
-	if (bf_bucket_wait_ms(&g->bucket, now, rows) > v.wait_ms)
+		v.hold = BF_HOLD_WAL_RATE;
+	}
+	if (bf_bucket_wait_ms(&g->bucket, now, rows) > v.wait_ms) {
 		v.wait_ms = bf_bucket_wait_ms(&g->bucket, now, rows);
+		v.hold = BF_HOLD_RATE;
+	}
 	return v;
 }
 

@@ -268,12 +268,30 @@ static void write_reason(const struct offense *o, bool over, char *out, size_t l
 	}
 }
 
+/* The class of an offending signal, for the metrics (state.h). */
+static bf_hold hold_of(enum signal sig)
+{
+	switch (sig) {
+	case SIG_SLOT:
+		return BF_HOLD_SLOT;
+	case SIG_ARCHIVE:
+		return BF_HOLD_ARCHIVE;
+	case SIG_NOT_STREAMING:
+	case SIG_MIN_STANDBYS:
+	case SIG_REPLAY_BYTES:
+	case SIG_REPLAY_TIME:
+	case SIG_STALL:
+		break;
+	}
+	return BF_HOLD_REPLAY_LAG;
+}
+
 /* Fail closed: throttle because the signal cannot be read. */
-static bool unreadable(char *reason, size_t len, const char *why)
+static bf_hold unreadable(char *reason, size_t len, const char *why)
 {
 	if (reason != NULL && len > 0)
 		snprintf(reason, len, "lag signal unreadable: %s", why);
-	return true;
+	return BF_HOLD_LAG_PROBE;
 }
 
 bool bf_pressure_enabled(const bf_lag_config *cfg)
@@ -281,8 +299,8 @@ bool bf_pressure_enabled(const bf_lag_config *cfg)
 	return bf_lag_config_limited(cfg);
 }
 
-bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool throttled,
-                        int64_t now_ms, char *reason, size_t len)
+bf_hold bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool throttled,
+                           int64_t now_ms, char *reason, size_t len)
 {
 	struct verdict v = {.resume_below = cfg->resume_below};
 	int64_t stale_after = cfg->check_interval_ms * BF_PRESSURE_STALE_CHECKS;
@@ -290,7 +308,7 @@ bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool t
 	if (reason != NULL && len > 0)
 		reason[0] = '\0';
 	if (!bf_pressure_enabled(cfg))
-		return false;
+		return BF_HOLD_NONE;
 	if (s == NULL)
 		return unreadable(reason, len, "no sample yet");
 	if (!s->ok)
@@ -317,8 +335,8 @@ bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *s, bool t
 
 	const struct offense *o = v.over.set ? &v.over : throttled && v.band.set ? &v.band : NULL;
 	if (o == NULL)
-		return false;
+		return BF_HOLD_NONE;
 	if (reason != NULL && len > 0)
 		write_reason(o, o == &v.over, reason, len);
-	return true;
+	return hold_of(o->sig);
 }

@@ -1,5 +1,5 @@
 /*
- * state.c - the names of a job's states (state.h).
+ * state.c - the names of a job's states and of what holds it back (state.h).
  */
 #include "backfilld/state.h"
 
@@ -25,6 +25,25 @@ int bf_job_state_from_name(const char *name)
 		if (strcmp(state_names[i], name) == 0)
 			return (int)i;
 	return -1;
+}
+
+static const char *const hold_names[] = {
+        [BF_HOLD_NONE] = "none",
+        [BF_HOLD_REPLAY_LAG] = "replay_lag",
+        [BF_HOLD_SLOT] = "slot",
+        [BF_HOLD_ARCHIVE] = "archive",
+        [BF_HOLD_LAG_PROBE] = "lag_probe",
+        [BF_HOLD_WINDOW] = "window",
+        [BF_HOLD_RATE] = "rate",
+        [BF_HOLD_WAL_RATE] = "wal_rate",
+        [BF_HOLD_COMMIT_LATENCY] = "commit_latency",
+        [BF_HOLD_THROTTLE_QUERY] = "throttle_query",
+        [BF_HOLD_PAUSED] = "paused",
+};
+
+const char *bf_hold_name(bf_hold h)
+{
+	return (size_t)h < BF_ARRAY_LEN(hold_names) ? hold_names[h] : "unknown";
 }
 
 bool bf_job_state_terminal(bf_job_state s)

@@ -61,6 +61,7 @@ START_TEST(test_window)
 	ck_assert(bf_gate_wants_clock(&g, &c, NOW + BF_WINDOW_RECHECK_MS));
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
+	ck_assert_int_eq(v.hold, BF_HOLD_WINDOW);
 	ck_assert_str_eq(v.reason, "outside window 01:00-06:00");
 	/* never longer than a recheck: the clock is read again before it opens */
 	ck_assert_int_eq(v.wait_ms, BF_WINDOW_RECHECK_MS);
@@ -114,6 +115,7 @@ START_TEST(test_lag)
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
 	ck_assert_str_eq(v.reason, "replay lag 81MB > 64MB on s1");
+	ck_assert_int_eq(v.hold, BF_HOLD_REPLAY_LAG);
 	ck_assert_int_eq(v.wait_ms, 1000);
 	/* below the limit but above resume_below of it: still held (hysteresis) */
 	sb.replay_bytes = 40 * MB;
@@ -179,6 +181,7 @@ START_TEST(test_rate_cap)
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
 	ck_assert_int_gt(v.wait_ms, 1000);
+	ck_assert_int_eq(v.hold, BF_HOLD_RATE);
 	ck_assert_str_eq(v.reason, "");
 	/* the server's WAL bucket spaces batches too, for a job with max_wal_rate only */
 	c.max_rows_per_second = 0;
@@ -190,6 +193,7 @@ START_TEST(test_rate_cap)
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_GO);
 	ck_assert_int_eq(v.wait_ms, 300);
+	ck_assert_int_eq(v.hold, BF_HOLD_WAL_RATE);
 	ck_assert_str_eq(v.reason, "");
 	r.wal_wait_ms = 0;
 	c.max_rows_per_second = 1000;
@@ -233,6 +237,7 @@ START_TEST(test_commit_latency)
 	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
 	ck_assert_str_eq(v.reason, "commit latency unreadable: commit probe: cannot execute in a "
 	                           "read-only transaction");
+	ck_assert_int_eq(v.hold, BF_HOLD_COMMIT_LATENCY);
 	/* under the budget: full pace, no reason, no pause */
 	cr = commit(1, 2);
 	bf_gate_took(&g, NOW, 1000, 100);
@@ -303,6 +308,7 @@ START_TEST(test_throttle_query)
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);
 	ck_assert_int_eq(v.kind, BF_GATE_THROTTLED);
 	ck_assert_str_eq(v.reason, "throttle_query 80 > 50");
+	ck_assert_int_eq(v.hold, BF_HOLD_THROTTLE_QUERY);
 	ck_assert_int_eq(v.wait_ms, 1000);
 	q.value = 50; /* at the limit is not above it */
 	v = bf_gate_decide(&g, &c, &r, NOW, 1000);

@@ -165,6 +165,7 @@ START_TEST(test_replay_bytes)
 
 	c.max_replay_bytes = 64 * MB;
 	ASSERT_THROTTLE(&c, &s, false, "replay lag 81MB > 64MB on standby1");
+	ck_assert_int_eq(bf_pressure_decide(&c, &s, false, NOW, NULL, 0), BF_HOLD_REPLAY_LAG);
 	ASSERT_THROTTLE(&c, &s, true, "replay lag 81MB > 64MB on standby1");
 	sb.replay_bytes = 64 * MB; /* at the limit is not over it */
 	ASSERT_GO(&c, &s, false);
@@ -243,6 +244,7 @@ START_TEST(test_slots)
 
 	c.max_slot_retained = 2 * GB;
 	ASSERT_THROTTLE(&c, &s, false, "slot cdc_slot retains 3.1GB > 2GB");
+	ck_assert_int_eq(bf_pressure_decide(&c, &s, false, NOW, NULL, 0), BF_HOLD_SLOT);
 	sl[1].active = true; /* an active slot retains all the same */
 	ASSERT_THROTTLE(&c, &s, false, "slot cdc_slot retains 3.1GB > 2GB");
 	sl[1].wal_status = "unreserved";
@@ -271,6 +273,7 @@ START_TEST(test_archive)
 	c.max_archive_backlog = 64;
 	s.archive_backlog = 80;
 	ASSERT_THROTTLE(&c, &s, false, "archive backlog 80 segments > 64");
+	ck_assert_int_eq(bf_pressure_decide(&c, &s, false, NOW, NULL, 0), BF_HOLD_ARCHIVE);
 	s.archive_backlog = 64;
 	ASSERT_GO(&c, &s, false);
 	ASSERT_THROTTLE(&c, &s, true, "archive backlog 64 segments, resuming below 32");
@@ -524,7 +527,7 @@ START_TEST(test_names_and_buffers)
 	ck_assert(bf_pressure_decide(&c, &s, false, NOW, small, sizeof(small)));
 	ck_assert_str_eq(small, "slot (unna");
 	ck_assert(bf_pressure_decide(&c, &s, false, NOW, NULL, 0));
-	ck_assert(bf_pressure_decide(&c, NULL, false, NOW, NULL, 0));
+	ck_assert_int_eq(bf_pressure_decide(&c, NULL, false, NOW, NULL, 0), BF_HOLD_LAG_PROBE);
 	strcpy(small, "untouched");
 	ck_assert(bf_pressure_decide(&c, &s, false, NOW, small, 0));
 	ck_assert_str_eq(small, "untouched");

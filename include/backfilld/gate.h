@@ -31,6 +31,7 @@
 #include "backfilld/config.h"
 #include "backfilld/pace.h"
 #include "backfilld/pressure.h"
+#include "backfilld/state.h"
 
 /* How long to wait for a lag monitor's first sample before asking again. */
 #define BF_GATE_FIRST_SAMPLE_MS 50
@@ -72,6 +73,7 @@ typedef enum bf_gate_kind {
 typedef struct bf_gate_verdict {
 	bf_gate_kind kind;
 	int64_t wait_ms;
+	bf_hold hold; /* what holds the job back (throttled, or a wait > 0), for the metrics */
 	char reason[512];
 } bf_gate_verdict;
 

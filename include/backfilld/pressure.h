@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "backfilld/config.h"
+#include "backfilld/state.h"
 
 /* A sample older than this many check intervals (and at least 1 s) counts as unreadable. */
 #define BF_PRESSURE_STALE_CHECKS 3
@@ -92,10 +93,11 @@ bool bf_pressure_enabled(const bf_lag_config *cfg);
 
 /* Should the job be throttled now? `sample` is the monitor's latest (NULL when there is
  * none yet); `throttled` is whether the job is throttled by back-pressure now (it selects the
- * resume rule); `now_ms` is on the clock of sample->taken_ms (bf_mono_ms()). Returns true to
- * throttle, with the reason in `reason` (NUL-terminated, truncated to len; may be NULL when
- * len is 0); returns false with reason "". */
-bool bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *sample, bool throttled,
-                        int64_t now_ms, char *reason, size_t len);
+ * resume rule); `now_ms` is on the clock of sample->taken_ms (bf_mono_ms()). Returns the class
+ * of the signal that throttles (BF_HOLD_REPLAY_LAG, _SLOT, _ARCHIVE, or _LAG_PROBE when the
+ * sample is unreadable), with the reason in `reason` (NUL-terminated, truncated to len; may
+ * be NULL when len is 0); returns BF_HOLD_NONE (0) with reason "" to go. */
+bf_hold bf_pressure_decide(const bf_lag_config *cfg, const bf_lag_sample *sample, bool throttled,
+                           int64_t now_ms, char *reason, size_t len);
 
 #endif

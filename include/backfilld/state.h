@@ -3,6 +3,10 @@
  *
  * Shared by the job (which moves between them), the metrics (one series per state) and the
  * daemon's summaries. Pure.
+ *
+ * Also what holds a running job back (bf_hold): the class of a throttle's reason or of a
+ * metered wait, the words the metrics' `reason` label uses. The reason's text says more
+ * (which standby, by how much); the class is what an alert can count on.
  */
 #ifndef BACKFILLD_STATE_H
 #define BACKFILLD_STATE_H
@@ -20,6 +24,25 @@ typedef enum bf_job_state {
 } bf_job_state;
 
 #define BF_JOB_N_STATES (BF_JOB_CANCELLED + 1)
+
+typedef enum bf_hold {
+	BF_HOLD_NONE = 0,       /* not held: a batch may go */
+	BF_HOLD_REPLAY_LAG,     /* a standby: replay lag, stalled, not streaming, too few */
+	BF_HOLD_SLOT,           /* a replication slot's retained WAL */
+	BF_HOLD_ARCHIVE,        /* the archiver's backlog */
+	BF_HOLD_LAG_PROBE,      /* the lag monitor cannot read the server (fail closed) */
+	BF_HOLD_WINDOW,         /* outside the job's window */
+	BF_HOLD_RATE,           /* max_rows_per_second spaces the batches */
+	BF_HOLD_WAL_RATE,       /* max_wal_rate spaces the batches */
+	BF_HOLD_COMMIT_LATENCY, /* max_commit_latency: the pace's pause, or its throttle */
+	BF_HOLD_THROTTLE_QUERY, /* the job's throttle_query */
+	BF_HOLD_PAUSED,         /* paused by the operator or a signal */
+} bf_hold;
+
+#define BF_HOLD_N (BF_HOLD_PAUSED + 1)
+
+/* "replay_lag", "slot", ...; "none" for BF_HOLD_NONE, "unknown" out of range. */
+const char *bf_hold_name(bf_hold h);
 
 /* "pending", "running", ...; "unknown" for a value out of range. */
 const char *bf_job_state_name(bf_job_state s);
