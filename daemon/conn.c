@@ -820,3 +820,31 @@ int64_t bf_conn_down_ms(const bf_conn *c)
 {
 	return c->down_ms;
 }
+
+char *bf_conn_describe(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *host = NULL, *port = NULL, *db = NULL;
+	bf_sbuf sb = {0};
+
+	if (opts == NULL)
+		return bf_xstrdup("(unparsable conninfo)");
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "host") == 0 ||
+		    (strcmp(o->keyword, "hostaddr") == 0 && !host))
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			db = o->val;
+	}
+	bf_sbuf_append(&sb, host ? host : "default");
+	if (port)
+		bf_sbuf_printf(&sb, ":%s", port);
+	if (db)
+		bf_sbuf_printf(&sb, "/%s", db);
+	PQconninfoFree(opts);
+	return bf_sbuf_steal(&sb);
+}

@@ -318,16 +318,50 @@ static void remove_job(bf_daemon *d, const bf_job *job)
 			d->jobs[i] = d->jobs[--d->n_jobs];
 }
 
-/* The metrics endpoint's answer: every job the daemon holds, as it is now. */
+/* The server figures of a job's database: its entry in sv (added when new; the label is the
+ * key, so two conninfos of one database are one entry). */
+static bf_server_figures *server_of(bf_daemon *d, const bf_job_config *jc, bf_server_figures *sv,
+                                    size_t *n)
+{
+	char *label = bf_conn_describe(jc->database);
+
+	for (size_t k = 0; k < *n; k++)
+		if (strcmp(sv[k].database, label) == 0) {
+			free(label);
+			return &sv[k];
+		}
+	sv[*n] = (bf_server_figures){.database = label, .up = true};
+	for (size_t k = 0; k < d->n_lagmons; k++)
+		if (bf_conn_same_server(bf_lagmon_database(d->lagmons[k]), jc->database)) {
+			sv[*n].lag = bf_lagmon_sample(d->lagmons[k]);
+			sv[*n].up = bf_lagmon_connected(d->lagmons[k]);
+		}
+	return &sv[(*n)++];
+}
+
+/* The metrics endpoint's answer: every job the daemon holds and every database they are on,
+ * as they are now. */
 static char *metrics_body(void *owner)
 {
 	bf_daemon *d = owner;
-	bf_job_figures *f = bf_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*f));
+	size_t room = d->n_jobs ? d->n_jobs : 1;
+	bf_job_figures *f = bf_xcalloc(room, sizeof(*f));
+	bf_server_figures *sv = bf_xcalloc(room, sizeof(*sv));
+	bf_metrics_page page = {.jobs = f, .n_jobs = d->n_jobs, .servers = sv};
 	char *body;
 
-	for (size_t i = 0; i < d->n_jobs; i++)
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		bf_server_figures *s =
+		        server_of(d, bf_job_config_of(d->jobs[i]), sv, &page.n_servers);
+
 		bf_job_figures_of(d->jobs[i], &f[i]);
-	body = bf_metrics_render(f, d->n_jobs);
+		if (bf_job_unreachable(d->jobs[i]))
+			s->up = false;
+	}
+	body = bf_metrics_render(&page);
+	for (size_t k = 0; k < page.n_servers; k++)
+		free((char *)sv[k].database);
+	free(sv);
 	free(f);
 	return body;
 }

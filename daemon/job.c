@@ -238,6 +238,7 @@ void bf_job_finish(bf_job *j)
 	if (j->slices_live > 0)
 		return;
 	ev_timer_stop(j->env.loop, &j->timer);
+	bf_job_hold(j, BF_HOLD_NONE, bf_mono_ms());
 	j->phase = PH_FINISHED;
 	j->finished = true;
 	if (j->env.finished)
@@ -396,9 +397,31 @@ void bf_job_log_progress(bf_job *j)
 	       j->state == BF_JOB_THROTTLED ? bf_log_q(q, sizeof(q), j->reason) : "");
 }
 
+void bf_job_hold(bf_job *j, bf_hold h, int64_t now)
+{
+	bf_job *owner = j->parent ? j->parent : j;
+
+	if (j->slices_live > 0)
+		h = BF_HOLD_NONE;
+	if (h == j->hold)
+		return;
+	if (j->hold != BF_HOLD_NONE)
+		owner->counts.held_ms[j->hold] += now - j->hold_since;
+	j->hold = h;
+	j->hold_since = now;
+}
+
+/* The time of a hold still going on, added to its counts. */
+static void add_open_hold(const bf_job *w, bf_job_counts *c, int64_t now)
+{
+	if (w->hold != BF_HOLD_NONE)
+		c->held_ms[w->hold] += now - w->hold_since;
+}
+
 void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 {
 	int64_t rows = bf_slices_rows(j);
+	int64_t now = bf_mono_ms();
 	bf_gate_readings r = {0};
 
 	if (j->lagmon)
@@ -409,7 +432,7 @@ void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 	        .state = j->state,
 	        .rows_done = rows,
 	        .rows_estimate = j->estimate > rows ? j->estimate : rows,
-	        .rows_per_second = bf_slices_rate(j, bf_mono_ms()),
+	        .rows_per_second = bf_slices_rate(j, now),
 	        .batch_size = bf_slices_walker(j)->batch_size,
 	        .last_batch_ms = bf_slices_walker(j)->last_batch_ms,
 	        .pass = j->pass,
@@ -417,7 +440,11 @@ void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 	        .commit_p90_us = r.commit && r.commit->ok && j->cfg->max_commit_latency_ms > 0
 	                                 ? r.commit->p90_us
 	                                 : 0,
+	        .counts = j->counts,
 	};
+	add_open_hold(j, &out->counts, now);
+	for (size_t i = 0; i < j->n_slices; i++)
+		add_open_hold(j->slices[i], &out->counts, now);
 }
 
 /* ---- sending ---- */
@@ -570,12 +597,13 @@ static int64_t gate(bf_job *j)
 {
 	bf_gate_readings r = {0};
 	bf_gate_verdict v;
+	int64_t now = bf_mono_ms();
 
 	/* the server's signals, as its monitor read them */
 	if (j->lagmon)
 		bf_lagmon_readings(j->lagmon, j->cfg, &r);
 	v = bf_gate_decide(
-	        &j->gate, j->cfg, &r, bf_mono_ms(),
+	        &j->gate, j->cfg, &r, now,
 	        bf_gate_batch_keys(&j->gate, j->cfg, j->batch_size, j->cfg->min_batch_size));
 
 	if (v.kind == BF_GATE_THROTTLED) {
@@ -591,6 +619,7 @@ static int64_t gate(bf_job *j)
 	}
 	if (v.kind != BF_GATE_UNKNOWN)
 		j->paced = v.kind == BF_GATE_GO && v.reason[0];
+	bf_job_hold(j, v.kind == BF_GATE_THROTTLED || v.wait_ms > 0 ? v.hold : BF_HOLD_NONE, now);
 	return v.wait_ms;
 }
 
@@ -603,6 +632,9 @@ static bool stage_state(bf_job *j, int64_t *wait)
 		return true;
 	}
 	*wait = running(j) ? gate(j) : 0;
+	if (!running(j))
+		bf_job_hold(j, j->state == BF_JOB_PAUSED ? BF_HOLD_PAUSED : BF_HOLD_NONE,
+		            bf_mono_ms());
 	if (j->state != j->db_state || !bf_streq_opt(j->reason, j->db_reason) || j->rewind ||
 	    j->count_error) {
 		if (j->parent == NULL) {
@@ -698,6 +730,7 @@ static void schedule_reconnect(bf_job *j, const char *why)
 		return;
 	}
 	j->reconnects++;
+	(j->parent ? j->parent : j)->counts.errors[BF_ERR_CONNECTION]++;
 	free(j->down_reason);
 	j->down_reason = bf_xstrdup(why);
 	bf_units_format_duration(ms, d, sizeof(d));
@@ -766,10 +799,14 @@ static void on_error(bf_job *j, const PGresult *res)
 	char *text = bf_conn_error_text(res);
 	enum job_phase ph = j->phase;
 	bf_conn_fate fate = bf_conn_sqlstate_fate(code);
+	bool expected;
 
 	j->phase = PH_IDLE;
 	batch_over(j);
-	if (expected_error(j, ph, code)) {
+	expected = expected_error(j, ph, code);
+	if (!expected && fate != BF_FATE_LOST) /* a lost connection counts where it is retried */
+		(j->parent ? j->parent : j)->counts.errors[bf_metrics_error_class(code)]++;
+	if (expected) {
 		step(j);
 	} else if (fate == BF_FATE_LOST) {
 		schedule_reconnect(j, text);

@@ -167,35 +167,6 @@ struct bf_lagmon {
 	                        */
 };
 
-/* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest). */
-static char *describe(const char *conninfo)
-{
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	const char *host = NULL, *port = NULL, *db = NULL;
-	bf_sbuf sb = {0};
-
-	if (opts == NULL)
-		return bf_xstrdup("(unparsable conninfo)");
-	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL || o->val[0] == '\0')
-			continue;
-		if (strcmp(o->keyword, "host") == 0 ||
-		    (strcmp(o->keyword, "hostaddr") == 0 && !host))
-			host = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
-		else if (strcmp(o->keyword, "dbname") == 0)
-			db = o->val;
-	}
-	bf_sbuf_append(&sb, host ? host : "default");
-	if (port)
-		bf_sbuf_printf(&sb, ":%s", port);
-	if (db)
-		bf_sbuf_printf(&sb, "/%s", db);
-	PQconninfoFree(opts);
-	return bf_sbuf_steal(&sb);
-}
-
 static void clear_sample(bf_lagmon *m)
 {
 	free(m->standbys);
@@ -713,7 +684,7 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 
 	m->loop = loop;
 	m->database = bf_xstrdup(database);
-	m->server = describe(database);
+	m->server = bf_conn_describe(database);
 	m->conn = bf_conn_new(loop, "lag", conn_cb, m);
 	m->interval_ms = interval_ms < MIN_INTERVAL_MS ? MIN_INTERVAL_MS : interval_ms;
 	ev_init(&m->retry, retry_cb);
@@ -759,6 +730,16 @@ void bf_lagmon_free(bf_lagmon *m)
 const char *bf_lagmon_database(const bf_lagmon *m)
 {
 	return m->database;
+}
+
+const bf_lag_sample *bf_lagmon_sample(const bf_lagmon *m)
+{
+	return &m->sample;
+}
+
+bool bf_lagmon_connected(const bf_lagmon *m)
+{
+	return m->state != LM_CONNECTING && m->state != LM_BACKOFF;
 }
 
 void bf_lagmon_set_interval(bf_lagmon *m, int64_t interval_ms, bool commits, int64_t wal_rate)

@@ -19,11 +19,52 @@
 
 #include "backfilld/log.h"
 #include "backfilld/util.h"
+#include "backfilld/version.h"
 
 /* ---- the exposition text (pure) ---- */
 
+const int64_t bf_metrics_bucket_ms[BF_METRICS_N_BUCKETS] = {5,   10,   25,   50,   100,   250,
+                                                            500, 1000, 2500, 5000, 10000, 30000};
+
+static const char *const error_names[] = {
+        [BF_ERR_LOCK_TIMEOUT] = "lock_timeout",
+        [BF_ERR_STATEMENT_TIMEOUT] = "statement_timeout",
+        [BF_ERR_CONFLICT] = "conflict",
+        [BF_ERR_CONNECTION] = "connection",
+        [BF_ERR_OTHER] = "other",
+};
+
+bf_error_class bf_metrics_error_class(const char *sqlstate)
+{
+	if (sqlstate == NULL)
+		return BF_ERR_OTHER;
+	if (strcmp(sqlstate, "55P03") == 0)
+		return BF_ERR_LOCK_TIMEOUT;
+	if (strcmp(sqlstate, "57014") == 0)
+		return BF_ERR_STATEMENT_TIMEOUT;
+	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
+		return BF_ERR_CONFLICT;
+	/* class 08: connection exception; 57P01-57P03: the server shuts down or starts */
+	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P0", 4) == 0)
+		return BF_ERR_CONNECTION;
+	return BF_ERR_OTHER;
+}
+
+void bf_job_counts_batch(bf_job_counts *c, int64_t ms)
+{
+	size_t b = 0;
+
+	while (b < BF_METRICS_N_BUCKETS && ms > bf_metrics_bucket_ms[b])
+		b++;
+	if (b < BF_METRICS_N_BUCKETS)
+		c->buckets[b]++;
+	c->batches++;
+	c->batch_ms_sum += ms;
+}
+
 enum mvalue {
 	MV_ROWS_DONE,
+	MV_BATCHES,
 	MV_ROWS_ESTIMATE,
 	MV_RATE,
 	MV_BATCH,
@@ -33,16 +74,21 @@ enum mvalue {
 	MV_COMMIT,
 };
 
+/* The families with one series per job. */
 static const struct metric {
 	const char *name;
 	const char *type;
 	const char *help;
 	enum mvalue value;
 } metrics[] = {
-        {.name = "backfilld_rows_done",
+        {.name = "backfilld_rows_done_total",
          .type = "counter",
-         .help = "Rows the job has updated, all passes.",
+         .help = "Rows the job has updated, all passes (the control table's rows_done).",
          .value = MV_ROWS_DONE},
+        {.name = "backfilld_batches_total",
+         .type = "counter",
+         .help = "Batches the job committed since the daemon started.",
+         .value = MV_BATCHES},
         {.name = "backfilld_rows_estimate",
          .type = "gauge",
          .help = "Rows the job expects to update (the planner's estimate, at least rows_done).",
@@ -79,6 +125,8 @@ static double value_of(const bf_job_figures *f, enum mvalue v)
 	switch (v) {
 	case MV_ROWS_DONE:
 		return (double)f->rows_done;
+	case MV_BATCHES:
+		return (double)f->counts.batches;
 	case MV_ROWS_ESTIMATE:
 		return (double)f->rows_estimate;
 	case MV_RATE:
@@ -112,30 +160,160 @@ static void label(bf_sbuf *sb, const char *v)
 	bf_sbuf_append(sb, "\"");
 }
 
-char *bf_metrics_render(const bf_job_figures *jobs, size_t n)
+static void family(bf_sbuf *sb, const char *name, const char *type, const char *help)
 {
-	bf_sbuf sb = {0};
+	bf_sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
 
+/* `name{key="value"` of a series: the caller adds further labels, `}` and the value. */
+static void series(bf_sbuf *sb, const char *name, const char *key, const char *value)
+{
+	bf_sbuf_printf(sb, "%s{%s=", name, key);
+	label(sb, value);
+}
+
+static void job_families(bf_sbuf *sb, const bf_job_figures *jobs, size_t n)
+{
 	for (size_t m = 0; m < BF_ARRAY_LEN(metrics); m++) {
-		bf_sbuf_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
-		               metrics[m].help, metrics[m].name, metrics[m].type);
+		family(sb, metrics[m].name, metrics[m].type, metrics[m].help);
 		for (size_t i = 0; i < n; i++) {
-			bf_sbuf_printf(&sb, "%s{job=", metrics[m].name);
-			label(&sb, jobs[i].name);
-			bf_sbuf_printf(&sb, "} %.17g\n", value_of(&jobs[i], metrics[m].value));
+			series(sb, metrics[m].name, "job", jobs[i].name);
+			bf_sbuf_printf(sb, "} %.17g\n", value_of(&jobs[i], metrics[m].value));
 		}
 	}
+	family(sb, "backfilld_errors_total", "counter",
+	       "Errors the job met since the daemon started, by class (each retried or fatal).");
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < BF_ERR_N; c++) {
+			series(sb, "backfilld_errors_total", "job", jobs[i].name);
+			bf_sbuf_printf(sb, ",class=\"%s\"} %lld\n", error_names[c],
+			               (long long)jobs[i].counts.errors[c]);
+		}
+	family(sb, "backfilld_throttled_seconds_total", "counter",
+	       "Time the job was held back since the daemon started, by reason (a job walked in "
+	       "slices counts each slice's).");
+	for (size_t i = 0; i < n; i++)
+		for (int h = BF_HOLD_NONE + 1; h < BF_HOLD_N; h++) {
+			series(sb, "backfilld_throttled_seconds_total", "job", jobs[i].name);
+			bf_sbuf_printf(sb, ",reason=\"%s\"} %.3f\n", bf_hold_name((bf_hold)h),
+			               (double)jobs[i].counts.held_ms[h] / 1000.0);
+		}
+	family(sb, "backfilld_batch_duration_seconds", "histogram",
+	       "Round trip of each committed batch since the daemon started.");
+	for (size_t i = 0; i < n; i++) {
+		const bf_job_counts *c = &jobs[i].counts;
+		int64_t below = 0;
+
+		for (size_t b = 0; b < BF_METRICS_N_BUCKETS; b++) {
+			below += c->buckets[b];
+			series(sb, "backfilld_batch_duration_seconds_bucket", "job", jobs[i].name);
+			bf_sbuf_printf(sb, ",le=\"%g\"} %lld\n",
+			               (double)bf_metrics_bucket_ms[b] / 1000.0, (long long)below);
+		}
+		series(sb, "backfilld_batch_duration_seconds_bucket", "job", jobs[i].name);
+		bf_sbuf_printf(sb, ",le=\"+Inf\"} %lld\n", (long long)c->batches);
+		series(sb, "backfilld_batch_duration_seconds_sum", "job", jobs[i].name);
+		bf_sbuf_printf(sb, "} %.3f\n", (double)c->batch_ms_sum / 1000.0);
+		series(sb, "backfilld_batch_duration_seconds_count", "job", jobs[i].name);
+		bf_sbuf_printf(sb, "} %lld\n", (long long)c->batches);
+	}
 	/* the state as a set of 0/1 series, so an alert can say state="failed" == 1 */
-	bf_sbuf_append(&sb, "# HELP backfilld_job_state 1 for the state the job is in.\n"
-	                    "# TYPE backfilld_job_state gauge\n");
+	family(sb, "backfilld_job_state", "gauge", "1 for the state the job is in.");
 	for (size_t i = 0; i < n; i++)
 		for (int s = BF_JOB_PENDING; s <= BF_JOB_CANCELLED; s++) {
-			bf_sbuf_append(&sb, "backfilld_job_state{job=");
-			label(&sb, jobs[i].name);
-			bf_sbuf_printf(&sb, ",state=\"%s\"} %d\n",
+			series(sb, "backfilld_job_state", "job", jobs[i].name);
+			bf_sbuf_printf(sb, ",state=\"%s\"} %d\n",
 			               bf_job_state_name((bf_job_state)s),
 			               jobs[i].state == (bf_job_state)s);
 		}
+}
+
+/* Is `name` the name of an earlier standby (slot) of the sample? pg_stat_replication may
+ * list two walsenders with the same application_name; one series per name keeps the page
+ * valid (the first, as the lag decision reads them in order). */
+static bool seen_standby(const bf_lag_sample *s, size_t upto)
+{
+	for (size_t k = 0; k < upto; k++)
+		if (strcmp(s->standbys[k].name ? s->standbys[k].name : "",
+		           s->standbys[upto].name ? s->standbys[upto].name : "") == 0)
+			return true;
+	return false;
+}
+
+static bool seen_slot(const bf_lag_sample *s, size_t upto)
+{
+	for (size_t k = 0; k < upto; k++)
+		if (strcmp(s->slots[k].name ? s->slots[k].name : "",
+		           s->slots[upto].name ? s->slots[upto].name : "") == 0)
+			return true;
+	return false;
+}
+
+static void server_families(bf_sbuf *sb, const bf_server_figures *sv, size_t n)
+{
+	family(sb, "backfilld_up", "gauge",
+	       "1 while every connection the daemon keeps to the database is up.");
+	for (size_t i = 0; i < n; i++) {
+		series(sb, "backfilld_up", "database", sv[i].database);
+		bf_sbuf_printf(sb, "} %d\n", sv[i].up);
+	}
+	family(sb, "backfilld_lag_probe_ok", "gauge",
+	       "1 when the lag monitor's last probe of the server succeeded (0: jobs with lag "
+	       "limits are throttled, fail closed).");
+	for (size_t i = 0; i < n; i++)
+		if (sv[i].lag) {
+			series(sb, "backfilld_lag_probe_ok", "database", sv[i].database);
+			bf_sbuf_printf(sb, "} %d\n", sv[i].lag->ok);
+		}
+	family(sb, "backfilld_replay_lag_bytes", "gauge",
+	       "WAL a standby has not replayed yet, as the last lag probe read it.");
+	for (size_t i = 0; i < n; i++) {
+		const bf_lag_sample *s = sv[i].lag;
+
+		for (size_t k = 0; s && s->ok && k < s->n_standbys; k++) {
+			if (s->standbys[k].replay_bytes < 0 || seen_standby(s, k))
+				continue;
+			series(sb, "backfilld_replay_lag_bytes", "database", sv[i].database);
+			bf_sbuf_append(sb, ",standby=");
+			label(sb, s->standbys[k].name ? s->standbys[k].name : "");
+			bf_sbuf_printf(sb, "} %lld\n", (long long)s->standbys[k].replay_bytes);
+		}
+	}
+	family(sb, "backfilld_slot_retained_bytes", "gauge",
+	       "WAL a replication slot retains, as the last lag probe read it.");
+	for (size_t i = 0; i < n; i++) {
+		const bf_lag_sample *s = sv[i].lag;
+
+		for (size_t k = 0; s && s->ok && k < s->n_slots; k++) {
+			if (s->slots[k].retained_bytes < 0 || seen_slot(s, k))
+				continue;
+			series(sb, "backfilld_slot_retained_bytes", "database", sv[i].database);
+			bf_sbuf_append(sb, ",slot=");
+			label(sb, s->slots[k].name ? s->slots[k].name : "");
+			bf_sbuf_printf(sb, "} %lld\n", (long long)s->slots[k].retained_bytes);
+		}
+	}
+	family(sb, "backfilld_archive_backlog_segments", "gauge",
+	       "WAL segments waiting for archive_command (absent while archiving is off).");
+	for (size_t i = 0; i < n; i++) {
+		const bf_lag_sample *s = sv[i].lag;
+
+		if (s && s->ok && s->archive_backlog >= 0) {
+			series(sb, "backfilld_archive_backlog_segments", "database",
+			       sv[i].database);
+			bf_sbuf_printf(sb, "} %lld\n", (long long)s->archive_backlog);
+		}
+	}
+}
+
+char *bf_metrics_render(const bf_metrics_page *page)
+{
+	bf_sbuf sb = {0};
+
+	family(&sb, "backfilld_build_info", "gauge", "1, with the daemon's version as a label.");
+	bf_sbuf_append(&sb, "backfilld_build_info{version=\"" BF_VERSION "\"} 1\n");
+	job_families(&sb, page->jobs, page->n_jobs);
+	server_families(&sb, page->servers, page->n_servers);
 	return bf_sbuf_steal(&sb);
 }
 
@@ -179,6 +357,15 @@ static void client_close(struct client *c)
 	free(c);
 }
 
+/* Does the request line ask GET for `path` (a query string allowed)? */
+static bool path_is(const bf_metrics_head *h, const char *path)
+{
+	size_t n = strlen(path);
+
+	return h->len > 4 + n && memcmp(h->buf, "GET ", 4) == 0 &&
+	       memcmp(h->buf + 4, path, n) == 0 && (h->buf[4 + n] == ' ' || h->buf[4 + n] == '?');
+}
+
 bf_metrics_verdict bf_metrics_head_feed(bf_metrics_head *h, const char *data, size_t n)
 {
 	size_t room = sizeof(h->buf) - h->len;
@@ -193,10 +380,9 @@ bf_metrics_verdict bf_metrics_head_feed(bf_metrics_head *h, const char *data, si
 		bool lf = i + 2 <= h->len && memcmp(h->buf + i, "\n\n", 2) == 0;
 
 		if (crlf || lf)
-			return h->len >= 13 && (memcmp(h->buf, "GET /metrics ", 13) == 0 ||
-			                        memcmp(h->buf, "GET /metrics?", 13) == 0)
-			               ? BF_METRICS_SCRAPE
-			               : BF_METRICS_NOT_FOUND;
+			return path_is(h, "/metrics")   ? BF_METRICS_SCRAPE
+			       : path_is(h, "/healthz") ? BF_METRICS_HEALTH
+			                                : BF_METRICS_NOT_FOUND;
 	}
 	return h->len == sizeof(h->buf) ? BF_METRICS_TOO_LARGE : BF_METRICS_MORE;
 }
@@ -212,6 +398,9 @@ static void answer(struct client *c, bf_metrics_verdict v)
 	} else if (v == BF_METRICS_SCRAPE) {
 		status = "200 OK";
 		body = c->m->cb(c->m->owner);
+	} else if (v == BF_METRICS_HEALTH) {
+		status = "200 OK";
+		body = bf_xstrdup("ok\n");
 	}
 	bf_sbuf_printf(&sb,
 	               "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
@@ -269,6 +458,20 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(w->data);
 }
 
+/* Every place is taken: the oldest connection that has not sent its request yet gives its
+ * place up (a scraper sends its request at once; one that has not is idle or slow). The
+ * list is newest first. */
+static void make_room(bf_metrics *m)
+{
+	struct client *oldest = NULL;
+
+	for (struct client *c = m->clients; c != NULL; c = c->next)
+		if (c->out == NULL)
+			oldest = c;
+	if (oldest)
+		client_close(oldest);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	bf_metrics *m = w->data;
@@ -277,6 +480,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	while ((fd = accept(m->fd, NULL, NULL)) >= 0) {
+		if (m->n_clients >= BF_METRICS_MAX_CLIENTS)
+			make_room(m);
 		if (m->n_clients >= BF_METRICS_MAX_CLIENTS ||
 		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
 			close(fd);

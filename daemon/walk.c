@@ -153,6 +153,7 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	unchanged = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	j->last_batch_ms = now - j->batch_sent_ms;
+	bf_job_counts_batch(&(j->parent ? j->parent : j)->counts, j->last_batch_ms);
 	j->rows_done += rows;
 	j->rows_new += rows;
 	j->retries = 0;

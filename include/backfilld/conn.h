@@ -102,6 +102,10 @@ int64_t bf_conn_down_ms(const bf_conn *conn);
  * names for one host (localhost and 127.0.0.1) still count as two. */
 bool bf_conn_same_server(const char *a, const char *b);
 
+/* "host:port/dbname" of a conninfo, as far as it says (the environment may fill the rest;
+ * "default" for no host), never its password: for logs and metrics labels. Caller frees. */
+char *bf_conn_describe(const char *conninfo);
+
 /* The one reconnect policy of every connection of the daemon (jobs, slices, lag monitors,
  * control listeners), as pgqd's pgs_reconnect: what is permanent, and how long to wait.
  *

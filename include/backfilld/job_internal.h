@@ -117,6 +117,9 @@ struct bf_job {
 	bool paced;               /* the state's reason is the pace's (pace.h) */
 	int64_t last_batch_ms;
 	bf_rate rate;
+	bf_job_counts counts; /* for the metrics; a slice counts into its job's */
+	bf_hold hold;         /* what holds this walker back now (bf_job_hold) */
+	int64_t hold_since;
 	bool logged_waiting_lock;
 	bool resumed; /* "resuming from the checkpoint" said once */
 
@@ -139,6 +142,9 @@ void bf_job_set_state(bf_job *j, bf_job_state s, const char *reason);
 void bf_job_fail_with(bf_job *j, const char *msg); /* also the last_error, counted */
 void bf_job_finish(bf_job *j);
 void bf_job_stop_for(bf_job *j, const char *why);
+/* What holds this walker back from `now` (BF_HOLD_NONE: nothing); the hold that ends is
+ * counted in its job's throttled time. A job whose slices walk is not held itself. */
+void bf_job_hold(bf_job *j, bf_hold h, int64_t now);
 void bf_job_arm_timer(bf_job *j, int64_t ms);
 void bf_job_send(bf_job *j, enum job_phase ph, const char *sql, int n, const char *const *v);
 void bf_job_send_simple(bf_job *j, enum job_phase ph, const char *sql);

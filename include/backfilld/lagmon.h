@@ -33,6 +33,11 @@ bf_lagmon *bf_lagmon_new(struct ev_loop *loop, const char *database, int64_t int
 void bf_lagmon_free(bf_lagmon *m);
 const char *bf_lagmon_database(const bf_lagmon *m);
 
+/* For the metrics: the latest lag sample (ok = false while unreadable; valid as said at
+ * bf_lagmon_readings), and whether the monitor's connection is up now. */
+const bf_lag_sample *bf_lagmon_sample(const bf_lagmon *m);
+bool bf_lagmon_connected(const bf_lagmon *m);
+
 /* Use the smallest check_interval of the jobs that share this monitor for the lag probe;
  * `commits`: some job has a max_commit_latency (the commit probe then runs every 200 ms);
  * `wal_rate`: the smallest max_wal_rate among them (0: none). */

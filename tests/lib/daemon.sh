@@ -20,6 +20,10 @@
 #   hold_row TABLE ID SECONDS      another session holds the row FOR UPDATE; release_rows ends it
 #   lag_items ROWS                 the lag tests' table items(id, filler, y, n)
 #   lag_conf FILE CONNINFO         their job `fill`, its lag: keys from stdin
+#   metrics_get PORT PATH          the whole HTTP answer of the endpoint on 127.0.0.1:PORT to
+#                                 GET PATH
+#   metric PAGE SERIES             the value of one series (its name and labels exactly as
+#                                 the page writes them) on a page; empty when absent
 
 BF_DB_CONNINFO=$(pg_conninfo "$BF_PG_PRIMARY" "$BF_TEST_DB")
 export BF_DB_CONNINFO
@@ -161,4 +165,17 @@ jobs:
 YAML
 		sed 's/^/      /'
 	} >"$1"
+}
+
+metrics_get() {
+	local fd out
+	exec {fd}<>"/dev/tcp/127.0.0.1/$1"
+	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&"$fd"
+	out=$(cat <&"$fd")
+	exec {fd}>&-
+	printf '%s\n' "$out"
+}
+
+metric() {
+	printf '%s\n' "$1" | tr -d '\r' | awk -v s="$2" '$1 == s { print $2 }'
 }
