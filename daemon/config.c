@@ -1791,6 +1791,46 @@ bool bf_lag_config_limited(const bf_lag_config *lag)
 	return false;
 }
 
+/* The (*i)-th key of a table and of the mappings in it, depth first, each named after its
+ * mapping ("lag.check_interval"): true with the name in buf, else false with *i reduced by
+ * the keys the table holds. */
+static bool nth_key(const struct key_def *table, size_t n, const char *prefix, size_t *i, char *buf,
+                    size_t len)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct key_def *d = &table[k];
+		char name[128];
+
+		snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", d->name);
+		if (*i == 0) {
+			if (len > 0)
+				snprintf(buf, len, "%s", name);
+			return true;
+		}
+		(*i)--;
+		if (d->type == KT_MAPPING && nth_key(d->sub, d->n_sub, name, i, buf, len))
+			return true;
+	}
+	return false;
+}
+
+const char *bf_config_key_name(size_t i, char *buf, size_t len)
+{
+	static const struct {
+		const struct key_def *keys;
+		size_t n;
+	} tables[] = {
+	        {.keys = top_keys, .n = BF_ARRAY_LEN(top_keys)},
+	        {.keys = job_keys, .n = BF_ARRAY_LEN(job_keys)},
+	        {.keys = include_keys, .n = BF_ARRAY_LEN(include_keys)},
+	};
+
+	for (size_t t = 0; t < BF_ARRAY_LEN(tables); t++)
+		if (nth_key(tables[t].keys, tables[t].n, "", &i, buf, len))
+			return buf;
+	return NULL;
+}
+
 bool bf_job_config_watches_server(const bf_job_config *job)
 {
 	return bf_lag_config_limited(&job->lag) || job->max_commit_latency_ms > 0 ||

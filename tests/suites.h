@@ -20,5 +20,6 @@ Suite *closing_suite(void);
 Suite *gate_suite(void);
 Suite *rate_suite(void);
 Suite *pace_suite(void);
+Suite *manpage_suite(void);
 
 #endif

@@ -139,4 +139,14 @@ bool bf_job_config_watches_server(const bf_job_config *job);
  * needs a lag monitor. */
 bool bf_lag_config_limited(const bf_lag_config *lag);
 
+/* The i-th key the parser accepts (i from 0), straight from the key tables, for what must
+ * list them all (the test that keeps backfilld.yaml(5) complete): the top-level keys, then
+ * the job keys (those of defaults: too), each mapping's keys right after it, named with the
+ * mapping's name and a dot ("lag", "lag.max_replay_bytes"), then the keys of an included
+ * file. A name comes once per table that holds it: "database" at the top level and in a
+ * job, "jobs" in the main file and in an included one. The name is written into buf
+ * (truncated to fit, NUL-terminated when len > 0), which is returned; NULL once i is past
+ * the last key. Pure: no allocation, no state. */
+const char *bf_config_key_name(size_t i, char *buf, size_t len);
+
 #endif
