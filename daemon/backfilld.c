@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 	};
 	bf_daemon_opts opts = {.config_path = DEFAULT_CONFIG};
 	enum bf_log_format format = BF_LOG_TEXT;
-	bool verbose = false, check = false;
+	bool check = false;
 	bool journal = getenv("JOURNAL_STREAM") != NULL;
 	bf_config *cfg = NULL;
 	bf_errors errs = {0};
@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 			opts.config_path = optarg;
 			break;
 		case 'v':
-			verbose = true;
+			opts.verbose = true;
 			break;
 		case OPT_CHECK:
 			check = true;
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 		bf_errors_clear(&errs);
 		return 1;
 	}
-	bf_log_set_level(verbose ? BF_LOG_DEBUG : cfg->log_level);
+	bf_log_set_level(opts.verbose ? BF_LOG_DEBUG : cfg->log_level);
 	if (check) {
 		rc = bf_check_run(cfg);
 		bf_config_free(cfg);

@@ -296,6 +296,7 @@ static const struct key_def top_keys[] = {
         {.name = "control_schema",
          .type = KT_STRING,
          .offset = TOP(control_schema),
+         .reload = BF_RELOAD_RESTART,
          .def = "backfill",
          .check = is_identifier,
          .expect = "an identifier of up to 63 characters a-z, 0-9 or _, not starting with a digit"},
@@ -405,6 +406,9 @@ static bool is_host_port(const char *s)
 	long port = 0;
 
 	if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
+		return false;
+	/* "[v6]:port": the brackets hold a host (":port" alone is every address) */
+	if (s[0] == '[' && (colon - s < 3 || colon[-1] != ']'))
 		return false;
 	for (const char *p = colon + 1; *p; p++) {
 		if (*p < '0' || *p > '9')
@@ -1778,6 +1782,20 @@ void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out
 		if (d->reload == BF_RELOAD_RESTART && !same_value(d, a, b) && used < len)
 			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "",
 			                         d->name);
+	}
+}
+
+void bf_config_keep_restart_keys(bf_config *next, const bf_config *old)
+{
+	for (size_t i = 0; i < BF_ARRAY_LEN(top_keys); i++) {
+		const struct key_def *d = &top_keys[i];
+		char **to = (char **)((char *)next + d->offset);
+		char *const *from = (char *const *)((const char *)old + d->offset);
+
+		if (d->reload != BF_RELOAD_RESTART || d->type != KT_STRING)
+			continue;
+		free(*to);
+		*to = *from ? bf_xstrdup(*from) : NULL;
 	}
 }
 

@@ -443,9 +443,10 @@ static void reload(bf_daemon *d)
 	if (restart_only[0])
 		bf_log(BF_LOG_WARN, NULL, "some keys change only at a restart: kept as they were",
 		       "keys=%s", restart_only);
+	bf_config_keep_restart_keys(next, d->cfg);
 	bf_config_free(d->cfg);
 	d->cfg = next;
-	bf_log_set_level(d->cfg->log_level);
+	bf_log_set_level(d->opts.verbose ? BF_LOG_DEBUG : d->cfg->log_level);
 	bf_log(BF_LOG_INFO, NULL, "configuration reloaded", "jobs=%zu", d->cfg->n_jobs);
 	bf_notify("READY=1");
 	ensure_listeners(d);

@@ -502,7 +502,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* "host:port" or "[v6]:port" into host and port; false when it does not parse. */
+/* "host:port", "[v6]:port" or ":port" into host ("" for none) and port; false when it does
+ * not parse. */
 static bool split_address(const char *address, char *host, size_t hostlen, char *port,
                           size_t portlen)
 {
@@ -516,8 +517,10 @@ static bool split_address(const char *address, char *host, size_t hostlen, char 
 	if (n >= 2 && address[0] == '[' && address[n - 1] == ']') {
 		h = address + 1;
 		n -= 2;
+		if (n == 0)
+			return false;
 	}
-	if (n == 0 || n >= hostlen)
+	if (n >= hostlen)
 		return false;
 	memcpy(host, h, n);
 	host[n] = '\0';
@@ -540,7 +543,8 @@ bf_metrics *bf_metrics_new(struct ev_loop *loop, const char *address, bf_metrics
 		snprintf(err, errlen, "metrics_listen \"%s\": expected HOST:PORT", address);
 		return NULL;
 	}
-	rc = getaddrinfo(host, port, &hints, &ai);
+	/* ":PORT": every address of the machine, as the operator asked */
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
 	if (rc != 0) {
 		snprintf(err, errlen, "metrics_listen \"%s\": %s", address, gai_strerror(rc));
 		return NULL;

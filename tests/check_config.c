@@ -424,6 +424,12 @@ START_TEST(test_top_level_errors)
 	        NULL,
 	};
 	fails_with("max_parallel_jobs: 1001\nmetrics_listen: \"[::1]:65536\"\n", big);
+	const char *const brackets[] = {
+	        "t.yaml:1:17: metrics_listen: expected host:port such as 127.0.0.1:9187, got "
+	        "\"[]:9187\"",
+	        NULL,
+	};
+	fails_with("metrics_listen: \"[]:9187\"\n", brackets);
 
 	const char *const root[] = {"t.yaml:1:1: expected a mapping", NULL};
 	fails_with("- a\n- b\n", root);
@@ -1530,6 +1536,16 @@ START_TEST(test_reload_classes)
 	ck_assert_str_eq(keys, "metrics_listen");
 	bf_config_restart_changes(a, a, keys, sizeof(keys));
 	ck_assert_str_eq(keys, "");
+	bf_config_free(a);
+	bf_config_free(b);
+	/* and a reload keeps their values: the control schema too */
+	a = parse_ok("metrics_listen: \"127.0.0.1:9187\"\n" HEAD);
+	b = parse_ok("metrics_listen: \":9188\"\ncontrol_schema: other\n" HEAD);
+	bf_config_restart_changes(a, b, keys, sizeof(keys));
+	ck_assert_str_eq(keys, "control_schema,metrics_listen");
+	bf_config_keep_restart_keys(b, a);
+	ck_assert_str_eq(b->metrics_listen, "127.0.0.1:9187");
+	ck_assert_str_eq(b->control_schema, "backfill");
 	bf_config_free(a);
 	bf_config_free(b);
 }

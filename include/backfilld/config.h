@@ -130,6 +130,8 @@ unsigned bf_job_config_changes(const bf_job_config *a, const bf_job_config *b);
 /* The top-level keys that differ and take effect only at a restart, comma-separated in out
  * ("" when none). */
 void bf_config_restart_changes(const bf_config *a, const bf_config *b, char *out, size_t len);
+/* Give `next` the values those keys have in `old`: a reload keeps them until a restart. */
+void bf_config_keep_restart_keys(bf_config *next, const bf_config *old);
 
 /* Does the job need its server's monitor (a lag limit, a commit-latency budget, a
  * throttle_query)? */

@@ -19,6 +19,7 @@ typedef struct bf_daemon_opts {
 	const char *config_path;
 	bool exit_when_done;
 	bool dry_run;
+	bool verbose; /* -v: debug logs, whatever log_level a reload reads */
 } bf_daemon_opts;
 
 /* A daemon running `cfg`, which it takes over (freed by bf_daemon_free). */

@@ -125,8 +125,8 @@ typedef struct bf_metrics bf_metrics;
 /* The body of a 200 answer (malloc'd; the endpoint frees it). */
 typedef char *(*bf_metrics_body_cb)(void *owner);
 
-/* Listen on `address` ("HOST:PORT", "[V6]:PORT"). NULL with a message in err when the address
- * does not parse or cannot be bound. */
+/* Listen on `address` ("HOST:PORT", "[V6]:PORT", ":PORT" for every address). NULL with a message in
+ * err when the address does not parse or cannot be bound. */
 bf_metrics *bf_metrics_new(struct ev_loop *loop, const char *address, bf_metrics_body_cb cb,
                            void *owner, char *err, size_t errlen);
 void bf_metrics_free(bf_metrics *m);
