@@ -1,25 +1,38 @@
 # backfilld - build, test and demo.
 #
 #   make            build backfilld and backfillctl
-#   make check      every test: format, unit (Check), integration (real PostgreSQL 15)
+#   make check      every test: format, unit (Check), fuzz replay, static, integration (real
+#                   PostgreSQL 15)
+#   make static     the tests that need no database: tests/static/test_*.sh (install tree,
+#                   units, man pages, rules)
 #   make demo       a real backfill of a 1,000,000-row table on a throwaway server
 #   make bench      backfilld against the single UPDATE and hand-written loops
 #   make deps       install the Debian packages it needs (as root), else print the command
 #   make check SANITIZE=1   the same tests under AddressSanitizer and UBSan
 #   make fuzz       libFuzzer on the config loader and the /metrics request head (clang;
 #                   FUZZ_SECONDS each, 600 by default); crashes land in tests/fuzz/crashes/
+#   make install    the binaries, man pages, systemd units, sysusers.d file and, unless one
+#                   is there already, the example configuration; honours DESTDIR, PREFIX
+#                   (/usr/local), BINDIR, MANDIR, SYSCONFDIR (/etc), UNITDIR, SYSUSERSDIR
+#                   (systemd's, from pkg-config) and INSTALL_STRIP=1 (strip the binaries)
+#   make uninstall  removes what install wrote, except the configuration
 
 CC       ?= cc
 MAKEFLAGS += --no-print-directory
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
 DEB_PKGS  = build-essential pkg-config libpq-dev libev-dev libyaml-dev check postgresql-15 \
-            postgresql-contrib-15 clang-format gnuplot-nox procps python3 jq
+            postgresql-contrib-15 clang-format gnuplot-nox procps python3 jq \
+            systemd man-db groff-base prometheus
 # Commands that tell whether a package's part is present, in DEB_PKGS order where it matters.
+# The static tests use systemd-analyze (systemd), man and groff (man-db, groff-base) and
+# promtool (prometheus).
 DEPS_OK   = test -f /usr/include/ev.h && pkg-config --exists yaml-0.1 check libpq \
             && test -x /usr/lib/postgresql/15/bin/initdb && command -v clang-format >/dev/null \
             && command -v gnuplot >/dev/null && command -v pgrep >/dev/null \
-            && command -v python3 >/dev/null && command -v jq >/dev/null
+            && command -v python3 >/dev/null && command -v jq >/dev/null \
+            && command -v systemd-analyze >/dev/null && command -v man >/dev/null \
+            && command -v groff >/dev/null && command -v promtool >/dev/null
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 libpq 2>/dev/null) \
               -I$(shell $(PG_CONFIG) --includedir 2>/dev/null || echo /usr/include/postgresql)
@@ -49,7 +62,7 @@ TEST_SRCS = $(wildcard tests/check_*.c)
 TEST_OBJS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 HEADERS  = $(wildcard include/backfilld/*.h)
 
-.PHONY: backfilld backfillctl all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind fuzz fuzz-deps fuzz-replay
+.PHONY: backfilld backfillctl all deps check unit integration demo bench clean format format-check tidy cppcheck valgrind fuzz fuzz-deps fuzz-replay static install uninstall
 
 all: backfilld backfillctl
 
@@ -142,9 +155,18 @@ fuzz: deps fuzz-deps
 integration: all
 	tests/run_integration.sh
 
+# Every tests/static/test_*.sh, as `bash TEST`, each one run whatever the others did; the
+# target fails if one did.
+static:
+	@failed=; for t in $(sort $(wildcard tests/static/test_*.sh)); do \
+		echo "  STATIC  $$t"; bash "$$t" </dev/null || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make static: failed:$$failed" >&2; exit 1; fi
+
 check: deps
 	$(MAKE) format-check
 	$(MAKE) all unit fuzz-replay
+	$(MAKE) static
 	$(MAKE) integration
 
 demo: deps
@@ -174,3 +196,66 @@ valgrind: all
 
 clean:
 	rm -rf build backfilld backfillctl tests/tmp
+
+# --- make install / make uninstall -------------------------------------------------------------
+# GNU-style directories under DESTDIR (a staging root: nothing is written outside it when set).
+# SYSCONFDIR is /etc whatever PREFIX is: the daemon's default is /etc/backfilld/backfilld.yaml.
+# UNITDIR and SYSUSERSDIR are systemd's own (pkg-config), else under PREFIX.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+systemd_var  = $(shell pkg-config --variable=$(1) systemd 2>/dev/null)
+UNITDIR     ?= $(or $(call systemd_var,systemdsystemunitdir),$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(call systemd_var,sysusersdir),$(PREFIX)/lib/sysusers.d)
+INSTALL     ?= install
+STRIP       ?= strip
+CONFDIR      = $(SYSCONFDIR)/backfilld
+# Every page in daemon/, whatever its name: daemon/NAME.N goes to $(MANDIR)/manN/NAME.N.
+MANPAGES     = $(sort $(wildcard daemon/*.[1-8]))
+man_dest     = $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(1)))/$(notdir $(1))
+UNITS        = backfilld.service backfilld@.service
+# A newline, to make one recipe line of each page in a $(foreach).
+define nl
+
+
+endef
+# The tree's units and example configuration name /usr/local/bin and /etc/backfilld; the
+# installed ones name the directories of this install.
+INSTALL_SED  = -e 's|/usr/local/bin/backfill|$(BINDIR)/backfill|g' -e 's|/etc/backfilld|$(CONFDIR)|g'
+# Directories are created (mode 755) when missing and left as they are when present: a shared
+# one such as /usr/local/bin keeps its owner and mode.
+install_dirs = for d in $(1); do test -d "$$d" || $(INSTALL) -d -m 755 "$$d" || exit 1; done
+
+install: $(BUILD)/backfilld $(BUILD)/backfillctl
+	@$(call install_dirs,$(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/jobs.d \
+		$(sort $(foreach p,$(MANPAGES),$(patsubst %/,%,$(dir $(call man_dest,$(p)))))))
+	$(INSTALL) -m 755 $(if $(filter 1,$(INSTALL_STRIP)),-s --strip-program=$(STRIP)) \
+		$(BUILD)/backfilld $(BUILD)/backfillctl $(DESTDIR)$(BINDIR)/
+	$(foreach p,$(MANPAGES),$(INSTALL) -m 644 $(p) $(call man_dest,$(p))$(nl))
+	@set -e; for u in $(UNITS); do \
+		sed $(INSTALL_SED) systemd/$$u > $(BUILD)/$$u; \
+		echo "$(INSTALL) -m 644 systemd/$$u (BINDIR, SYSCONFDIR) $(DESTDIR)$(UNITDIR)/$$u"; \
+		$(INSTALL) -m 644 $(BUILD)/$$u $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	$(INSTALL) -m 644 systemd/backfilld.sysusers $(DESTDIR)$(SYSUSERSDIR)/backfilld.conf
+	@set -e; conf=$(DESTDIR)$(CONFDIR)/backfilld.yaml; \
+	if [ -e "$$conf" ] || [ -L "$$conf" ]; then \
+		echo "make install: $$conf is there already, kept (the example: conf/backfilld.yaml)"; \
+		exit 0; \
+	fi; \
+	sed $(INSTALL_SED) conf/backfilld.yaml > $(BUILD)/backfilld.yaml; \
+	echo "$(INSTALL) -m 640 conf/backfilld.yaml (SYSCONFDIR) $$conf"; \
+	$(INSTALL) -m 640 $(BUILD)/backfilld.yaml "$$conf"; \
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		if getent group backfilld >/dev/null; then chgrp backfilld "$$conf"; \
+		else echo "make install: no group backfilld yet: run systemd-sysusers, then" \
+			"chgrp backfilld $$conf"; fi; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/backfilld $(DESTDIR)$(BINDIR)/backfillctl
+	rm -f $(foreach p,$(MANPAGES),$(call man_dest,$(p)))
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/backfilld.conf
+	@echo "make uninstall: kept the configuration, $(DESTDIR)$(CONFDIR)"
