@@ -54,8 +54,16 @@ static char *schema_script(const char *s, bool temp)
 	if (!temp)
 		bf_sbuf_printf(&sb,
 		               "SELECT pg_advisory_xact_lock(hashtext('backfilld schema'));\n"
-		               "CREATE SCHEMA IF NOT EXISTS %s;\n",
-		               s);
+		               /* CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+		                * the schema is there: a schema made for the role in advance must do
+		                * without it. The name is an identifier of [a-z0-9_] (config.c), so
+		                * it sits in the string literals as it is. */
+		               "DO $bf$ BEGIN\n"
+		               "  IF to_regnamespace('%s') IS NULL THEN\n"
+		               "    EXECUTE 'CREATE SCHEMA %s';\n"
+		               "  END IF;\n"
+		               "END $bf$;\n",
+		               s, s);
 	bf_sbuf_printf(&sb,
 	               "CREATE TABLE IF NOT EXISTS %s.schema_version (\n"
 	               "  version int PRIMARY KEY,\n"

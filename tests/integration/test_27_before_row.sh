@@ -6,7 +6,8 @@
 #     --exit-when-done exits 3 within seconds; without it, SIGTERM ends the daemon within a
 #     second, and the log stays short (no line repeated in a loop);
 #   - a control schema owned by a role the daemon's role is not a member of: refused by
-#     --check and the daemon (it would run that role's functions);
+#     --check and the daemon (it would run that role's functions); one made for the daemon's
+#     role in advance serves without CREATE on the database;
 #   - a missing table, with the control schema reachable: the failed row is written, so
 #     backfill.progress shows every job of the configuration;
 #   - a job whose row is done keeps it done when its definition changes (reset to rerun).
@@ -72,6 +73,21 @@ assert_eq "the daemon refuses it too: exit 3" 3 "$DAEMON_RC"
 assert_eq "and made nothing in it" 0 "$(psql_q "SELECT count(*) FROM pg_class WHERE relnamespace = 'backfill'::regnamespace")"
 assert_eq "no row changed" 0 "$(psql_q "SELECT count(*) FROM items WHERE y IS NOT NULL")"
 psql_q "DROP SCHEMA backfill"
+
+# a control schema made for the role in advance: no CREATE on the database needed
+psql_q "REVOKE CREATE ON DATABASE $BF_TEST_DB FROM $ROLE; GRANT pg_monitor TO $ROLE"
+psql_q "CREATE SCHEMA backfill AUTHORIZATION $ROLE"
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/app.yaml" --check >"$BF_TMPDIR/out" 2>"$BF_TMPDIR/err" || rc=$?
+cat "$BF_TMPDIR/err"
+assert_eq "--check accepts a schema the role owns, without CREATE on the database" 0 "$rc"
+daemon_run 60 "$BF_TMPDIR/app.yaml" "$BF_TMPDIR/premade.log" --exit-when-done
+cat "$BF_TMPDIR/premade.log"
+assert_eq "the job runs in it: exit 0" 0 "$DAEMON_RC"
+assert_eq "every row" 0 "$(psql_q "SELECT count(*) FROM items WHERE y IS NULL")"
+assert_eq "done, in the schema made for it" done "$(job_state fill)"
+psql_q "DROP SCHEMA backfill CASCADE; UPDATE items SET y = NULL"
+psql_q "GRANT CREATE ON DATABASE $BF_TEST_DB TO $ROLE; REVOKE pg_monitor FROM $ROLE"
 
 # a missing table: the failed row is written next to the good job's
 bf_conf "$BF_TMPDIR/missing.yaml" <<YAML
