@@ -52,6 +52,7 @@ struct bf_daemon {
 };
 
 static void schedule(bf_daemon *d);
+static void status_line(bf_daemon *d);
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -384,6 +385,7 @@ static void reload(bf_daemon *d)
 		       "errors=%zu", errs.n);
 		bf_errors_clear(&errs);
 		bf_notify("READY=1");
+		status_line(d); /* not "reloading" until the next summary */
 		return;
 	}
 	jobs = bf_xcalloc(next->n_jobs + d->n_jobs, sizeof(*jobs));
@@ -452,6 +454,7 @@ static void reload(bf_daemon *d)
 	ensure_listeners(d);
 	ensure_lagmons(d);
 	schedule(d);
+	status_line(d); /* not "reloading" until the next summary */
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
