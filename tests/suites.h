@@ -21,5 +21,6 @@ Suite *gate_suite(void);
 Suite *rate_suite(void);
 Suite *pace_suite(void);
 Suite *manpage_suite(void);
+Suite *steps_suite(void);
 
 #endif
