@@ -32,22 +32,7 @@ char *bf_quote_ident(PGconn *pg, const char *ident, char *err, size_t errlen)
 
 char *bf_target_key_literal(const bf_job_config *c)
 {
-	bf_sbuf sb = {0};
-
-	if (c->n_key == 0)
-		return NULL;
-	bf_sbuf_append(&sb, "{");
-	for (size_t i = 0; i < c->n_key; i++) {
-		bf_sbuf_append(&sb, i ? ",\"" : "\"");
-		for (const char *p = c->key[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				bf_sbuf_append(&sb, "\\");
-			bf_sbuf_appendn(&sb, p, 1);
-		}
-		bf_sbuf_append(&sb, "\"");
-	}
-	bf_sbuf_append(&sb, "}");
-	return bf_sbuf_steal(&sb);
+	return c->n_key == 0 ? NULL : bf_strv_literal(c->key, c->n_key);
 }
 
 static void BF_PRINTF(2, 3) problem(bf_sbuf *sb, const char *fmt, ...)

@@ -293,3 +293,21 @@ char **bf_strv_copy(char *const *v, size_t n)
 		c[i] = bf_xstrdup(v[i]);
 	return c;
 }
+
+char *bf_strv_literal(char *const *v, size_t n)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "{");
+	for (size_t i = 0; i < n; i++) {
+		bf_sbuf_append(&sb, i ? ",\"" : "\"");
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				bf_sbuf_append(&sb, "\\");
+			bf_sbuf_appendn(&sb, p, 1);
+		}
+		bf_sbuf_append(&sb, "\"");
+	}
+	bf_sbuf_append(&sb, "}");
+	return bf_sbuf_steal(&sb);
+}

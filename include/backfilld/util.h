@@ -34,6 +34,8 @@ char *bf_xasprintf(const char *fmt, ...) BF_PRINTF(1, 2);
 /* n strings in a malloc'ed array: freed (NULL is a no-op), or copied (NULL for NULL). */
 void bf_strv_free(char **v, size_t n);
 char **bf_strv_copy(char *const *v, size_t n);
+/* The text[] literal of n strings ({"a","b \"c\""}), to send as one parameter. */
+char *bf_strv_literal(char *const *v, size_t n);
 
 /* A NUL-terminated string that grows as text is appended. A zeroed bf_sbuf is empty and
  * valid; bf_sbuf_free() releases it and leaves it empty again. */
