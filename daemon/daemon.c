@@ -490,7 +490,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
  * job without its row yet can show nowhere else), the first one named with why. */
 static void status_line(bf_daemon *d)
 {
-	size_t counts[BF_JOB_CANCELLED + 1] = {0};
+	size_t counts[BF_JOB_N_STATES] = {0};
 	size_t unreachable = 0;
 	const bf_job *first = NULL;
 	char why[512] = "";
@@ -506,10 +506,11 @@ static void status_line(bf_daemon *d)
 	for (char *p = why; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' '; /* STATUS= is one line */
-	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu done, "
-	          "%zu failed%s",
+	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu finishing, "
+	          "%zu done, %zu failed%s",
 	          counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
-	          counts[BF_JOB_PENDING], counts[BF_JOB_DONE], counts[BF_JOB_FAILED], why);
+	          counts[BF_JOB_PENDING], counts[BF_JOB_FINISHING], counts[BF_JOB_DONE],
+	          counts[BF_JOB_FAILED], why);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)

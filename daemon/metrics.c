@@ -220,7 +220,7 @@ static void job_families(bf_sbuf *sb, const bf_job_figures *jobs, size_t n)
 	/* the state as a set of 0/1 series, so an alert can say state="failed" == 1 */
 	family(sb, "backfilld_job_state", "gauge", "1 for the state the job is in.");
 	for (size_t i = 0; i < n; i++)
-		for (int s = BF_JOB_PENDING; s <= BF_JOB_CANCELLED; s++) {
+		for (int s = BF_JOB_PENDING; s < BF_JOB_N_STATES; s++) {
 			series(sb, "backfilld_job_state", "job", jobs[i].name);
 			bf_sbuf_printf(sb, ",state=\"%s\"} %d\n",
 			               bf_job_state_name((bf_job_state)s),

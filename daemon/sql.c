@@ -76,7 +76,9 @@ static char *schema_script(const char *s, bool temp)
 	        "  table_name text NOT NULL,\n"
 	        "  definition_hash text NOT NULL,\n"
 	        "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running',\n"
-	        "    'throttled', 'paused', 'done', 'failed', 'cancelled')),\n"
+	        "    'throttled', 'paused', 'done', 'failed', 'cancelled', 'finishing', "
+	        "'undoing',\n"
+	        "    'undone')),\n"
 	        "  state_reason text,\n"
 	        "  requested_state text CHECK (requested_state IN ('paused', 'running', "
 	        "'cancelled')),\n"
@@ -112,6 +114,32 @@ static char *schema_script(const char *s, bool temp)
 	/* version 3: the leaf partition a slice of a partitioned table walks (NULL: a key
 	 * range of the job's table) */
 	bf_sbuf_printf(&sb, "ALTER TABLE %s.slices ADD COLUMN IF NOT EXISTS relation oid;\n", s);
+	/* version 4: the statements of a job's then: steps, and the states finishing (they run),
+	 * undoing and undone. The state check only widens (an older daemon never writes the
+	 * new states), once: the one place the script changes what exists. */
+	bf_sbuf_printf(
+	        &sb,
+	        "CREATE TABLE IF NOT EXISTS %s.steps (\n"
+	        "  job text NOT NULL REFERENCES %s.jobs (name) ON DELETE CASCADE,\n"
+	        "  position int NOT NULL,\n"
+	        "  statement text NOT NULL,\n"
+	        "  state text NOT NULL DEFAULT 'pending'\n"
+	        "    CHECK (state IN ('pending', 'done', 'failed')),\n"
+	        "  attempts int NOT NULL DEFAULT 0,\n"
+	        "  last_error text,\n"
+	        "  started_at timestamptz,\n"
+	        "  finished_at timestamptz,\n"
+	        "  PRIMARY KEY (job, position));\n"
+	        "DO $bf$ BEGIN\n"
+	        "  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = '%s.jobs'::regclass\n"
+	        "      AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%%finishing%%') THEN\n"
+	        "    ALTER TABLE %s.jobs DROP CONSTRAINT jobs_state_check;\n"
+	        "    ALTER TABLE %s.jobs ADD CONSTRAINT jobs_state_check CHECK (state IN (\n"
+	        "      'pending', 'running', 'throttled', 'paused', 'done', 'failed',\n"
+	        "      'cancelled', 'finishing', 'undoing', 'undone'));\n"
+	        "  END IF;\n"
+	        "END $bf$;\n",
+	        s, s, s, s, s);
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
@@ -152,7 +180,8 @@ static char *schema_script(const char *s, bool temp)
 	        "       THEN make_interval(secs => round(greatest(greatest(rows_estimate, "
 	        "rows_done)\n"
 	        "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
-	        "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at\n"
+	        "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at, "
+	        "steps\n"
 	        "FROM (\n"
 	        "  SELECT j.name, j.table_name, j.state, j.state_reason,\n"
 	        "    (j.rows_done + coalesce(s.rows_done, 0))::bigint AS rows_done, "
@@ -161,7 +190,10 @@ static char *schema_script(const char *s, bool temp)
 	        "      AS rows_per_second,\n"
 	        "    CASE WHEN s.walking THEN s.batch_size ELSE j.batch_size END AS batch_size,\n"
 	        "    j.pass, j.errors, j.last_error, j.started_at, j.updated_at,\n"
-	        "    j.finished_at\n"
+	        "    j.finished_at,\n"
+	        "    (SELECT CASE WHEN count(*) > 0 THEN format('%%s/%%s done',\n"
+	        "        count(*) FILTER (WHERE st.state = 'done'), count(*)) END\n"
+	        "     FROM %s.steps st WHERE st.job = j.name) AS steps\n"
 	        "  FROM %s.jobs j LEFT JOIN LATERAL (\n"
 	        "    SELECT sum(rows_done) AS rows_done,\n"
 	        "      sum(rows_per_second) FILTER (WHERE cursor IS DISTINCT FROM high_key)\n"
@@ -170,7 +202,7 @@ static char *schema_script(const char *s, bool temp)
 	        "batch_size,\n"
 	        "      bool_or(cursor IS DISTINCT FROM high_key) AS walking\n"
 	        "    FROM %s.slices WHERE job = j.name) s ON true) AS j;\n",
-	        s, s, s);
+	        s, s, s, s);
 	bf_sbuf_printf(&sb,
 	               "INSERT INTO %s.schema_version (version) VALUES (%d) "
 	               "ON CONFLICT DO NOTHING;\n",
@@ -365,6 +397,8 @@ char *bf_sql_register(const bf_sql_target *t)
 	               t->qschema, t->qschema);
 	elements(&sb, t, "j.cursor");
 	elements(&sb, t, "j.high_key");
+	bf_sbuf_printf(&sb, ",\n  EXISTS (SELECT FROM %s.steps st WHERE st.job = j.name)",
+	               t->qschema);
 	return bf_sbuf_steal(&sb);
 }
 
@@ -769,4 +803,40 @@ const char *bf_sql_server_clock(void)
 	return "SELECT (extract(epoch FROM statement_timestamp() AT TIME ZONE reset_val) * 1000)"
 	       "::bigint\n"
 	       "FROM pg_settings WHERE name = 'TimeZone'";
+}
+
+char *bf_sql_steps_load(const char *qschema)
+{
+	return bf_xasprintf(
+	        "WITH want AS (\n"
+	        "  SELECT w.statement, w.position::int AS position\n"
+	        "  FROM unnest($2::text[]) WITH ORDINALITY AS w(statement, position)),\n"
+	        "gone AS (\n"
+	        "  DELETE FROM %s.steps WHERE job = $1 AND position > cardinality($2::text[])),\n"
+	        "kept AS (\n"
+	        "  INSERT INTO %s.steps AS st (job, position, statement)\n"
+	        "  SELECT $1, position, statement FROM want\n"
+	        "  ON CONFLICT (job, position) DO UPDATE\n"
+	        "    SET statement = excluded.statement, state = 'pending'\n"
+	        "    WHERE st.state <> 'done'\n"
+	        "  RETURNING st.position)\n"
+	        "SELECT min(position) FROM kept",
+	        qschema, qschema);
+}
+
+char *bf_sql_step_record(const char *qschema)
+{
+	return bf_xasprintf("UPDATE %s.steps SET attempts = attempts + 1,\n"
+	                    "  state = CASE WHEN $3::text IS NULL THEN 'done'\n"
+	                    "               WHEN $4::bool THEN 'pending' ELSE 'failed' END,\n"
+	                    "  last_error = $3, started_at = coalesce(started_at, now()),\n"
+	                    "  finished_at = CASE WHEN $3::text IS NULL THEN now() END\n"
+	                    "WHERE job = $1 AND position = $2",
+	                    qschema);
+}
+
+const char *bf_sql_step_index(void)
+{
+	return "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid\n"
+	       "WHERE c.relname = $1 AND i.indrelid = $2::regclass";
 }

@@ -11,7 +11,7 @@ static const char *const state_names[] = {
         [BF_JOB_PENDING] = "pending",     [BF_JOB_RUNNING] = "running",
         [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
         [BF_JOB_DONE] = "done",           [BF_JOB_FAILED] = "failed",
-        [BF_JOB_CANCELLED] = "cancelled",
+        [BF_JOB_CANCELLED] = "cancelled", [BF_JOB_FINISHING] = "finishing",
 };
 
 const char *bf_job_state_name(bf_job_state s)

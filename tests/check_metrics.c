@@ -58,7 +58,7 @@ START_TEST(test_two_jobs)
 	ck_assert_ptr_nonnull(
 	        strstr(t, "backfilld_commit_latency_seconds{job=\"users_email\"} 0.0123"));
 	/* one 0/1 series per state and job, exactly one 1 per job */
-	ck_assert_int_eq(count(t, "backfilld_job_state{job=\"users_email\","), 7);
+	ck_assert_int_eq(count(t, "backfilld_job_state{job=\"users_email\","), BF_JOB_N_STATES);
 	ck_assert_ptr_nonnull(
 	        strstr(t, "backfilld_job_state{job=\"users_email\",state=\"running\"} 1\n"));
 	ck_assert_ptr_nonnull(

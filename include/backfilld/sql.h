@@ -58,7 +58,7 @@ void bf_sql_target_free(bf_sql_target *t);
  * REPLACE of the view and functions with unchanged signatures), serialized by a transaction
  * advisory lock, so it is safe to run while older daemons use the schema. For the simple
  * protocol: several statements, no parameters. */
-#define BF_SCHEMA_VERSION 3
+#define BF_SCHEMA_VERSION 4
 char *bf_sql_schema(const char *qschema);
 
 /* What the role lacks to keep its books in the control schema, before the script runs.
@@ -94,7 +94,8 @@ const char *bf_sql_resolve(void);
 /* Register the job or find its row. $1 name, $2 table_name, $3 definition_hash, $4 batch
  * size, $5 owner, $6 rows_estimate-to-be (may be NULL). Columns: 0 definition_hash, 1 state,
  * 2 requested_state, 3 pass, 4 rows_done (with its slices'), 5 has_cursor (t/f), 6 has_high (t/f),
- * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n]. */
+ * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n], then (8 + 2n) whether the job has
+ * rows of then: steps (its data is done: finishing). */
 char *bf_sql_register(const bf_sql_target *t);
 
 /* Record the high-water mark if not yet recorded. $1 name. Columns: 0 has_high (t/f),
@@ -229,5 +230,16 @@ const char *bf_sql_plan(void);
  * or the client's PGTZ), as milliseconds since 1970-01-01 00:00 of that wall clock, so that
  * gmtime_r() of it gives the local broken-down time. Column 0: bigint. */
 const char *bf_sql_server_clock(void);
+
+/* A job's then: steps (steps.h), in the control schema's steps table. */
+/* $1 job, $2 its statements as a text[] literal, in order: the rows are written (a row not
+ * done yet takes the statement as it is now; rows past the last are deleted) and the one
+ * column is the first position not done (NULL: every step is done). */
+char *bf_sql_steps_load(const char *qschema);
+/* One attempt at step $2 of job $1: done when $3 (the error) is NULL; else pending again when
+ * $4 (t: a lock or a conflict, retried), failed when not. */
+char *bf_sql_step_record(const char *qschema);
+/* $1 an index's name, $2 its table: one row (indisvalid) when it exists, none when not. */
+const char *bf_sql_step_index(void);
 
 #endif

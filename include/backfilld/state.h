@@ -21,9 +21,10 @@ typedef enum bf_job_state {
 	BF_JOB_DONE,
 	BF_JOB_FAILED,
 	BF_JOB_CANCELLED,
+	BF_JOB_FINISHING, /* the data is done; its then: steps run */
 } bf_job_state;
 
-#define BF_JOB_N_STATES (BF_JOB_CANCELLED + 1)
+#define BF_JOB_N_STATES (BF_JOB_FINISHING + 1)
 
 typedef enum bf_hold {
 	BF_HOLD_NONE = 0,       /* not held: a batch may go */
