@@ -42,6 +42,7 @@
 
 #include "backfilld/log.h"
 #include "backfilld/sqltext.h"
+#include "backfilld/steps.h"
 #include "backfilld/units.h"
 
 enum key_type {
@@ -56,6 +57,7 @@ enum key_type {
 	KT_STRING_LIST, /* char ** at offset, size_t at count_offset */
 	KT_KEY,         /* as KT_STRING_LIST, but a single string is a list of one */
 	KT_WINDOW,      /* bf_window */
+	KT_STEPS,       /* bf_step_config * at offset, size_t at count_offset (then:) */
 	KT_MAPPING,     /* a nested struct at offset, described by sub */
 	KT_NODE,        /* a known key the caller handles itself (defaults, jobs) */
 };
@@ -284,6 +286,11 @@ static const struct key_def job_keys[] = {
          .min = 1,
          .max = PARALLEL_MAX},
         {.name = "window", .type = KT_WINDOW, .offset = JOB(window), .flags = KF_NULLABLE},
+        {.name = "then",
+         .type = KT_STEPS,
+         .offset = JOB(then),
+         .count_offset = JOB(n_then),
+         .flags = KF_NULLABLE | KF_NOT_DEFAULT},
         {.name = "lag",
          .type = KT_MAPPING,
          .offset = JOB(lag),
@@ -591,6 +598,10 @@ static char *expected_phrase(const struct key_def *d)
 	case KT_STRING_LIST:
 		bf_sbuf_append(&sb, "a list of strings");
 		break;
+	case KT_STEPS:
+		bf_sbuf_append(&sb, "a list of steps, each a SQL statement or one of sql:, "
+		                    "not_null:, check:, index:");
+		break;
 	case KT_MAPPING:
 	case KT_NODE:
 		bf_sbuf_append(&sb, "a mapping");
@@ -723,6 +734,23 @@ static void set_list(const struct key_def *d, void *base, char **v, size_t n)
 	*count = n;
 }
 
+static void free_steps(bf_step_config *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].text);
+	free(v);
+}
+
+static void set_steps(const struct key_def *d, void *base, bf_step_config *v, size_t n)
+{
+	bf_step_config **field = (bf_step_config **)(void *)((char *)base + d->offset);
+	size_t *count = (size_t *)(void *)((char *)base + d->count_offset);
+
+	free_steps(*field, *count);
+	*field = v;
+	*count = n;
+}
+
 /* Puts a key back to "not set". */
 static void clear_value(const struct key_def *d, void *base)
 {
@@ -740,6 +768,9 @@ static void clear_value(const struct key_def *d, void *base)
 		break;
 	case KT_WINDOW:
 		memset(field, 0, sizeof(bf_window));
+		break;
+	case KT_STEPS:
+		set_steps(d, base, NULL, 0);
 		break;
 	default:
 		break;
@@ -857,6 +888,7 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 		return NULL;
 	}
 	case KT_STRING_LIST:
+	case KT_STEPS:
 	case KT_MAPPING:
 	case KT_NODE:
 		break;
@@ -970,6 +1002,98 @@ static void apply_list(struct src *s, const struct key_def *d, void *base, yaml_
 	set_list(d, base, v, n);
 }
 
+/* One step of then: a statement, or a mapping of one form to its text. */
+static bool read_step(struct src *s, yaml_node_t *item, const char *ipath, bf_step_config *out)
+{
+	static const struct {
+		const char *name;
+		bf_step_kind kind;
+	} forms[] = {{"sql", BF_STEP_SQL},
+	             {"not_null", BF_STEP_NOT_NULL},
+	             {"check", BF_STEP_CHECK},
+	             {"index", BF_STEP_INDEX}};
+	yaml_node_t *value = item;
+	char *problem;
+
+	out->kind = BF_STEP_SQL;
+	if (item->type == YAML_MAPPING_NODE) {
+		yaml_node_pair_t *pair = item->data.mapping.pairs.start;
+		yaml_node_t *k;
+		size_t f = 0;
+
+		if (item->data.mapping.pairs.top - pair != 1) {
+			report(s, item, ipath, "expected one of sql:, not_null:, check:, index:");
+			return false;
+		}
+		k = node_at(s, pair->key);
+		while (f < BF_ARRAY_LEN(forms) &&
+		       (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), forms[f].name) != 0))
+			f++;
+		if (f == BF_ARRAY_LEN(forms)) {
+			report(s, k, ipath,
+			       "unknown step form (expected sql:, not_null:, check:, index:)");
+			return false;
+		}
+		out->kind = forms[f].kind;
+		value = node_at(s, pair->value);
+	}
+	if (value->type != YAML_SCALAR_NODE || is_null(value)) {
+		report(s, value, ipath,
+		       "expected a SQL statement or one of sql:, not_null:, check:, "
+		       "index:, got %s",
+		       value->type == YAML_SCALAR_NODE ? "null" : kind_name(value));
+		return false;
+	}
+	if ((out->text = expand(s, value, ipath)) == NULL)
+		return false;
+	problem = bf_steps_lint(out);
+	if (problem) {
+		report(s, value, ipath, "%s", problem);
+		free(problem);
+		free(out->text);
+		return false;
+	}
+	return true;
+}
+
+static void apply_steps(struct src *s, const struct key_def *d, void *base, yaml_node_t *node,
+                        const char *path)
+{
+	yaml_node_item_t *start;
+	bf_step_config *v;
+	size_t n = 0, n_items;
+	bool failed = false;
+
+	if (node->type == YAML_SCALAR_NODE && is_null(node)) {
+		clear_value(d, base);
+		return;
+	}
+	if (node->type != YAML_SEQUENCE_NODE) {
+		char *exp = expected_phrase(d);
+
+		report(s, node, path, "expected %s, got %s", exp, kind_name(node));
+		free(exp);
+		return;
+	}
+	start = node->data.sequence.items.start;
+	n_items = (size_t)(node->data.sequence.items.top - start);
+	v = bf_xcalloc(n_items ? n_items : 1, sizeof(*v));
+	for (size_t i = 0; i < n_items; i++) {
+		char *ipath = bf_xasprintf("%s[%zu]", path, i);
+
+		if (read_step(s, node_at(s, start[i]), ipath, &v[n]))
+			n++;
+		else
+			failed = true;
+		free(ipath);
+	}
+	if (failed) {
+		free_steps(v, n);
+		return;
+	}
+	set_steps(d, base, v, n);
+}
+
 static void apply_value(struct src *s, const struct key_def *d, void *base, yaml_node_t *node,
                         const char *path)
 {
@@ -984,6 +1108,9 @@ static void apply_value(struct src *s, const struct key_def *d, void *base, yaml
 			return;
 		}
 		apply_mapping(s, d->sub, d->n_sub, (char *)base + d->offset, node, path);
+		return;
+	case KT_STEPS:
+		apply_steps(s, d, base, node, path);
 		return;
 	case KT_STRING_LIST:
 	case KT_KEY:
@@ -1624,6 +1751,16 @@ static void own_values(const struct key_def *table, size_t n, void *base)
 			*(char ***)field = copy;
 			break;
 		}
+		case KT_STEPS: {
+			bf_step_config *v = *(bf_step_config **)(void *)field;
+			size_t count = *(size_t *)(void *)((char *)base + d->count_offset);
+			bf_step_config *copy = count ? bf_xcalloc(count, sizeof(*copy)) : NULL;
+
+			for (size_t k = 0; k < count; k++)
+				copy[k] = (bf_step_config){v[k].kind, bf_xstrdup(v[k].text)};
+			*(bf_step_config **)(void *)field = copy;
+			break;
+		}
 		case KT_MAPPING:
 			own_values(d->sub, d->n_sub, field);
 			break;
@@ -1750,6 +1887,17 @@ static bool same_value(const struct key_def *d, const void *a, const void *b)
 
 		for (size_t k = 0; na == nb && k < na; k++)
 			if (strcmp(FIELD(char **, a, d)[k], FIELD(char **, b, d)[k]) != 0)
+				return false;
+		return na == nb;
+	}
+	case KT_STEPS: {
+		size_t na = *(const size_t *)(const void *)((const char *)a + d->count_offset);
+		size_t nb = *(const size_t *)(const void *)((const char *)b + d->count_offset);
+		const bf_step_config *sa = FIELD(bf_step_config *, a, d);
+		const bf_step_config *sb = FIELD(bf_step_config *, b, d);
+
+		for (size_t k = 0; na == nb && k < na; k++)
+			if (sa[k].kind != sb[k].kind || strcmp(sa[k].text, sb[k].text) != 0)
 				return false;
 		return na == nb;
 	}

@@ -41,6 +41,19 @@ typedef struct bf_window {
 	char text[16]; /* as written, "01:00-06:00", for reasons and logs */
 } bf_window;
 
+/* One item of a job's `then:` list, as written (steps.h expands and checks it). */
+typedef enum bf_step_kind {
+	BF_STEP_SQL,      /* "SQL" or {sql: "SQL"}: one statement */
+	BF_STEP_NOT_NULL, /* {not_null: COLUMN} */
+	BF_STEP_CHECK,    /* {check: "EXPRESSION"} */
+	BF_STEP_INDEX,    /* {index: "CREATE [UNIQUE] INDEX CONCURRENTLY NAME ON ..."} */
+} bf_step_kind;
+
+typedef struct bf_step_config {
+	bf_step_kind kind;
+	char *text; /* the statement, the column, the expression or the CREATE INDEX */
+} bf_step_config;
+
 typedef struct bf_job_config {
 	char *name;
 	char *database; /* the job's own conninfo, else the top-level one (never NULL once loaded)
@@ -67,7 +80,9 @@ typedef struct bf_job_config {
 	double throttle_above; /* the job throttles while that query's number is above it */
 	int64_t max_retries;
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
-	char *file;       /* where the job was defined, for messages */
+	bf_step_config *then; /* steps run once the data is done, in order; NULL when none */
+	size_t n_then;
+	char *file; /* where the job was defined, for messages */
 	int line;
 } bf_job_config;
 
