@@ -102,6 +102,7 @@ void bf_job_free(bf_job *j)
 	if (j == NULL)
 		return;
 	bf_slices_free(j);
+	bf_finish_free(j);
 	ev_timer_stop(j->env.loop, &j->timer);
 	bf_conn_free(j->conn);
 	bf_job_forget_checkpoint(j);
@@ -219,6 +220,7 @@ static void drop_connection(bf_job *j)
 {
 	batch_over(j);
 	bf_conn_close(j->conn);
+	bf_finish_forget(j);
 	j->session_ok = j->grants_ok = j->schema_ok = j->locked = j->in_txn = false;
 	j->plan = BF_PLAN_BATCH;
 	j->prepared = 0;
@@ -530,7 +532,14 @@ static void send_state(bf_job *j, enum after_state after)
 
 static bool running(const bf_job *j)
 {
-	return j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED;
+	return j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED ||
+	       j->state == BF_JOB_FINISHING;
+}
+
+/* The state of a job that goes on: running its batches, or finishing its steps. */
+static bf_job_state go_state(const bf_job *j)
+{
+	return j->finishing ? BF_JOB_FINISHING : BF_JOB_RUNNING;
 }
 
 /* The connection: opened (again); a final state decided before the job had its row written
@@ -580,7 +589,8 @@ static void apply_requests(bf_job *j)
 	if (bf_job_state_terminal(j->state))
 		return;
 	if (j->stopping && j->state != BF_JOB_PAUSED)
-		bf_job_set_state(j, BF_JOB_PENDING, j->stop_reason);
+		bf_job_set_state(j, j->finishing ? BF_JOB_FINISHING : BF_JOB_PENDING,
+		                 j->stop_reason);
 	else if (bf_streq_opt(j->requested, "cancelled"))
 		bf_job_set_state(j, BF_JOB_CANCELLED, "cancelled by backfillctl");
 	else if (bf_streq_opt(j->requested, "paused"))
@@ -588,7 +598,7 @@ static void apply_requests(bf_job *j)
 	else if (j->pause_reason)
 		bf_job_set_state(j, BF_JOB_PAUSED, j->pause_reason);
 	else if (j->state == BF_JOB_PAUSED || j->state == BF_JOB_PENDING)
-		bf_job_set_state(j, BF_JOB_RUNNING, NULL);
+		bf_job_set_state(j, go_state(j), NULL);
 }
 
 /* The gate's verdict as the job's state (throttled with why, or running again); returns how
@@ -608,17 +618,18 @@ static int64_t gate(bf_job *j)
 
 	if (v.kind == BF_GATE_THROTTLED) {
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);
-	} else if (v.kind == BF_GATE_GO && v.reason[0]) {
+	} else if (v.kind == BF_GATE_GO && v.reason[0] && !j->finishing) {
 		bf_job_set_state(j, BF_JOB_RUNNING, v.reason);
 	} else if (v.kind == BF_GATE_GO && (j->state == BF_JOB_THROTTLED || j->paced)) {
 		if (j->paced && j->parent == NULL)
 			bf_log(BF_LOG_INFO, j->cfg->name, "full pace again",
 			       "max_commit_latency=%lldms",
 			       (long long)j->cfg->max_commit_latency_ms);
-		bf_job_set_state(j, BF_JOB_RUNNING, NULL);
+		bf_job_set_state(j, go_state(j), NULL);
 	}
+	/* a finishing job shows its step, not the pace (which still spaces its statements) */
 	if (v.kind != BF_GATE_UNKNOWN)
-		j->paced = v.kind == BF_GATE_GO && v.reason[0];
+		j->paced = v.kind == BF_GATE_GO && v.reason[0] && !j->finishing;
 	bf_job_hold(j, v.kind == BF_GATE_THROTTLED || v.wait_ms > 0 ? v.hold : BF_HOLD_NONE, now);
 	return v.wait_ms;
 }
@@ -698,8 +709,8 @@ static void step(bf_job *j)
 
 	if (j->phase != PH_IDLE || j->finished)
 		return;
-	if (stage_connection(j) || stage_setup(j) || stage_state(j, &wait) || stage_pass(j) ||
-	    bf_walk_closing(j))
+	if (stage_connection(j) || stage_setup(j) || bf_finish_midway(j) || stage_state(j, &wait) ||
+	    bf_finish_next(j, wait) || stage_pass(j) || bf_walk_closing(j))
 		return;
 	stage_batch(j, wait);
 }
@@ -762,7 +773,7 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 	j->last_error = bf_xstrdup(text);
 	j->count_error = true;
 	j->paced = false; /* the retry's reason replaces the pace's, and is logged */
-	bf_job_set_state(j, BF_JOB_RUNNING, reason);
+	bf_job_set_state(j, go_state(j), reason);
 	/* the state change is written after the backoff, with the retry */
 	bf_job_arm_timer(j, bf_backoff_ms(j->retries, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
 }
@@ -810,6 +821,8 @@ static void on_error(bf_job *j, const PGresult *res)
 		step(j);
 	} else if (fate == BF_FATE_LOST) {
 		schedule_reconnect(j, text);
+	} else if (bf_finish_error(j, ph, code, text)) {
+		step(j);
 	} else if (j->stopping) {
 		/* a batch cancelled at shutdown: record the state and go */
 		bf_log(BF_LOG_WARN, j->cfg->name, "query ended at shutdown", "error=%s", code);
@@ -900,6 +913,9 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_SLICES:
 		bf_slices_take(j, res);
+		break;
+	case PH_STEP:
+		bf_finish_take(j, res);
 		break;
 	default:
 		if (bf_setup_take(j, ph, res))

@@ -266,6 +266,9 @@ static void on_register(bf_job *j, const PGresult *res)
 		j->high = bf_job_values(res, 8 + (int)n, n);
 	j->registered = j->has_row = true;
 	j->pass_end = false;
+	/* its steps' rows exist, or it was finishing: the data is done, only steps are left */
+	if (j->db_state == BF_JOB_FINISHING || PQgetvalue(res, 0, 8 + 2 * (int)n)[0] == 't')
+		j->finishing = j->parent == NULL && j->cfg->n_then > 0 && !j->env.dry_run;
 	reconnected(j);
 	bf_slices_registered(j);
 	bf_closing_registered(&j->closing, j->cursor == NULL);
@@ -352,7 +355,10 @@ static void on_high(bf_job *j, const PGresult *res)
 	if (PQgetvalue(res, 0, 0)[0] != 't') {
 		/* an empty table at the first start: nothing up to the mark, done */
 		bf_log(BF_LOG_INFO, j->cfg->name, "table was empty at the first start", NULL);
-		bf_job_set_state(j, BF_JOB_DONE, "table was empty");
+		if (j->cfg->n_then == 0)
+			bf_job_set_state(j, BF_JOB_DONE, "table was empty");
+		else
+			bf_finish_begin(j);
 		return;
 	}
 	j->high = bf_job_values(res, 1, j->target->n_key);

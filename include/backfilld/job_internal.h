@@ -9,7 +9,8 @@
  *               slice's) row and the high-water mark;
  *   walk.c      the batches of a pass, and the closing read after it;
  *   slices.c    the slices of a parallel or partitioned first pass: cut or read, started,
- *               followed, and their figures added to the job's.
+ *               followed, and their figures added to the job's;
+ *   finish.c    the then: steps once the data is done (state finishing).
  * The decisions they share live in pure modules: closing.h (the closing read and sweeps),
  * gate.h (may a batch run now), batchsize.h, rate.h.
  */
@@ -51,8 +52,22 @@ enum job_phase {
 	PH_SLICES,   /* the slices of a parallel first pass, read or cut */
 	PH_GRANTS,   /* what the role lacks for the control schema */
 	PH_FAIL_ROW, /* the failed row of a job that failed before it registered */
+	PH_STEP,     /* a statement of the then: steps (finish.c; which one: step_sub) */
 	PH_TIMER,    /* sleep, backoff or lock retry */
 	PH_FINISHED, /* the connection is closed for good */
+};
+
+/* The statement of the then: steps in flight (finish.c). */
+enum step_sub {
+	STEP_SESSION,  /* statement_timeout off for this connection */
+	STEP_LOAD,     /* the steps' rows written, the first one not done read */
+	STEP_INDEX,    /* the index of a CREATE INDEX CONCURRENTLY looked up */
+	STEP_DROP,     /* its INVALID leftover dropped */
+	STEP_BEGIN,    /* the step's transaction */
+	STEP_RUN,      /* the step's statement */
+	STEP_RECORD,   /* its row: done, or this attempt's error */
+	STEP_COMMIT,   /* the step and its row */
+	STEP_ROLLBACK, /* a failed step's transaction */
 };
 
 /* Why a state change is being written, so that its result knows what follows. */
@@ -118,7 +133,23 @@ struct bf_job {
 	int64_t last_batch_ms;
 	bf_rate rate;
 	bf_job_counts counts; /* for the metrics; a slice counts into its job's */
-	bf_hold hold;         /* what holds this walker back now (bf_job_hold) */
+
+	/* the then: steps, once the data is done (finish.c) */
+	bool finishing;             /* the data is done: the steps run, no batch */
+	struct bf_step_stmt *steps; /* the statements, for this job's table */
+	size_t n_steps, step_at;    /* step_at: the statement in hand (0-based) */
+	enum step_sub step_sub;     /* what is in flight in PH_STEP */
+	bool step_session;          /* this connection runs without statement_timeout */
+	bool steps_loaded;          /* the rows are written and step_at read, on this connection */
+	bool step_txn;              /* the statement's transaction is open */
+	bool step_checked;          /* its index was looked up */
+	bool step_invalid;          /* ... and an INVALID one is to drop first */
+	bool step_ran, step_recorded; /* the statement succeeded; its row says so */
+	char *step_error;             /* the statement failed: its row says why next */
+	bool step_retry;              /* ... and it is tried again (a lock, a conflict) */
+	int64_t step_retry_at;        /* ... not before then (monotonic ms) */
+	int64_t step_sent_ms;
+	bf_hold hold; /* what holds this walker back now (bf_job_hold) */
 	int64_t hold_since;
 	bool logged_waiting_lock;
 	bool resumed; /* "resuming from the checkpoint" said once */
@@ -166,6 +197,22 @@ bool bf_setup_fail_row(bf_job *j);
 /* The control schema as the job uses it (pg_temp in a dry run), quoted; NULL after failing
  * the job. */
 char *bf_setup_quoted_schema(bf_job *j);
+
+/* finish.c: the then: steps */
+/* The data is done: the steps next (state finishing), or done when there are none. */
+void bf_finish_begin(bf_job *j);
+/* Inside a step's transaction, or after its statement failed: what comes next before
+ * anything else may run (a pause never holds a step's locks); false when not midway. */
+bool bf_finish_midway(bf_job *j);
+/* The next statement of a finishing job (after `wait`, the gate's, between statements);
+ * false when the job is not finishing. */
+bool bf_finish_next(bf_job *j, int64_t wait);
+void bf_finish_take(bf_job *j, const PGresult *res);
+/* A step's statement failed: true when the steps handle it (retried or failing the job). */
+bool bf_finish_error(bf_job *j, enum job_phase ph, const char *code, const char *text);
+/* The connection went: what it carried (session, transaction) is gone. */
+void bf_finish_forget(bf_job *j);
+void bf_finish_free(bf_job *j); /* and the statements, at the job's end */
 
 /* walk.c */
 void bf_walk_prepare(bf_job *j); /* the next of the two batch statements */
