@@ -275,3 +275,97 @@ void bf_sqltext_free(char **cols, size_t n)
 		free(cols[i]);
 	free(cols);
 }
+
+/* s[from..to) without the white space around it, malloc'ed. */
+static char *trimmed(const char *s, size_t from, size_t to)
+{
+	char *t;
+
+	while (from < to && isspace((unsigned char)s[from]))
+		from++;
+	while (to > from && isspace((unsigned char)s[to - 1]))
+		to--;
+	t = bf_xmalloc(to - from + 1);
+	memcpy(t, s + from, to - from);
+	t[to - from] = '\0';
+	return t;
+}
+
+/* s[from..to) trimmed is exactly one column name, plain or quoted: the name, else NULL. */
+static char *one_column(const char *s, size_t from, size_t to)
+{
+	size_t end;
+
+	while (from < to && isspace((unsigned char)s[from]))
+		from++;
+	while (to > from && isspace((unsigned char)s[to - 1]))
+		to--;
+	if (from == to)
+		return NULL;
+	if (s[from] == '"') {
+		char *why = NULL;
+		size_t skip = quoted(s, from, &why);
+
+		free(why);
+		end = from + skip;
+	} else {
+		if (!ident_start(s[from]))
+			return NULL;
+		for (end = from; end < to && ident_char(s[end]); end++)
+			;
+	}
+	return end == to && end > from ? column(s, from, to) : NULL;
+}
+
+bf_set_item *bf_sqltext_set_items(const char *set, size_t *n, char **why)
+{
+	struct marks m = {.s = set};
+	bf_set_item *items = NULL;
+	size_t item = 0, eq = 0, len = strlen(set);
+	bool assigned = false;
+
+	*n = 0;
+	*why = lex(set, mark, &m);
+	for (size_t k = 0; *why == NULL && k <= m.n; k++) {
+		size_t at = k < m.n ? m.at[k] : len;
+		char *col;
+
+		if (k < m.n && set[at] == '=') {
+			if (!assigned)
+				eq = at;
+			assigned = true;
+			continue;
+		}
+		col = assigned ? one_column(set, item, eq) : NULL;
+		if (col == NULL) {
+			*why = bf_xasprintf(
+			        "set's item %zu to be `column = expression` (a row "
+			        "assignment, a subscript or a field cannot be evaluated "
+			        "again one column at a time)",
+			        *n + 1);
+			break;
+		}
+		items = bf_xrealloc(items, (*n + 1) * sizeof(*items));
+		items[*n].column = col;
+		items[*n].expr = trimmed(set, eq + 1, at);
+		(*n)++;
+		item = at + 1;
+		assigned = false;
+	}
+	free(m.at);
+	if (*why) {
+		bf_sqltext_items_free(items, *n);
+		*n = 0;
+		return NULL;
+	}
+	return items;
+}
+
+void bf_sqltext_items_free(bf_set_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++) {
+		free(items[i].column);
+		free(items[i].expr);
+	}
+	free(items);
+}

@@ -100,6 +100,43 @@ START_TEST(test_set_columns)
 }
 END_TEST
 
+/* Items for the dual-write trigger: each column with its expression as written. */
+START_TEST(test_set_items)
+{
+	size_t n = 9;
+	char *why = NULL;
+	bf_set_item *it = bf_sqltext_set_items(" A = lower(x) ,\"Email\"= coalesce(y, 'a,b = c'), "
+	                                       "z = CASE WHEN q >= 1 THEN 2 END ",
+	                                       &n, &why);
+
+	ck_assert_ptr_nonnull(it);
+	ck_assert_ptr_null(why);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(it[0].column, "a");
+	ck_assert_str_eq(it[0].expr, "lower(x)");
+	ck_assert_str_eq(it[1].column, "Email");
+	ck_assert_str_eq(it[1].expr, "coalesce(y, 'a,b = c')");
+	ck_assert_str_eq(it[2].column, "z");
+	ck_assert_str_eq(it[2].expr, "CASE WHEN q >= 1 THEN 2 END");
+	bf_sqltext_items_free(it, n);
+
+	/* what cannot be evaluated again one column at a time, named by its position */
+	ck_assert_ptr_null(bf_sqltext_set_items("a = 1, (b, c) = (2, 3)", &n, &why));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_nonnull(strstr(why, "set's item 2 to be `column = expression`"));
+	free(why);
+	ck_assert_ptr_null(bf_sqltext_set_items("c[1] = 2", &n, &why));
+	free(why);
+	ck_assert_ptr_null(bf_sqltext_set_items("d.f = 3", &n, &why));
+	free(why);
+	ck_assert_ptr_null(bf_sqltext_set_items("x", &n, &why));
+	free(why);
+	ck_assert_ptr_null(bf_sqltext_set_items("x = 1; y = 2", &n, &why));
+	ck_assert_ptr_nonnull(strstr(why, "statement separator"));
+	free(why);
+}
+END_TEST
+
 Suite *sqltext_suite(void)
 {
 	Suite *s = suite_create("sqltext");
@@ -109,6 +146,7 @@ Suite *sqltext_suite(void)
 	tcase_add_test(tc, test_fragments_that_stay_one);
 	tcase_add_test(tc, test_fragments_refused);
 	tcase_add_test(tc, test_set_columns);
+	tcase_add_test(tc, test_set_items);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -28,4 +28,16 @@ char *bf_sqltext_problem(const char *s);
 char **bf_sqltext_set_columns(const char *set, size_t *n);
 void bf_sqltext_free(char **cols, size_t n);
 
+/* A SET list as its items, each a column (as the server names it) and the expression
+ * assigned to it (the text as written, trimmed), for what evaluates them again one column at
+ * a time (the dual-write trigger). NULL with a malloc'ed *why (and *n = 0) when `set` is not
+ * one fragment or an item is not `column = expression`: a row assignment, a subscript or a
+ * field works in `set`, not there. Free with bf_sqltext_items_free(). */
+typedef struct bf_set_item {
+	char *column;
+	char *expr;
+} bf_set_item;
+bf_set_item *bf_sqltext_set_items(const char *set, size_t *n, char **why);
+void bf_sqltext_items_free(bf_set_item *items, size_t n);
+
 #endif
