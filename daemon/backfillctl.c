@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 
 #include "backfilld/ctl.h"
+#include "backfilld/sql.h"
 #include "backfilld/util.h"
 #include "backfilld/version.h"
 
@@ -81,6 +82,7 @@ struct command {
 static int cmd_status(struct ctl *c, const struct command *cmd);
 static int cmd_request(struct ctl *c, const struct command *cmd);
 static int cmd_reset(struct ctl *c, const struct command *cmd);
+static int cmd_finish(struct ctl *c, const struct command *cmd);
 
 static const struct command commands[] = {
         {
@@ -124,9 +126,18 @@ static const struct command commands[] = {
         {
                 .name = "reset",
                 .args = "JOB",
-                .help = "delete a job's row so that it starts over; refused while a daemon runs it",
+                .help = "delete a job's row (and its steps and dual-write trigger) so that it\n"
+                        "starts over; refused while a daemon runs it",
                 .job = JOB_REQUIRED,
                 .run = cmd_reset,
+        },
+        {
+                .name = "finish",
+                .args = "JOB",
+                .help = "remove a job's dual-write trigger, once the application writes the\n"
+                        "column itself",
+                .job = JOB_REQUIRED,
+                .run = cmd_finish,
         },
 };
 
@@ -646,6 +657,66 @@ static int cmd_request(struct ctl *c, const struct command *cmd)
  * daemon holds one as a session lock (a slice may still walk for a daemon that lost its
  * job's connection); taken, they also keep a daemon from starting the job until the row is
  * gone. */
+/* Inside a transaction: the job's dual-write trigger and its function dropped, each table's
+ * ACCESS EXCLUSIVE lock waited for at most 2 s (the application's queries queue behind it).
+ * How many triggers went (0: none was there), or -1. */
+static int drop_dual_write(struct ctl *c)
+{
+	char *name = bf_sql_dual_write_name(c->job);
+	const char *params[1] = {name};
+	char *qname = PQescapeIdentifier(c->conn, name, strlen(name));
+	char *drop_fn =
+	        qname ? bf_xasprintf("DROP FUNCTION IF EXISTS %s.%s()", c->qschema, qname) : NULL;
+	PGresult *drops = NULL;
+	int n = -1;
+
+	if (qname == NULL) {
+		fail_pg(c, "quoting the trigger's name", PQerrorMessage(c->conn));
+		goto out;
+	}
+	if (run_sql(c, "SET LOCAL lock_timeout = '2s'", 0, NULL, NULL) != 0 ||
+	    run_sql(c, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) != 0 ||
+	    run_sql(c,
+	            "SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass)\n"
+	            "FROM pg_trigger WHERE tgname = $1 AND NOT tgisinternal",
+	            1, params, &drops) != 0)
+		goto out;
+	for (int i = 0; i < PQntuples(drops); i++)
+		if (run_sql(c, PQgetvalue(drops, i, 0), 0, NULL, NULL) != 0)
+			goto out;
+	if (run_sql(c, drop_fn, 0, NULL, NULL) != 0)
+		goto out;
+	n = PQntuples(drops);
+out:
+	PQclear(drops);
+	PQfreemem(qname);
+	free(drop_fn);
+	free(name);
+	return n;
+}
+
+static int cmd_finish(struct ctl *c, const struct command *cmd)
+{
+	int n;
+
+	(void)cmd;
+	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+		return -1;
+	if ((n = drop_dual_write(c)) < 0) {
+		rollback(c);
+		return -1;
+	}
+	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
+		return -1;
+	if (n == 0)
+		printf("job %s has no dual-write trigger: nothing to remove\n", c->job);
+	else
+		printf("job %s finished: its dual-write trigger is removed; the application writes "
+		       "the column from now on\n",
+		       c->job);
+	return 0;
+}
+
 static int cmd_reset(struct ctl *c, const struct command *cmd)
 {
 	const char *params[2] = {c->schema, c->job};
@@ -693,7 +764,7 @@ static int cmd_reset(struct ctl *c, const struct command *cmd)
 		     PQgetvalue(row, 0, 0));
 		goto error;
 	}
-	if (run_sql(c, delete, 1, params + 1, NULL) != 0)
+	if (drop_dual_write(c) < 0 || run_sql(c, delete, 1, params + 1, NULL) != 0)
 		goto error;
 	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
 		goto out;

@@ -110,6 +110,22 @@ static const struct choice log_levels[] = {
         {.name = NULL},
 };
 
+static const struct choice booleans[] = {
+        {.name = "false", .value = 0},
+        {.name = "true", .value = 1},
+        {.name = "off", .value = 0, .alias = true},
+        {.name = "on", .value = 1, .alias = true},
+        {.name = "no", .value = 0, .alias = true},
+        {.name = "yes", .value = 1, .alias = true},
+        {.name = NULL},
+};
+
+static const struct choice dual_write_modes[] = {
+        {.name = "off", .value = 0},
+        {.name = "trigger", .value = 1},
+        {.name = NULL},
+};
+
 static const struct choice sync_commit_modes[] = {
         {.name = "on", .value = 1},
         {.name = "off", .value = 0},
@@ -286,6 +302,17 @@ static const struct key_def job_keys[] = {
          .min = 1,
          .max = PARALLEL_MAX},
         {.name = "window", .type = KT_WINDOW, .offset = JOB(window), .flags = KF_NULLABLE},
+        {.name = "dual_write",
+         .type = KT_ENUM,
+         .offset = JOB(dual_write),
+         .def = "off",
+         .choices = dual_write_modes,
+         .reload = BF_RELOAD_CONNECTION},
+        {.name = "verify",
+         .type = KT_ENUM,
+         .offset = JOB(verify),
+         .def = "false",
+         .choices = booleans},
         {.name = "then",
          .type = KT_STEPS,
          .offset = JOB(then),
@@ -1378,6 +1405,17 @@ static void check_pairs(struct src *s, yaml_node_t *node, const char *path, cons
 		       "throttle_query needs throttle_above (the value that throttles)");
 	else if (!j->throttle_query && job_gives(s, node, "throttle_above"))
 		report(s, node, path, "throttle_above without throttle_query does nothing");
+	if ((j->dual_write || j->verify) && j->set) {
+		size_t n;
+		char *why = NULL;
+		bf_set_item *items = bf_sqltext_set_items(j->set, &n, &why);
+
+		if (items == NULL)
+			report(s, node, path, "%s needs %s",
+			       j->dual_write ? "dual_write: trigger" : "verify: true", why);
+		bf_sqltext_items_free(items, n);
+		free(why);
+	}
 }
 
 static size_t name_hash(const char *name)

@@ -416,7 +416,9 @@ static void reload(bf_daemon *d)
 			 * advisory lock released); the new one takes that lock, then the row, and
 			 * resumes from the checkpoint (or starts, on another database) */
 			bf_log(BF_LOG_INFO, jc->name,
-			       "database changed: the job goes on through the new conninfo", NULL);
+			       "database or dual_write changed: the job goes on through a new "
+			       "connection",
+			       NULL);
 			bf_job_remove(old);
 			jobs[n++] = bf_job_new(&env, jc); /* first: find_job() finds it */
 			jobs[n++] = old;

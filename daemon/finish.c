@@ -25,6 +25,7 @@
 
 #include "backfilld/job_internal.h"
 #include "backfilld/log.h"
+#include "backfilld/sqltext.h"
 #include "backfilld/steps.h"
 #include "backfilld/target.h"
 #include "backfilld/util.h"
@@ -34,19 +35,25 @@
 
 void bf_finish_begin(bf_job *j)
 {
-	if (j->cfg->n_then == 0 || j->env.dry_run) {
+	if ((j->cfg->n_then == 0 && !j->cfg->verify) || j->env.dry_run) {
 		bf_job_set_state(j, BF_JOB_DONE, NULL);
 		return;
 	}
 	j->finishing = true;
-	bf_log(BF_LOG_INFO, j->cfg->name, "data done, running the then: steps", "steps=%zu",
-	       j->cfg->n_then);
-	bf_job_set_state(j, BF_JOB_FINISHING, "then: steps next");
+	j->verify_fresh = true; /* a new end of the data: verified from the first key */
+	j->verify_known = j->verified = j->verify_over = false;
+	bf_log(BF_LOG_INFO, j->cfg->name, "data done, finishing", "verify=%s steps=%zu",
+	       j->cfg->verify ? "true" : "false", j->cfg->n_then);
+	bf_job_set_state(j, BF_JOB_FINISHING, j->cfg->verify ? "verify next" : "then: steps next");
 }
 
 void bf_finish_free(bf_job *j)
 {
 	bf_finish_forget(j);
+	bf_strv_free(j->verify_cursor, j->target ? j->target->n_key : 0);
+	j->verify_cursor = NULL;
+	free(j->verify_keys);
+	j->verify_keys = NULL;
 	bf_steps_free(j->steps, j->n_steps);
 	j->steps = NULL;
 	j->n_steps = 0;
@@ -235,6 +242,96 @@ static bool next_statement(bf_job *j, int64_t wait)
 	return true;
 }
 
+/* The verify walk's next statement: where it is, a range, or its verdict. */
+static void verify_next(bf_job *j, int64_t wait)
+{
+	PGconn *pg = bf_conn_pg(j->conn);
+	char err[BF_JOB_ERR_LEN] = "", *why = NULL, *sql = NULL, *qs, lim[24], msg[BF_JOB_ERR_LEN];
+	size_t n = 0, nk = j->target->n_key;
+	bf_set_item *items;
+	char **qcols;
+	const char **exprs, **v;
+	bool ok;
+
+	if (!j->verify_known) {
+		const char *name[1] = {j->cfg->name};
+
+		qs = bf_setup_quoted_schema(j);
+		if (qs == NULL)
+			return;
+		sql = j->verify_fresh ? bf_sql_verify_reset(qs) : bf_sql_verify_read(j->target);
+		j->step_sub = j->verify_fresh ? VERIFY_RESET : VERIFY_READ;
+		bf_job_send(j, PH_STEP, sql, 1, name);
+		free(sql);
+		free(qs);
+		return;
+	}
+	if (j->verify_over) {
+		snprintf(msg, sizeof(msg),
+		         "verify: %lld of %lld rows differ from what set gives now (first keys: %s)"
+		         "; the data is left as it is",
+		         (long long)j->verify_bad, (long long)j->verify_rows,
+		         j->verify_keys ? j->verify_keys : "");
+		bf_job_fail_with(j, msg);
+		bf_job_arm_timer(j, 0);
+		return;
+	}
+	if (wait > 0) {
+		bf_job_arm_timer(j, wait);
+		return;
+	}
+	items = bf_sqltext_set_items(j->cfg->set, &n, &why);
+	qcols = bf_xcalloc(n ? n : 1, sizeof(*qcols));
+	exprs = bf_xcalloc(n ? n : 1, sizeof(*exprs));
+	ok = items != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
+		qcols[i] = bf_quote_ident(pg, items[i].column, err, sizeof(err));
+		exprs[i] = items[i].expr;
+		ok = qcols[i] != NULL;
+	}
+	if (ok) {
+		v = bf_xcalloc(2 + nk, sizeof(*v));
+		snprintf(lim, sizeof(lim), "%lld", (long long)j->cfg->max_batch_size);
+		v[0] = j->cfg->name;
+		v[1] = lim;
+		for (size_t i = 0; j->verify_cursor && i < nk; i++)
+			v[2 + i] = j->verify_cursor[i];
+		sql = bf_sql_verify_range(j->target, j->verify_cursor == NULL, qcols, exprs, n);
+		j->step_sub = VERIFY_RANGE;
+		bf_job_send(j, PH_STEP, sql, j->verify_cursor ? 2 + (int)nk : 2, v);
+		free(v);
+	} else {
+		bf_job_fail_with(j, why ? why : err);
+		bf_job_arm_timer(j, 0);
+	}
+	free(sql);
+	free(exprs);
+	bf_strv_free(qcols, n);
+	bf_sqltext_items_free(items, n);
+	free(why);
+}
+
+/* Where the walk is, from its row: columns `at` rows, bad, keys, then the cursor. */
+static void verify_take(bf_job *j, const PGresult *res, int at, bool has_cursor)
+{
+	size_t nk = j->target->n_key;
+	char reason[160];
+
+	j->verify_rows = strtoll(PQgetvalue(res, 0, at), NULL, 10);
+	j->verify_bad = strtoll(PQgetvalue(res, 0, at + 1), NULL, 10);
+	free(j->verify_keys);
+	j->verify_keys =
+	        PQgetisnull(res, 0, at + 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, at + 2));
+	bf_strv_free(j->verify_cursor, nk);
+	j->verify_cursor = has_cursor ? bf_job_values(res, at + 3, nk) : NULL;
+	snprintf(reason, sizeof(reason), "verifying: %lld rows read, %lld differ",
+	         (long long)j->verify_rows, (long long)j->verify_bad);
+	if (j->state == BF_JOB_FINISHING)
+		bf_job_set_reason(j, reason); /* logged when it starts and ends, not each range */
+	else
+		bf_job_set_state(j, BF_JOB_FINISHING, reason);
+}
+
 bool bf_finish_midway(bf_job *j)
 {
 	return j->finishing && (j->step_txn || j->step_error) && bf_finish_next(j, 0);
@@ -255,6 +352,10 @@ bool bf_finish_next(bf_job *j, int64_t wait)
 		} else {
 			send_record(j, j->step_error, j->step_retry);
 		}
+		return true;
+	}
+	if (j->cfg->verify && !j->verified) {
+		verify_next(j, wait);
 		return true;
 	}
 	if (!j->step_session) {
@@ -339,6 +440,30 @@ void bf_finish_take(bf_job *j, const PGresult *res)
 		break;
 	case STEP_ROLLBACK:
 		j->step_txn = false;
+		break;
+	case VERIFY_RESET:
+		j->verify_known = true;
+		j->verify_fresh = false;
+		j->verify_rows = j->verify_bad = 0;
+		bf_strv_free(j->verify_cursor, j->target->n_key);
+		j->verify_cursor = NULL;
+		free(j->verify_keys);
+		j->verify_keys = NULL;
+		break;
+	case VERIFY_READ:
+		j->verify_known = true;
+		j->verified = PQgetvalue(res, 0, 0)[0] == 't';
+		verify_take(j, res, 1, PQgetvalue(res, 0, 4)[0] == 't');
+		break;
+	case VERIFY_RANGE:
+		verify_take(j, res, 1, true);
+		if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
+			break;
+		j->verify_over = true;
+		j->verified = j->verify_bad == 0;
+		if (j->verified)
+			bf_log(BF_LOG_INFO, j->cfg->name, "verify: every row is what set gives",
+			       "rows=%lld", (long long)j->verify_rows);
 		break;
 	}
 }

@@ -180,6 +180,12 @@ void bf_job_set_state(bf_job *j, bf_job_state s, const char *reason)
 	j->reason = dup_opt(reason);
 }
 
+void bf_job_set_reason(bf_job *j, const char *reason)
+{
+	free(j->reason);
+	j->reason = dup_opt(reason);
+}
+
 void bf_job_fail_with(bf_job *j, const char *msg)
 {
 	free(j->last_error);
@@ -767,8 +773,12 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 	}
 	if (ph == PH_BATCH)
 		j->batch_size = bf_batchsize_on_timeout(&j->ctl);
-	snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
-	         bf_conn_transient_name(code), (long long)j->batch_size);
+	if (ph == PH_DUAL_WRITE)
+		snprintf(reason, sizeof(reason), "%s: installing the dual-write trigger again",
+		         bf_conn_transient_name(code));
+	else
+		snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
+		         bf_conn_transient_name(code), (long long)j->batch_size);
 	free(j->last_error);
 	j->last_error = bf_xstrdup(text);
 	j->count_error = true;

@@ -17,6 +17,7 @@
 #include "backfilld/job_internal.h"
 #include "backfilld/log.h"
 #include "backfilld/pressure.h"
+#include "backfilld/sqltext.h"
 #include "backfilld/target.h"
 #include "backfilld/units.h"
 #include "backfilld/util.h"
@@ -268,7 +269,8 @@ static void on_register(bf_job *j, const PGresult *res)
 	j->pass_end = false;
 	/* its steps' rows exist, or it was finishing: the data is done, only steps are left */
 	if (j->db_state == BF_JOB_FINISHING || PQgetvalue(res, 0, 8 + 2 * (int)n)[0] == 't')
-		j->finishing = j->parent == NULL && j->cfg->n_then > 0 && !j->env.dry_run;
+		j->finishing = j->parent == NULL && (j->cfg->n_then > 0 || j->cfg->verify) &&
+		               !j->env.dry_run;
 	reconnected(j);
 	bf_slices_registered(j);
 	bf_closing_registered(&j->closing, j->cursor == NULL);
@@ -364,6 +366,57 @@ static void on_high(bf_job *j, const PGresult *res)
 	j->high = bf_job_values(res, 1, j->target->n_key);
 }
 
+/* The dual-write trigger's two statements, quoted for this connection: its function (in the
+ * control schema, named for the job), then the trigger on the table. Before the high-water
+ * mark is taken, so that no row the application writes after it goes without. */
+static void send_dual_write(bf_job *j)
+{
+	PGconn *pg = bf_conn_pg(j->conn);
+	char err[BF_JOB_ERR_LEN] = "", *why = NULL;
+	size_t n = 0;
+	bf_set_item *items = bf_sqltext_set_items(j->cfg->set, &n, &why);
+	char **qcols = bf_xcalloc(n ? n : 1, sizeof(*qcols));
+	const char **exprs = bf_xcalloc(n ? n : 1, sizeof(*exprs));
+	char *name = bf_sql_dual_write_name(j->cfg->name);
+	char *qs = bf_setup_quoted_schema(j);
+	char *qname = bf_quote_ident(pg, name, err, sizeof(err));
+	char *qalias = bf_quote_ident(pg, j->target->rel, err, sizeof(err));
+	char *qfunction = NULL, *sql = NULL;
+	bool ok = items && qs && qname && qalias;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		qcols[i] = bf_quote_ident(pg, items[i].column, err, sizeof(err));
+		exprs[i] = items[i].expr;
+		ok = qcols[i] != NULL;
+	}
+	if (ok) {
+		bf_sql_dual_write dw = {.qalias = qalias,
+		                        .qcols = qcols,
+		                        .exprs = exprs,
+		                        .n = n,
+		                        .where = j->cfg->where};
+
+		qfunction = bf_xasprintf("%s.%s", qs, qname);
+		dw.qfunction = qfunction;
+		sql = j->dual_write_step == 0
+		              ? bf_sql_dual_write_function(&dw)
+		              : bf_sql_dual_write_trigger(qname, j->target->qtable, qfunction);
+		bf_job_send(j, PH_DUAL_WRITE, sql, 0, NULL);
+	} else if (qs) {
+		bf_job_fail_with(j, why ? why : err);
+	}
+	free(sql);
+	free(qfunction);
+	free(qalias);
+	free(qname);
+	free(qs);
+	free(name);
+	free(exprs);
+	bf_strv_free(qcols, n);
+	bf_sqltext_items_free(items, n);
+	free(why);
+}
+
 bool bf_setup_next(bf_job *j)
 {
 	bool own_row = j->parent == NULL; /* a slice's job set up the schema and grants */
@@ -384,6 +437,9 @@ bool bf_setup_next(bf_job *j)
 		send_register(j);
 	else if (!j->registered)
 		send_slice_register(j);
+	else if (own_row && j->cfg->dual_write && j->dual_write_step < 2 && !j->env.dry_run &&
+	         !bf_job_state_terminal(j->state))
+		send_dual_write(j);
 	else
 		return false;
 	return true;
@@ -431,6 +487,12 @@ bool bf_setup_take(bf_job *j, enum job_phase ph, const PGresult *res)
 		return true;
 	case PH_HIGH:
 		on_high(j, res);
+		return true;
+	case PH_DUAL_WRITE:
+		if (++j->dual_write_step == 2)
+			bf_log(BF_LOG_INFO, j->cfg->name,
+			       "dual-write trigger in place: rows the application writes get set",
+			       NULL);
 		return true;
 	default:
 		return false;

@@ -20,7 +20,9 @@
  */
 #include "backfilld/sql.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backfilld/util.h"
 
@@ -140,6 +142,14 @@ static char *schema_script(const char *s, bool temp)
 	        "  END IF;\n"
 	        "END $bf$;\n",
 	        s, s, s, s, s);
+	/* and where a job's verify walk is, so that it resumes there */
+	bf_sbuf_printf(&sb,
+	               "ALTER TABLE %s.jobs ADD COLUMN IF NOT EXISTS verify_cursor text[],\n"
+	               "  ADD COLUMN IF NOT EXISTS verify_rows bigint NOT NULL DEFAULT 0,\n"
+	               "  ADD COLUMN IF NOT EXISTS verify_bad bigint NOT NULL DEFAULT 0,\n"
+	               "  ADD COLUMN IF NOT EXISTS verify_keys text[],\n"
+	               "  ADD COLUMN IF NOT EXISTS verified boolean NOT NULL DEFAULT false;\n",
+	               s);
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
@@ -839,4 +849,145 @@ const char *bf_sql_step_index(void)
 {
 	return "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid\n"
 	       "WHERE c.relname = $1 AND i.indrelid = $2::regclass";
+}
+
+/* A dollar-quote tag that appears in none of the texts: "$bf$", else "$bf1$", ... */
+static void body_tag(char *tag, size_t len, const char *const *texts, size_t n)
+{
+	for (unsigned k = 0;; k++) {
+		bool used = false;
+
+		if (k == 0)
+			snprintf(tag, len, "$bf$");
+		else
+			snprintf(tag, len, "$bf%u$", k);
+		for (size_t i = 0; i < n && !used; i++)
+			used = strstr(texts[i], tag) != NULL;
+		if (!used)
+			return;
+	}
+}
+
+char *bf_sql_dual_write_function(const bf_sql_dual_write *dw)
+{
+	bf_sbuf sb = {0};
+	const char **texts = bf_xcalloc(dw->n + 1, sizeof(*texts));
+	char tag[32];
+
+	for (size_t i = 0; i < dw->n; i++)
+		texts[i] = dw->exprs[i];
+	texts[dw->n] = dw->where;
+	body_tag(tag, sizeof(tag), texts, dw->n + 1);
+	free(texts);
+	/* `where` and the expressions read the row's columns by name (and by the table's name)
+	 * from a one-row subquery of NEW or OLD; the columns win over PL/pgSQL's own variables */
+	bf_sbuf_printf(&sb,
+	               "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %s\n"
+	               "#variable_conflict use_column\n"
+	               "DECLARE bf_due boolean;\n"
+	               "BEGIN\n"
+	               "  SELECT (%s) INTO bf_due FROM (SELECT NEW.*) AS %s;\n"
+	               "  IF NOT coalesce(bf_due, false) AND TG_OP = 'UPDATE' THEN\n"
+	               "    SELECT ",
+	               dw->qfunction, tag, dw->where, dw->qalias);
+	for (size_t i = 0; i < dw->n; i++)
+		bf_sbuf_printf(&sb, "%s%s IS NOT DISTINCT FROM (%s)", i ? " AND " : "",
+		               dw->qcols[i], dw->exprs[i]);
+	bf_sbuf_printf(&sb, "\n      INTO bf_due FROM (SELECT OLD.*) AS %s;\n", dw->qalias);
+	bf_sbuf_append(&sb, "  END IF;\n"
+	                    "  IF coalesce(bf_due, false) THEN\n"
+	                    "    SELECT ");
+	for (size_t i = 0; i < dw->n; i++)
+		bf_sbuf_printf(&sb, "%s(%s)", i ? ", " : "", dw->exprs[i]);
+	bf_sbuf_append(&sb, "\n      INTO ");
+	for (size_t i = 0; i < dw->n; i++)
+		bf_sbuf_printf(&sb, "%sNEW.%s", i ? ", " : "", dw->qcols[i]);
+	bf_sbuf_printf(&sb,
+	               " FROM (SELECT NEW.*) AS %s;\n"
+	               "  END IF;\n"
+	               "  RETURN NEW;\n"
+	               "END %s",
+	               dw->qalias, tag);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_dual_write_trigger(const char *qtrigger, const char *qtable, const char *qfunction)
+{
+	return bf_xasprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s\n"
+	                    "FOR EACH ROW EXECUTE FUNCTION %s()",
+	                    qtrigger, qtable, qfunction);
+}
+
+char *bf_sql_dual_write_name(const char *job)
+{
+	return bf_xasprintf("%.52s_dual_write", job);
+}
+
+char *bf_sql_verify_reset(const char *qschema)
+{
+	return bf_xasprintf(
+	        "UPDATE %s.jobs SET verify_cursor = NULL, verify_rows = 0, verify_bad = 0,"
+	        "\n  verify_keys = NULL, verified = false WHERE name = $1",
+	        qschema);
+}
+
+char *bf_sql_verify_read(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "SELECT verified, verify_rows, verify_bad,\n"
+	                    "  array_to_string(verify_keys, '; '), verify_cursor IS NOT NULL");
+	elements(&sb, t, "verify_cursor");
+	bf_sbuf_printf(&sb, "\nFROM %s.jobs WHERE name = $1", t->qschema);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_verify_range(const bf_sql_target *t, bool first, char *const *qcols,
+                          const char *const *exprs, size_t n)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "WITH r AS (\n  SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, ", ");
+	for (size_t i = 0; i < n; i++)
+		bf_sbuf_printf(&sb, "%s%s IS DISTINCT FROM (%s)", i ? " OR " : "", qcols[i],
+		               exprs[i]);
+	bf_sbuf_printf(&sb, " AS bf_bad\n  FROM %s", t->qtable);
+	if (!first) {
+		bf_sbuf_append(&sb, " WHERE ");
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, 3);
+	}
+	bf_sbuf_append(&sb, "\n  ORDER BY ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " LIMIT $2),\nlast AS (SELECT * FROM r ORDER BY ");
+	key_list_desc(&sb, t);
+	bf_sbuf_append(&sb, " LIMIT 1),\n"
+	                    "agg AS (SELECT count(*) AS n, count(*) FILTER (WHERE bf_bad) AS bad,\n"
+	                    "  (array_agg(concat_ws(', '");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ", %s::text", t->qkey[i]);
+	bf_sbuf_append(&sb, ") ORDER BY ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb,
+	               ") FILTER (WHERE bf_bad))[1:5] AS keys\n"
+	               "  FROM r)\n"
+	               "UPDATE %s.jobs j SET verify_rows = j.verify_rows + agg.n,\n"
+	               "  verify_bad = j.verify_bad + agg.bad,\n"
+	               "  verify_keys = (coalesce(j.verify_keys, '{}') || coalesce(agg.keys, "
+	               "'{}'))[1:5],\n"
+	               "  verified = agg.n = 0 AND j.verify_bad = 0,\n"
+	               "  verify_cursor = CASE WHEN agg.n = 0 THEN j.verify_cursor ELSE ARRAY[",
+	               t->qschema);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s(SELECT %s::text FROM last)", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(&sb, "] END,\n"
+	                    "  updated_at = now()\n"
+	                    "FROM agg WHERE j.name = $1\n"
+	                    "RETURNING agg.n, j.verify_rows, j.verify_bad,\n"
+	                    "  array_to_string(j.verify_keys, '; ')");
+	elements(&sb, t, "j.verify_cursor");
+	return bf_sbuf_steal(&sb);
 }

@@ -80,6 +80,8 @@ typedef struct bf_job_config {
 	double throttle_above; /* the job throttles while that query's number is above it */
 	int64_t max_retries;
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
+	int dual_write;   /* 1: a trigger applies set to the rows the application writes */
+	int verify;       /* 1: once the data is done, count the rows set would change now */
 	bf_step_config *then; /* steps run once the data is done, in order; NULL when none */
 	size_t n_then;
 	char *file; /* where the job was defined, for messages */

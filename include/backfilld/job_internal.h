@@ -33,28 +33,29 @@
 /* What the job waits for: a connection, the result of one query, or a timer. Results land
  * in one switch (job.c on_result) whose default logs and reconnects. */
 enum job_phase {
-	PH_IDLE,     /* nothing in flight: step() decides */
-	PH_CONNECT,  /* waiting for BF_CONN_CONNECTED */
-	PH_SESSION,  /* session settings */
-	PH_SCHEMA,   /* control schema */
-	PH_LOCK,     /* pg_try_advisory_lock */
-	PH_RESOLVE,  /* catalog lookup */
-	PH_ESTIMATE, /* TABLESAMPLE estimate */
-	PH_REGISTER, /* insert or read the job's (or the slice's) row */
-	PH_HIGH,     /* high-water mark */
-	PH_PREPARE,  /* the two batch statements */
-	PH_STATE,    /* a state change */
-	PH_BATCH,    /* a batch */
-	PH_CLOSING,  /* a statement of the closing read */
-	PH_TXN,      /* BEGIN or ROLLBACK around a dry-run batch */
-	PH_PLAN,     /* the session's plans and statement_timeout for the closing read, or back */
-	PH_CLOCK,    /* the server's local wall time, for the window */
-	PH_SLICES,   /* the slices of a parallel first pass, read or cut */
-	PH_GRANTS,   /* what the role lacks for the control schema */
-	PH_FAIL_ROW, /* the failed row of a job that failed before it registered */
-	PH_STEP,     /* a statement of the then: steps (finish.c; which one: step_sub) */
-	PH_TIMER,    /* sleep, backoff or lock retry */
-	PH_FINISHED, /* the connection is closed for good */
+	PH_IDLE,       /* nothing in flight: step() decides */
+	PH_CONNECT,    /* waiting for BF_CONN_CONNECTED */
+	PH_SESSION,    /* session settings */
+	PH_SCHEMA,     /* control schema */
+	PH_LOCK,       /* pg_try_advisory_lock */
+	PH_RESOLVE,    /* catalog lookup */
+	PH_ESTIMATE,   /* TABLESAMPLE estimate */
+	PH_REGISTER,   /* insert or read the job's (or the slice's) row */
+	PH_HIGH,       /* high-water mark */
+	PH_PREPARE,    /* the two batch statements */
+	PH_STATE,      /* a state change */
+	PH_BATCH,      /* a batch */
+	PH_CLOSING,    /* a statement of the closing read */
+	PH_TXN,        /* BEGIN or ROLLBACK around a dry-run batch */
+	PH_PLAN,       /* the session's plans and statement_timeout for the closing read, or back */
+	PH_CLOCK,      /* the server's local wall time, for the window */
+	PH_SLICES,     /* the slices of a parallel first pass, read or cut */
+	PH_GRANTS,     /* what the role lacks for the control schema */
+	PH_FAIL_ROW,   /* the failed row of a job that failed before it registered */
+	PH_STEP,       /* a statement of the then: steps (finish.c; which one: step_sub) */
+	PH_DUAL_WRITE, /* the dual-write trigger's function, then the trigger */
+	PH_TIMER,      /* sleep, backoff or lock retry */
+	PH_FINISHED,   /* the connection is closed for good */
 };
 
 /* The statement of the then: steps in flight (finish.c). */
@@ -68,6 +69,9 @@ enum step_sub {
 	STEP_RECORD,   /* its row: done, or this attempt's error */
 	STEP_COMMIT,   /* the step and its row */
 	STEP_ROLLBACK, /* a failed step's transaction */
+	VERIFY_RESET,  /* a fresh verify walk */
+	VERIFY_READ,   /* where the walk is (a restart) */
+	VERIFY_RANGE,  /* one range of it */
 };
 
 /* Why a state change is being written, so that its result knows what follows. */
@@ -133,6 +137,7 @@ struct bf_job {
 	int64_t last_batch_ms;
 	bf_rate rate;
 	bf_job_counts counts; /* for the metrics; a slice counts into its job's */
+	int dual_write_step;  /* dual_write: 0 its function next, 1 its trigger, 2 in place */
 
 	/* the then: steps, once the data is done (finish.c) */
 	bool finishing;             /* the data is done: the steps run, no batch */
@@ -148,6 +153,14 @@ struct bf_job {
 	char *step_error;             /* the statement failed: its row says why next */
 	bool step_retry;              /* ... and it is tried again (a lock, a conflict) */
 	int64_t step_retry_at;        /* ... not before then (monotonic ms) */
+	/* verify: true, before the steps */
+	bool verify_fresh;    /* the walk starts over (a new end of the data) */
+	bool verify_known;    /* where it is was read, or reset */
+	bool verified;        /* over, nothing differed */
+	bool verify_over;     /* over */
+	char **verify_cursor; /* the last key read; NULL: from the first */
+	int64_t verify_rows, verify_bad;
+	char *verify_keys; /* the first keys that differ */
 	int64_t step_sent_ms;
 	bf_hold hold; /* what holds this walker back now (bf_job_hold) */
 	int64_t hold_since;
@@ -170,6 +183,9 @@ struct bf_job {
 /* job.c, for its siblings */
 bf_job *bf_job_create(const bf_job_env *env, const bf_job_config *cfg, char *log_name);
 void bf_job_set_state(bf_job *j, bf_job_state s, const char *reason);
+/* The same state with a new reason, a figure of progress: written with the next state write,
+ * not logged. */
+void bf_job_set_reason(bf_job *j, const char *reason);
 void bf_job_fail_with(bf_job *j, const char *msg); /* also the last_error, counted */
 void bf_job_finish(bf_job *j);
 void bf_job_stop_for(bf_job *j, const char *why);

@@ -242,4 +242,37 @@ char *bf_sql_step_record(const char *qschema);
 /* $1 an index's name, $2 its table: one row (indisvalid) when it exists, none when not. */
 const char *bf_sql_step_index(void);
 
+/* dual_write: trigger. The function applies the job's set to a row the application writes
+ * when `where` is true for the new row (a row still to do, or a new one), or, for an UPDATE,
+ * when the old row's assigned columns are what set gives for it (a row already filled: it
+ * follows its sources). Otherwise the row is left as written. Every piece quoted already. */
+typedef struct bf_sql_dual_write {
+	const char *qfunction;    /* schema.name */
+	const char *qalias;       /* the table's name, so that `set` may name it */
+	char *const *qcols;       /* the assigned columns */
+	const char *const *exprs; /* their expressions (sqltext.h bf_sqltext_set_items) */
+	size_t n;
+	const char *where;
+} bf_sql_dual_write;
+char *bf_sql_dual_write_function(const bf_sql_dual_write *dw);
+/* The name of a job's trigger and of its function: "<job>_dual_write", the job's part cut so
+ * that the whole fits the server's 63 bytes (the daemon and backfillctl agree on it). */
+char *bf_sql_dual_write_name(const char *job);
+/* BEFORE INSERT OR UPDATE, each row; CREATE OR REPLACE: installing it again changes nothing. */
+char *bf_sql_dual_write_trigger(const char *qtrigger, const char *qtable, const char *qfunction);
+
+/* verify: the walk that counts the rows whose assigned columns differ from what set gives
+ * now, the whole table in key order (rows written after the high-water mark too), where it
+ * is kept in the job's row so that it resumes there. $1 is the job's name in each. */
+/* A fresh walk: the row's verify columns back to the start. */
+char *bf_sql_verify_reset(const char *qschema);
+/* Where the walk is: 0 verified (done, nothing differed), 1 rows read, 2 rows that differ,
+ * 3 the first keys that do ("k1, k2; ..."), 4 whether it has a cursor, 5.. the cursor. */
+char *bf_sql_verify_read(const bf_sql_target *t);
+/* One range: $2 keys from the cursor ($3.., unless `first`), the row updated with it.
+ * Columns: 0 the keys read (0: the walk is over), then 1-3 and 4.. as bf_sql_verify_read's
+ * 1-3 and 5... qcols quoted; exprs the expressions assigned to them (sqltext.h). */
+char *bf_sql_verify_range(const bf_sql_target *t, bool first, char *const *qcols,
+                          const char *const *exprs, size_t n);
+
 #endif
