@@ -21,18 +21,17 @@
  * brackets it is at (a '(' is at the depth outside it). */
 typedef void (*visit_fn)(void *arg, size_t at, int depth);
 
-static bool ident_start(char c)
+bool bf_sqltext_ident_start(char c)
 {
 	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
 }
 
-static bool ident_char(char c)
+bool bf_sqltext_ident_char(char c)
 {
-	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
+	return bf_sqltext_ident_start(c) || isdigit((unsigned char)c) || c == '$';
 }
 
-/* Just past the quoted piece that opens with the quote s[i], or 0 when it is not closed. */
-static size_t past_quote(const char *s, size_t i, bool backslash)
+size_t bf_sqltext_past_quote(const char *s, size_t i, bool backslash)
 {
 	char q = s[i];
 
@@ -48,21 +47,19 @@ static size_t past_quote(const char *s, size_t i, bool backslash)
 	return 0;
 }
 
-/* The length of the $tag$ (both '$' included) that starts at s[i], or 0 for none. */
-static size_t dollar_tag(const char *s, size_t i)
+size_t bf_sqltext_dollar_tag(const char *s, size_t i)
 {
 	size_t k = i + 1;
 
-	if (s[k] != '$' && !ident_start(s[k]))
+	if (s[k] != '$' && !bf_sqltext_ident_start(s[k]))
 		return 0;
 	for (; s[k] != '$'; k++)
-		if (!ident_char(s[k]))
+		if (!bf_sqltext_ident_char(s[k]))
 			return 0;
 	return k - i + 1;
 }
 
-/* Just past the dollar-quoted string whose tag (of length n) starts at s[i], or 0. */
-static size_t past_dollar(const char *s, size_t i, size_t n)
+size_t bf_sqltext_past_dollar(const char *s, size_t i, size_t n)
 {
 	for (const char *p = strchr(s + i + n, '$'); p; p = strchr(p + 1, '$'))
 		if (strncmp(p, s + i, n) == 0)
@@ -82,17 +79,18 @@ static size_t quoted(const char *s, size_t i, char **why)
 
 	if (s[i] == '\'') {
 		bool e = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
-		         !(i > 1 && ident_char(s[i - 2]));
+		         !(i > 1 && bf_sqltext_ident_char(s[i - 2]));
 
-		end = past_quote(s, i, e);
+		end = bf_sqltext_past_quote(s, i, e);
 		if (end == 0)
 			*why = refuse("a quoted string that is not closed", i);
 	} else if (s[i] == '"') {
-		end = past_quote(s, i, false);
+		end = bf_sqltext_past_quote(s, i, false);
 		if (end == 0)
 			*why = refuse("a quoted identifier that is not closed", i);
-	} else if (s[i] == '$' && !(i > 0 && ident_char(s[i - 1])) && (tag = dollar_tag(s, i))) {
-		end = past_dollar(s, i, tag);
+	} else if (s[i] == '$' && !(i > 0 && bf_sqltext_ident_char(s[i - 1])) &&
+	           (tag = bf_sqltext_dollar_tag(s, i))) {
+		end = bf_sqltext_past_dollar(s, i, tag);
 		if (end == 0)
 			*why = refuse("a dollar-quoted string that is not closed", i);
 	}
@@ -115,7 +113,7 @@ static char *lex(const char *s, visit_fn visit, void *arg)
 			continue;
 		}
 		if (s[i] == '$' && isdigit((unsigned char)s[i + 1]) &&
-		    !(i > 0 && ident_char(s[i - 1])))
+		    !(i > 0 && bf_sqltext_ident_char(s[i - 1])))
 			return refuse("a parameter $n, which would take the daemon's own values",
 			              i);
 		if ((s[i] == '-' && s[i + 1] == '-') || (s[i] == '/' && s[i + 1] == '*'))
@@ -181,7 +179,7 @@ static char *column(const char *s, size_t from, size_t to)
 			bf_sbuf_appendn(&sb, s + k, 1);
 		}
 	} else {
-		for (size_t k = from; k < to && ident_char(s[k]); k++) {
+		for (size_t k = from; k < to && bf_sqltext_ident_char(s[k]); k++) {
 			char c = (char)tolower((unsigned char)s[k]);
 
 			bf_sbuf_appendn(&sb, &c, 1);
@@ -309,9 +307,9 @@ static char *one_column(const char *s, size_t from, size_t to)
 		free(why);
 		end = from + skip;
 	} else {
-		if (!ident_start(s[from]))
+		if (!bf_sqltext_ident_start(s[from]))
 			return NULL;
-		for (end = from; end < to && ident_char(s[end]); end++)
+		for (end = from; end < to && bf_sqltext_ident_char(s[end]); end++)
 			;
 	}
 	return end == to && end > from ? column(s, from, to) : NULL;

@@ -49,55 +49,13 @@ struct toks {
 
 /* ----- the tokenizer ------------------------------------------------------------------- */
 
-static bool ident_start(char c)
-{
-	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
-}
-
-static bool ident_char(char c)
-{
-	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
-}
-
-/* Just past the piece that the quote s[i] opens, or the end of s when it is not closed (the
- * lint has refused that text already). */
+/* Just past the piece the quote s[i] opens, or the end of s when it is not closed (the lint
+ * has refused that text already). */
 static size_t past_quote(const char *s, size_t i, bool backslash)
 {
-	char q = s[i];
-	size_t k;
+	size_t end = bf_sqltext_past_quote(s, i, backslash);
 
-	for (k = i + 1; s[k]; k++) {
-		if (backslash && s[k] == '\\' && s[k + 1]) {
-			k++;
-		} else if (s[k] == q) {
-			if (s[k + 1] != q)
-				return k + 1;
-			k++;
-		}
-	}
-	return k;
-}
-
-/* The length of the $tag$ (both '$' included) that starts at s[i], or 0 for none. */
-static size_t dollar_tag(const char *s, size_t i)
-{
-	size_t k = i + 1;
-
-	if (s[k] != '$' && !ident_start(s[k]))
-		return 0;
-	for (; s[k] != '$'; k++)
-		if (!ident_char(s[k]))
-			return 0;
-	return k - i + 1;
-}
-
-/* Just past the dollar-quoted string whose tag (of length n) starts at s[i], or the end. */
-static size_t past_dollar(const char *s, size_t i, size_t n)
-{
-	for (const char *p = strchr(s + i + n, '$'); p; p = strchr(p + 1, '$'))
-		if (strncmp(p, s + i, n) == 0)
-			return (size_t)(p - s) + n;
-	return strlen(s);
+	return end ? end : strlen(s);
 }
 
 static struct tok *push(struct toks *t, enum tok_kind kind, int depth)
@@ -140,7 +98,7 @@ static size_t word(const char *s, size_t i, int depth, struct toks *t)
 	struct tok *tk;
 	char c = (char)tolower((unsigned char)s[i]);
 
-	while (ident_char(s[k]))
+	while (bf_sqltext_ident_char(s[k]))
 		k++;
 	if (k == i + 1 && s[k] == '\'' && strchr("ebxn", c)) {
 		push(t, TK_STRING, depth);
@@ -172,12 +130,12 @@ static void tokenize(const char *s, struct toks *t)
 
 		if (isspace((unsigned char)c)) {
 			i++;
-		} else if (ident_start(c)) {
+		} else if (bf_sqltext_ident_start(c)) {
 			i = word(s, i, depth, t);
 		} else if (isdigit((unsigned char)c)) {
 			size_t k = i;
 
-			while (ident_char(s[k]) || s[k] == '.')
+			while (bf_sqltext_ident_char(s[k]) || s[k] == '.')
 				k++;
 			push(t, TK_NUMBER, depth)->text = bf_xstrndup(s + i, k - i);
 			i = k;
@@ -189,9 +147,11 @@ static void tokenize(const char *s, struct toks *t)
 
 			push(t, TK_QUOTED, depth)->text = unquote(s, i, end);
 			i = end;
-		} else if (c == '$' && (tag = dollar_tag(s, i)) > 0) {
+		} else if (c == '$' && (tag = bf_sqltext_dollar_tag(s, i)) > 0) {
 			push(t, TK_STRING, depth);
-			i = past_dollar(s, i, tag);
+			i = bf_sqltext_past_dollar(s, i, tag);
+			if (i == 0)
+				i = strlen(s);
 		} else {
 			depth -= c == ')' || c == ']';
 			push(t, TK_PUNCT, depth)->punct = c;

@@ -15,6 +15,7 @@
 #ifndef BACKFILLD_SQLTEXT_H
 #define BACKFILLD_SQLTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* NULL when `s` is one fragment; else a malloc'ed phrase saying what is wrong and where
@@ -39,5 +40,17 @@ typedef struct bf_set_item {
 } bf_set_item;
 bf_set_item *bf_sqltext_set_items(const char *set, size_t *n, char **why);
 void bf_sqltext_items_free(bf_set_item *items, size_t n);
+
+/* The lexer's pieces, for the modules that read SQL further (steps.c): a character that may
+ * start an unquoted identifier, or continue one ('$' too); just past the quoted piece that
+ * the quote s[i] opens ('...' or "...", doubled quotes inside, backslash escapes too when
+ * `backslash`: E'...'); the length of the $tag$ starting at s[i] (0: none); just past the
+ * dollar-quoted string whose tag (of length n) starts at s[i]. The two "just past" give 0 for
+ * a piece that is not closed. */
+bool bf_sqltext_ident_start(char c);
+bool bf_sqltext_ident_char(char c);
+size_t bf_sqltext_past_quote(const char *s, size_t i, bool backslash);
+size_t bf_sqltext_dollar_tag(const char *s, size_t i);
+size_t bf_sqltext_past_dollar(const char *s, size_t i, size_t n);
 
 #endif
