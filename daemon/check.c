@@ -15,7 +15,9 @@
 #include "backfilld/conn.h"
 #include "backfilld/pressure.h"
 #include "backfilld/sql.h"
+#include "backfilld/steps.h"
 #include "backfilld/target.h"
+#include "backfilld/units.h"
 #include "backfilld/util.h"
 
 /* Take a result: on error append "what: message" to problems, clear it and return -1; else
@@ -227,6 +229,32 @@ static int throttle_query(PGconn *pg, const bf_job_config *job, bf_sbuf *problem
 	return 0;
 }
 
+/* What the job does once its data is done (the file's lint has passed every step). */
+static void show_after(const bf_job_config *job)
+{
+	static const char *const forms[] = {[BF_STEP_SQL] = "sql",
+	                                    [BF_STEP_NOT_NULL] = "not_null",
+	                                    [BF_STEP_CHECK] = "check",
+	                                    [BF_STEP_INDEX] = "index"};
+	size_t n = 0;
+	bf_step_stmt *st = bf_steps_expand(job->then, job->n_then, job->name, "t", &n);
+	char lt[32];
+
+	bf_steps_free(st, n);
+	if (job->dual_write)
+		printf("  dual_write: a trigger applies set to the rows the application writes, "
+		       "from before the first batch until backfillctl finish\n");
+	if (job->verify)
+		printf("  verify: every row checked against set once the data is done\n");
+	if (job->n_then == 0)
+		return;
+	bf_units_format_duration(job->lock_timeout_ms, lt, sizeof(lt));
+	printf("  then: %zu step%s (%zu statement%s), each under lock_timeout %s:\n", job->n_then,
+	       job->n_then == 1 ? "" : "s", n, n == 1 ? "" : "s", lt);
+	for (size_t i = 0; i < job->n_then; i++)
+		printf("    %s: %s\n", forms[job->then[i].kind], job->then[i].text);
+}
+
 static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job, bf_sbuf *problems)
 {
 	PGresult *res = NULL, *ends = NULL;
@@ -282,6 +310,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	    show_batch(pg, job, t, false, ckpt, ends, problems) != 0 ||
 	    throttle_query(pg, job, problems) != 0)
 		goto out;
+	show_after(job);
 	rc = 0;
 out:
 	PQclear(res);

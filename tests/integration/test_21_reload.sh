@@ -117,7 +117,7 @@ assert_eq "job_a runs on without lag limits" running "$(job_state job_a)"
 # job goes on through it, from its checkpoint; the old control connection goes
 job_a "y = id" 150 " connect_timeout=7" >"$conf"
 kill -HUP "$DAEMON_PID"
-moved() { grep -q 'job=job_a msg="database changed: the job goes on through the new conninfo"' "$BF_TMPDIR/daemon.log"; }
+moved() { grep -q 'job=job_a msg="database or dual_write changed: the job goes on through a new connection"' "$BF_TMPDIR/daemon.log"; }
 wait_for "the reload is logged" 10 moved
 r=$(job rows_done job_a)
 wait_for "job_a goes on through the new conninfo" 30 progressed

@@ -9,7 +9,8 @@
 #   - a duplicate makes the unique index build fail: the job fails naming the index, which is
 #     left INVALID; once the duplicate is gone, the next start drops the INVALID index and
 #     builds it again: valid, the job done, each step's row done;
-#   - the forms that lock the table are refused when the file is read, with the safe form.
+#   - --check shows the steps; the forms that lock the table are refused when the file is
+#     read, with the safe form.
 . "$BF_ROOT/tests/lib/test.sh"
 
 N=20000
@@ -108,6 +109,13 @@ assert_eq "the index is valid and unique" "t t" \
 assert_eq "every step's row is done" "done:7" \
 	"$(psql_q "SELECT string_agg(state || ':' || n, ' ') FROM (SELECT state, count(*) n FROM backfill.steps GROUP BY state) s")"
 assert_eq "the progress view" "done 7/7 done" "$(psql_q "SELECT state || ' ' || steps FROM backfill.progress")"
+
+rc=0
+"$BF_BIN" -c "$BF_TMPDIR/bf.yaml" --check >"$BF_TMPDIR/check.out" 2>&1 || rc=$?
+assert_eq "--check: exit 0" 0 "$rc"
+assert_match "--check shows the steps and what they expand to" \
+	'then: 3 steps \(7 statements\), each under lock_timeout 300ms:.*    not_null: email_lower' \
+	"$(tr '\n' ' ' <"$BF_TMPDIR/check.out")"
 
 # the forms that would lock the table: refused when the file is read, with the safe form
 refused() {
