@@ -1,6 +1,11 @@
 /*
- * finish.c - a job's then: steps, once its data is done (job_internal.h; the statements come
- * from steps.h, their rows live in the control schema's steps table).
+ * finish.c - what a job does once its data is done (job_internal.h): the verify walk, then
+ * its then: steps (the statements come from steps.h, their rows live in the control schema's
+ * steps table).
+ *
+ * verify: true walks the whole table in key ranges, counting the rows whose assigned columns
+ * differ from what set gives now; where it is stays in the job's row (one statement per range
+ * reads the range and updates the row), so a restart resumes it. Any such row fails the job.
  *
  * The job is `finishing` while they run, on its own connection, one statement at a time:
  *   - a statement that may run in a transaction runs in one with its row's update (BEGIN;
@@ -190,8 +195,8 @@ static void advance(bf_job *j)
 	j->step_checked = j->step_invalid = j->step_ran = j->step_recorded = false;
 }
 
-/* The next statement's turn, or false when every step is done (the job is then done). */
-static bool next_statement(bf_job *j, int64_t wait)
+/* The next statement's turn (or the job done, after the last), after `wait`. */
+static void next_statement(bf_job *j, int64_t wait)
 {
 	const bf_step_stmt *st;
 
@@ -200,7 +205,7 @@ static bool next_statement(bf_job *j, int64_t wait)
 		j->finishing = false;
 		bf_job_set_state(j, BF_JOB_DONE, NULL);
 		bf_job_arm_timer(j, 0); /* the state written first, then the job lets go */
-		return true;
+		return;
 	}
 	st = &j->steps[j->step_at];
 	if (j->step_ran) {
@@ -210,19 +215,19 @@ static bool next_statement(bf_job *j, int64_t wait)
 			j->step_sub = STEP_COMMIT;
 			bf_job_send_simple(j, PH_STEP, "COMMIT");
 		}
-		return true;
+		return;
 	}
 	if (!j->step_txn && bf_mono_ms() < j->step_retry_at)
 		wait = j->step_retry_at - bf_mono_ms(); /* the back-off after a lock timeout */
 	if (wait > 0 && !j->step_txn) {
 		bf_job_arm_timer(j, wait); /* or the gate's pace or rate, between statements */
-		return true;
+		return;
 	}
 	if (!j->step_txn && !j->step_checked && !shown(j)) {
 		/* the state says which step runs before it runs: a VALIDATE may take hours */
 		show(j, NULL);
 		bf_job_arm_timer(j, 0);
-		return true;
+		return;
 	}
 	if (st->index) {
 		if (!j->step_checked)
@@ -231,15 +236,14 @@ static bool next_statement(bf_job *j, int64_t wait)
 			send_drop_invalid(j);
 		else
 			send_statement(j);
-		return true;
+		return;
 	}
 	if (!j->step_txn) {
 		j->step_sub = STEP_BEGIN;
 		bf_job_send_simple(j, PH_STEP, "BEGIN");
-		return true;
+		return;
 	}
 	send_statement(j);
-	return true;
 }
 
 /* The verify walk's next statement: where it is, a range, or its verdict. */
@@ -367,7 +371,8 @@ bool bf_finish_next(bf_job *j, int64_t wait)
 		send_load(j);
 		return true;
 	}
-	return next_statement(j, wait);
+	next_statement(j, wait);
+	return true;
 }
 
 /* A failed attempt recorded: again after a back-off, or the job fails. */

@@ -10,7 +10,7 @@
  *   walk.c      the batches of a pass, and the closing read after it;
  *   slices.c    the slices of a parallel or partitioned first pass: cut or read, started,
  *               followed, and their figures added to the job's;
- *   finish.c    the then: steps once the data is done (state finishing).
+ *   finish.c    once the data is done (state finishing): the verify walk, the then: steps.
  * The decisions they share live in pure modules: closing.h (the closing read and sweeps),
  * gate.h (may a batch run now), batchsize.h, rate.h.
  */
