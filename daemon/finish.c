@@ -200,7 +200,7 @@ static void next_statement(bf_job *j, int64_t wait)
 {
 	const bf_step_stmt *st;
 
-	if (j->step_at >= j->n_steps) {
+	if (j->steps == NULL || j->step_at >= j->n_steps) {
 		bf_log(BF_LOG_INFO, j->cfg->name, "then: steps done", "steps=%zu", j->n_steps);
 		j->finishing = false;
 		bf_job_set_state(j, BF_JOB_DONE, NULL);
