@@ -26,7 +26,7 @@ jobs:
     where: "y IS NULL"
     batch_size: 500
     target_batch_time: 0
-    sleep: 50ms
+    sleep: 100ms
 YAML
 
 # strict PAGE DESC: promtool's parser and linter accept the page's body (it says what not).
@@ -65,10 +65,11 @@ fds=$(find "/proc/$DAEMON_PID/fd" -mindepth 1 | wc -l)
 assert_true "the daemon holds at most 16 client connections ($fds descriptors, $fds_before before)" \
 	test "$fds" -le $((fds_before + 16))
 r=$(job rows_done m)
-wait_for "the job goes on meanwhile" 30 rows_done_at_least m $((r + 1000))
+assert_eq "still running" running "$(job_state m)"
+wait_for "the job goes on meanwhile" 30 rows_done_at_least m $((r + 500))
 for fd in "${idle[@]}"; do exec {fd}>&-; done
 
-wait_for "the job is done" 60 job_is m "done"
+wait_for "the job is done" 120 job_is m "done"
 page=$(metrics_get "$PORT" /metrics)
 strict "$page" "after the job"
 rows=$(job rows_done m)

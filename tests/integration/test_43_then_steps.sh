@@ -2,7 +2,8 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_43_then_steps: a job's then: steps on a table the application reads and writes.
 #   - not_null, check and a unique index CONCURRENTLY run once the data is done (state
-#     finishing), while a session holds the table (ACCESS SHARE) for 6 s: the first ALTER
+#     finishing), while a session holds the table (ACCESS SHARE) until the test has seen the
+#     steps retry (seconds; under valgrind, longer): the first ALTER
 #     times out on its lock and is retried, never queueing the application behind it (no
 #     application query waits on a lock longer than lock_timeout + 100 ms); then attnotnull is
 #     set (its temporary check gone), the check is validated;
@@ -58,20 +59,21 @@ echo 0 >"$BF_TMPDIR/maxwait"
 ) &
 bf_defer kill $!
 
-# A session that reads the table and keeps its transaction open for 6 s.
-psql_q "BEGIN; SELECT count(*) FROM users WHERE id = 1; SELECT pg_sleep(6); COMMIT" >/dev/null &
+# A session that reads the table and keeps its transaction open (ended by the test below).
+psql_q "BEGIN; SELECT count(*) FROM users WHERE id = 1; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 &
 HOLDER=$!
 bf_defer kill "$HOLDER"
-held() { [[ $(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'users'::regclass AND l.mode = 'AccessShareLock' AND a.query LIKE '%pg_sleep(6)%'") == 1 ]]; }
+held() { [[ $(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'users'::regclass AND l.mode = 'AccessShareLock' AND a.query LIKE '%pg_sleep(120)%'") == 1 ]]; }
 wait_for "the table is held" 10 held
 
 daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
-wait_for "the job is finishing" 30 job_is users_email finishing
-retrying() { grep -q 'msg="then step could not take its lock, will retry" step=1/' "$BF_TMPDIR/daemon.log"; }
-wait_for "the first ALTER times out on the held table and will retry" 15 retrying
+wait_for "the job is finishing" 60 job_is users_email finishing
+retrying() { (($(grep -c 'msg="then step could not take its lock, will retry" step=1/' "$BF_TMPDIR/daemon.log") >= 2)); }
+wait_for "the first ALTER times out on the held table and will retry, twice" 30 retrying
 waiting() { [[ $(job state_reason users_email) =~ ^step\ 1/7\ waiting\ for\ a\ lock\ \(attempt\ [0-9]+\):\ ALTER\ TABLE\ \"public\"\.\"users\"\ ADD\ CONSTRAINT\ users_email_1_not_null ]]; }
 wait_for "the state says which step and what it waits for" 5 waiting
 assert_eq "the data is all done meanwhile" 0 "$(psql_q "SELECT count(*) FROM users WHERE email_lower IS NULL")"
+psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
 daemon_wait 120
 cat "$BF_TMPDIR/daemon.log"
 assert_eq "the duplicate fails the job: exit 3" 3 "$DAEMON_RC"
