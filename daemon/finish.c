@@ -100,8 +100,9 @@ static void send_load(bf_job *j)
 	char *list, *sql;
 	const char *v[2];
 
-	if (qs == NULL) {
+	if (qs == NULL) { /* the job failed: step() again, which lets go */
 		free(texts);
+		bf_job_arm_timer(j, 0);
 		return;
 	}
 	for (size_t i = 0; i < j->n_steps; i++)
@@ -125,8 +126,10 @@ static void send_record(bf_job *j, const char *error, bool retried)
 	char *sql, pos[24];
 	const char *v[4];
 
-	if (qs == NULL)
+	if (qs == NULL) { /* the job failed: step() again, which lets go */
+		bf_job_arm_timer(j, 0);
 		return;
+	}
 	snprintf(pos, sizeof(pos), "%zu", j->step_at + 1);
 	v[0] = j->cfg->name;
 	v[1] = pos;
@@ -261,8 +264,10 @@ static void verify_next(bf_job *j, int64_t wait)
 		const char *name[1] = {j->cfg->name};
 
 		qs = bf_setup_quoted_schema(j);
-		if (qs == NULL)
+		if (qs == NULL) { /* the job failed: step() again, which lets go */
+			bf_job_arm_timer(j, 0);
 			return;
+		}
 		sql = j->verify_fresh ? bf_sql_verify_reset(qs) : bf_sql_verify_read(j->target);
 		j->step_sub = j->verify_fresh ? VERIFY_RESET : VERIFY_READ;
 		bf_job_send(j, PH_STEP, sql, 1, name);

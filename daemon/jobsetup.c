@@ -357,7 +357,7 @@ static void on_high(bf_job *j, const PGresult *res)
 	if (PQgetvalue(res, 0, 0)[0] != 't') {
 		/* an empty table at the first start: nothing up to the mark, done */
 		bf_log(BF_LOG_INFO, j->cfg->name, "table was empty at the first start", NULL);
-		if (j->cfg->n_then == 0)
+		if (j->cfg->n_then == 0 && !j->cfg->verify)
 			bf_job_set_state(j, BF_JOB_DONE, "table was empty");
 		else
 			bf_finish_begin(j);
@@ -402,8 +402,10 @@ static void send_dual_write(bf_job *j)
 		              ? bf_sql_dual_write_function(&dw)
 		              : bf_sql_dual_write_trigger(qname, j->target->qtable, qfunction);
 		bf_job_send(j, PH_DUAL_WRITE, sql, 0, NULL);
-	} else if (qs) {
-		bf_job_fail_with(j, why ? why : err);
+	} else {
+		if (qs) /* else failed already */
+			bf_job_fail_with(j, why ? why : err);
+		bf_job_arm_timer(j, 0); /* nothing sent: step() again, which lets go */
 	}
 	free(sql);
 	free(qfunction);
