@@ -1570,6 +1570,69 @@ START_TEST(test_lag_limited)
 }
 END_TEST
 
+/* then:, dual_write and verify: the forms read, each step linted where it is written, the
+ * keys that need set one column at a time refused with a row assignment. */
+START_TEST(test_after_the_data)
+{
+	bf_config *cfg = parse_ok(HEAD "    dual_write: trigger\n"
+	                               "    verify: yes\n"
+	                               "    then:\n"
+	                               "      - \"ALTER TABLE t VALIDATE CONSTRAINT c\"\n"
+	                               "      - not_null: x\n"
+	                               "      - check: \"x > 0\"\n"
+	                               "      - index: \"CREATE INDEX CONCURRENTLY i ON t (x)\"\n"
+	                               "      - sql: \"ANALYZE t\"\n");
+	const bf_job_config *j = &cfg->jobs[0];
+
+	ck_assert_int_eq(j->dual_write, 1);
+	ck_assert_int_eq(j->verify, 1);
+	ck_assert_uint_eq(j->n_then, 5);
+	ck_assert_int_eq(j->then[0].kind, BF_STEP_SQL);
+	ck_assert_str_eq(j->then[0].text, "ALTER TABLE t VALIDATE CONSTRAINT c");
+	ck_assert_int_eq(j->then[1].kind, BF_STEP_NOT_NULL);
+	ck_assert_str_eq(j->then[1].text, "x");
+	ck_assert_int_eq(j->then[2].kind, BF_STEP_CHECK);
+	ck_assert_int_eq(j->then[3].kind, BF_STEP_INDEX);
+	ck_assert_int_eq(j->then[4].kind, BF_STEP_SQL);
+	/* a copy owns its steps, and compares equal */
+	bf_job_config *copy = bf_job_config_dup(j);
+	ck_assert_uint_eq(bf_job_config_changes(j, copy), 0);
+	copy->then[4].kind = BF_STEP_CHECK;
+	ck_assert_uint_ne(bf_job_config_changes(j, copy), 0);
+	bf_job_config_free(copy);
+	bf_config_free(cfg);
+
+	const char *const bad[] = {
+	        "t.yaml:8:9: jobs[0].then[0]: CREATE INDEX without CONCURRENTLY blocks every "
+	        "write to the table for the whole build: write CREATE INDEX CONCURRENTLY (an "
+	        "index: step)",
+	        "t.yaml:9:9: jobs[0].then[1]: unknown step form (expected sql:, not_null:, "
+	        "check:, index:)",
+	        "t.yaml:10:9: jobs[0].then[2]: expected one of sql:, not_null:, check:, index:",
+	        NULL,
+	};
+	fails_with(HEAD "    then:\n"
+	                "      - \"CREATE INDEX i ON t (x)\"\n"
+	                "      - nut_null: x\n"
+	                "      - {check: \"x > 0\", index: \"y\"}\n",
+	           bad);
+	const char *const rows[] = {
+	        "t.yaml:3:5: jobs[0]: verify: true needs set's item 1 to be `column = expression` "
+	        "(a row assignment, a subscript or a field cannot be evaluated again one column "
+	        "at a time)",
+	        NULL,
+	};
+	fails_with("database: x\n"
+	           "jobs:\n"
+	           "  - name: a\n"
+	           "    table: t\n"
+	           "    set: \"(x, y) = (1, 2)\"\n"
+	           "    where: \"x IS NULL\"\n"
+	           "    verify: true\n",
+	           rows);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1624,6 +1687,7 @@ Suite *config_suite(void)
 	tcase_add_test(hash, test_job_hash);
 	tcase_add_test(hash, test_reload_classes);
 	tcase_add_test(hash, test_lag_limited);
+	tcase_add_test(keys, test_after_the_data);
 	suite_add_tcase(s, hash);
 	return s;
 }
