@@ -228,25 +228,49 @@ static void job_families(bf_sbuf *sb, const bf_job_figures *jobs, size_t n)
 		}
 }
 
-/* Is `name` the name of an earlier standby (slot) of the sample? pg_stat_replication may
- * list two walsenders with the same application_name; one series per name keeps the page
- * valid (the first, as the lag decision reads them in order). */
-static bool seen_standby(const bf_lag_sample *s, size_t upto)
+/* One series per name of the server's standbys or slots: `names[k]` with `values[k]` (a
+ * negative value is NULL: left out). pg_stat_replication may list two walsenders with the
+ * same application_name; one series per name keeps the page valid (the first, as the lag
+ * decision reads them in order). */
+static void named_gauges(bf_sbuf *sb, const char *metric, const char *label_name,
+                         const char *database, const char *const *names, const int64_t *values,
+                         size_t n)
 {
-	for (size_t k = 0; k < upto; k++)
-		if (strcmp(s->standbys[k].name ? s->standbys[k].name : "",
-		           s->standbys[upto].name ? s->standbys[upto].name : "") == 0)
-			return true;
-	return false;
+	for (size_t k = 0; k < n; k++) {
+		bool seen = false;
+
+		for (size_t e = 0; e < k && !seen; e++)
+			seen = strcmp(names[e], names[k]) == 0;
+		if (values[k] < 0 || seen)
+			continue;
+		series(sb, metric, "database", database);
+		bf_sbuf_printf(sb, ",%s=", label_name);
+		label(sb, names[k]);
+		bf_sbuf_printf(sb, "} %lld\n", (long long)values[k]);
+	}
 }
 
-static bool seen_slot(const bf_lag_sample *s, size_t upto)
+/* The standbys' replay lag (standbys true) or the slots' retained WAL of a readable sample. */
+static void lag_gauges(bf_sbuf *sb, const char *database, const bf_lag_sample *s, bool standbys)
 {
-	for (size_t k = 0; k < upto; k++)
-		if (strcmp(s->slots[k].name ? s->slots[k].name : "",
-		           s->slots[upto].name ? s->slots[upto].name : "") == 0)
-			return true;
-	return false;
+	size_t n = standbys ? s->n_standbys : s->n_slots;
+	const char **names = bf_xcalloc(n ? n : 1, sizeof(*names));
+	int64_t *values = bf_xcalloc(n ? n : 1, sizeof(*values));
+
+	for (size_t k = 0; k < n; k++) {
+		const char *name = standbys ? s->standbys[k].name : s->slots[k].name;
+
+		names[k] = name ? name : "";
+		values[k] = standbys ? s->standbys[k].replay_bytes : s->slots[k].retained_bytes;
+	}
+	if (standbys)
+		named_gauges(sb, "backfilld_replay_lag_bytes", "standby", database, names, values,
+		             n);
+	else
+		named_gauges(sb, "backfilld_slot_retained_bytes", "slot", database, names, values,
+		             n);
+	free(values);
+	free(names);
 }
 
 static void server_families(bf_sbuf *sb, const bf_server_figures *sv, size_t n)
@@ -267,32 +291,14 @@ static void server_families(bf_sbuf *sb, const bf_server_figures *sv, size_t n)
 		}
 	family(sb, "backfilld_replay_lag_bytes", "gauge",
 	       "WAL a standby has not replayed yet, as the last lag probe read it.");
-	for (size_t i = 0; i < n; i++) {
-		const bf_lag_sample *s = sv[i].lag;
-
-		for (size_t k = 0; s && s->ok && k < s->n_standbys; k++) {
-			if (s->standbys[k].replay_bytes < 0 || seen_standby(s, k))
-				continue;
-			series(sb, "backfilld_replay_lag_bytes", "database", sv[i].database);
-			bf_sbuf_append(sb, ",standby=");
-			label(sb, s->standbys[k].name ? s->standbys[k].name : "");
-			bf_sbuf_printf(sb, "} %lld\n", (long long)s->standbys[k].replay_bytes);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		if (sv[i].lag && sv[i].lag->ok)
+			lag_gauges(sb, sv[i].database, sv[i].lag, true);
 	family(sb, "backfilld_slot_retained_bytes", "gauge",
 	       "WAL a replication slot retains, as the last lag probe read it.");
-	for (size_t i = 0; i < n; i++) {
-		const bf_lag_sample *s = sv[i].lag;
-
-		for (size_t k = 0; s && s->ok && k < s->n_slots; k++) {
-			if (s->slots[k].retained_bytes < 0 || seen_slot(s, k))
-				continue;
-			series(sb, "backfilld_slot_retained_bytes", "database", sv[i].database);
-			bf_sbuf_append(sb, ",slot=");
-			label(sb, s->slots[k].name ? s->slots[k].name : "");
-			bf_sbuf_printf(sb, "} %lld\n", (long long)s->slots[k].retained_bytes);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		if (sv[i].lag && sv[i].lag->ok)
+			lag_gauges(sb, sv[i].database, sv[i].lag, false);
 	family(sb, "backfilld_archive_backlog_segments", "gauge",
 	       "WAL segments waiting for archive_command (absent while archiving is off).");
 	for (size_t i = 0; i < n; i++) {
