@@ -38,15 +38,15 @@
 #define STEP_BACKOFF_MIN_MS 1000
 #define STEP_BACKOFF_MAX_MS 60000
 
-void bf_finish_begin(bf_job *j)
+void bf_finish_begin(bf_job *j, const char *done_reason)
 {
 	if ((j->cfg->n_then == 0 && !j->cfg->verify) || j->env.dry_run) {
-		bf_job_set_state(j, BF_JOB_DONE, NULL);
+		bf_job_set_state(j, BF_JOB_DONE, done_reason);
 		return;
 	}
 	j->finishing = true;
 	j->verify_fresh = true; /* a new end of the data: verified from the first key */
-	j->verify_known = j->verified = j->verify_over = false;
+	j->verify_known = j->verify_over = false;
 	bf_log(BF_LOG_INFO, j->cfg->name, "data done, finishing", "verify=%s steps=%zu",
 	       j->cfg->verify ? "true" : "false", j->cfg->n_then);
 	bf_job_set_state(j, BF_JOB_FINISHING, j->cfg->verify ? "verify next" : "then: steps next");
@@ -252,13 +252,10 @@ static void next_statement(bf_job *j, int64_t wait)
 /* The verify walk's next statement: where it is, a range, or its verdict. */
 static void verify_next(bf_job *j, int64_t wait)
 {
-	PGconn *pg = bf_conn_pg(j->conn);
-	char err[BF_JOB_ERR_LEN] = "", *why = NULL, *sql = NULL, *qs, lim[24], msg[BF_JOB_ERR_LEN];
-	size_t n = 0, nk = j->target->n_key;
-	bf_set_item *items;
-	char **qcols;
-	const char **exprs, **v;
-	bool ok;
+	char *sql, *qs, lim[24], msg[BF_JOB_ERR_LEN];
+	size_t nk = j->target->n_key;
+	bf_quoted_set set;
+	const char **v;
 
 	if (!j->verify_known) {
 		const char *name[1] = {j->cfg->name};
@@ -289,50 +286,34 @@ static void verify_next(bf_job *j, int64_t wait)
 		bf_job_arm_timer(j, wait);
 		return;
 	}
-	items = bf_sqltext_set_items(j->cfg->set, &n, &why);
-	qcols = bf_xcalloc(n ? n : 1, sizeof(*qcols));
-	exprs = bf_xcalloc(n ? n : 1, sizeof(*exprs));
-	ok = items != NULL;
-	for (size_t i = 0; ok && i < n; i++) {
-		qcols[i] = bf_quote_ident(pg, items[i].column, err, sizeof(err));
-		exprs[i] = items[i].expr;
-		ok = qcols[i] != NULL;
-	}
-	if (ok) {
-		v = bf_xcalloc(2 + nk, sizeof(*v));
-		snprintf(lim, sizeof(lim), "%lld", (long long)j->cfg->max_batch_size);
-		v[0] = j->cfg->name;
-		v[1] = lim;
-		for (size_t i = 0; j->verify_cursor && i < nk; i++)
-			v[2 + i] = j->verify_cursor[i];
-		sql = bf_sql_verify_range(j->target, j->verify_cursor == NULL, qcols, exprs, n);
-		j->step_sub = VERIFY_RANGE;
-		bf_job_send(j, PH_STEP, sql, j->verify_cursor ? 2 + (int)nk : 2, v);
-		free(v);
-	} else {
-		bf_job_fail_with(j, why ? why : err);
-		bf_job_arm_timer(j, 0);
-	}
+	if (!bf_setup_quoted_set(j, &set))
+		return;
+	v = bf_xcalloc(2 + nk, sizeof(*v));
+	snprintf(lim, sizeof(lim), "%lld", (long long)j->cfg->max_batch_size);
+	v[0] = j->cfg->name;
+	v[1] = lim;
+	for (size_t i = 0; j->verify_cursor && i < nk; i++)
+		v[2 + i] = j->verify_cursor[i];
+	sql = bf_sql_verify_range(j->target, j->verify_cursor == NULL, set.qcols, set.exprs, set.n);
+	j->step_sub = VERIFY_RANGE;
+	bf_job_send(j, PH_STEP, sql, j->verify_cursor ? 2 + (int)nk : 2, v);
+	free(v);
 	free(sql);
-	free(exprs);
-	bf_strv_free(qcols, n);
-	bf_sqltext_items_free(items, n);
-	free(why);
+	bf_quoted_set_free(&set);
 }
 
-/* Where the walk is, from its row: columns `at` rows, bad, keys, then the cursor. */
-static void verify_take(bf_job *j, const PGresult *res, int at, bool has_cursor)
+/* Where the walk is, from its row (columns 1.., sql.h bf_sql_verify_read). */
+static void verify_take(bf_job *j, const PGresult *res)
 {
 	size_t nk = j->target->n_key;
 	char reason[160];
 
-	j->verify_rows = strtoll(PQgetvalue(res, 0, at), NULL, 10);
-	j->verify_bad = strtoll(PQgetvalue(res, 0, at + 1), NULL, 10);
+	j->verify_rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	j->verify_bad = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	free(j->verify_keys);
-	j->verify_keys =
-	        PQgetisnull(res, 0, at + 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, at + 2));
+	j->verify_keys = PQgetisnull(res, 0, 3) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 3));
 	bf_strv_free(j->verify_cursor, nk);
-	j->verify_cursor = has_cursor ? bf_job_values(res, at + 3, nk) : NULL;
+	j->verify_cursor = PQgetisnull(res, 0, 4) ? NULL : bf_job_values(res, 4, nk);
 	snprintf(reason, sizeof(reason), "verifying: %lld rows read, %lld differ",
 	         (long long)j->verify_rows, (long long)j->verify_bad);
 	if (j->state == BF_JOB_FINISHING)
@@ -363,7 +344,7 @@ bool bf_finish_next(bf_job *j, int64_t wait)
 		}
 		return true;
 	}
-	if (j->cfg->verify && !j->verified) {
+	if (j->cfg->verify && !(j->verify_over && j->verify_bad == 0)) {
 		verify_next(j, wait);
 		return true;
 	}
@@ -462,16 +443,15 @@ void bf_finish_take(bf_job *j, const PGresult *res)
 		break;
 	case VERIFY_READ:
 		j->verify_known = true;
-		j->verified = PQgetvalue(res, 0, 0)[0] == 't';
-		verify_take(j, res, 1, PQgetvalue(res, 0, 4)[0] == 't');
+		verify_take(j, res);
+		j->verify_over = PQgetvalue(res, 0, 0)[0] == 't'; /* over, and nothing differed */
 		break;
 	case VERIFY_RANGE:
-		verify_take(j, res, 1, true);
+		verify_take(j, res);
 		if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
 			break;
 		j->verify_over = true;
-		j->verified = j->verify_bad == 0;
-		if (j->verified)
+		if (j->verify_bad == 0)
 			bf_log(BF_LOG_INFO, j->cfg->name, "verify: every row is what set gives",
 			       "rows=%lld", (long long)j->verify_rows);
 		break;

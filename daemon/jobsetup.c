@@ -357,13 +357,45 @@ static void on_high(bf_job *j, const PGresult *res)
 	if (PQgetvalue(res, 0, 0)[0] != 't') {
 		/* an empty table at the first start: nothing up to the mark, done */
 		bf_log(BF_LOG_INFO, j->cfg->name, "table was empty at the first start", NULL);
-		if (j->cfg->n_then == 0 && !j->cfg->verify)
-			bf_job_set_state(j, BF_JOB_DONE, "table was empty");
-		else
-			bf_finish_begin(j);
+		bf_finish_begin(j, "table was empty");
 		return;
 	}
 	j->high = bf_job_values(res, 1, j->target->n_key);
+}
+
+bool bf_setup_quoted_set(bf_job *j, bf_quoted_set *out)
+{
+	char err[BF_JOB_ERR_LEN] = "", *why = NULL;
+	size_t n = 0;
+	bf_set_item *items = bf_sqltext_set_items(j->cfg->set, &n, &why);
+
+	*out = (bf_quoted_set){.items = items, .n = n};
+	out->qcols = bf_xcalloc(out->n ? out->n : 1, sizeof(*out->qcols));
+	out->exprs = bf_xcalloc(out->n ? out->n : 1, sizeof(*out->exprs));
+	for (size_t i = 0; out->items && i < out->n; i++) {
+		out->exprs[i] = out->items[i].expr;
+		out->qcols[i] =
+		        bf_quote_ident(bf_conn_pg(j->conn), out->items[i].column, err, sizeof(err));
+		if (out->qcols[i] == NULL)
+			break;
+	}
+	if (out->items && (out->n == 0 || out->qcols[out->n - 1])) {
+		free(why);
+		return true;
+	}
+	bf_job_fail_with(j, why ? why : err);
+	bf_job_arm_timer(j, 0); /* nothing sent: step() again, which lets go */
+	free(why);
+	bf_quoted_set_free(out);
+	return false;
+}
+
+void bf_quoted_set_free(bf_quoted_set *q)
+{
+	bf_strv_free(q->qcols, q->n);
+	free(q->exprs);
+	bf_sqltext_items_free(q->items, q->n);
+	*q = (bf_quoted_set){0};
 }
 
 /* The dual-write trigger's two statements, quoted for this connection: its function (in the
@@ -371,52 +403,40 @@ static void on_high(bf_job *j, const PGresult *res)
  * mark is taken, so that no row the application writes after it goes without. */
 static void send_dual_write(bf_job *j)
 {
-	PGconn *pg = bf_conn_pg(j->conn);
-	char err[BF_JOB_ERR_LEN] = "", *why = NULL;
-	size_t n = 0;
-	bf_set_item *items = bf_sqltext_set_items(j->cfg->set, &n, &why);
-	char **qcols = bf_xcalloc(n ? n : 1, sizeof(*qcols));
-	const char **exprs = bf_xcalloc(n ? n : 1, sizeof(*exprs));
+	char err[BF_JOB_ERR_LEN] = "";
 	char *name = bf_sql_dual_write_name(j->cfg->name);
 	char *qs = bf_setup_quoted_schema(j);
-	char *qname = bf_quote_ident(pg, name, err, sizeof(err));
-	char *qalias = bf_quote_ident(pg, j->target->rel, err, sizeof(err));
-	char *qfunction = NULL, *sql = NULL;
-	bool ok = items && qs && qname && qalias;
+	char *qname = qs ? bf_quote_ident(bf_conn_pg(j->conn), name, err, sizeof(err)) : NULL;
+	char *qalias = qname ? bf_quote_ident(bf_conn_pg(j->conn), j->target->rel, err, sizeof(err))
+	                     : NULL;
+	bf_quoted_set set;
 
-	for (size_t i = 0; ok && i < n; i++) {
-		qcols[i] = bf_quote_ident(pg, items[i].column, err, sizeof(err));
-		exprs[i] = items[i].expr;
-		ok = qcols[i] != NULL;
-	}
-	if (ok) {
-		bf_sql_dual_write dw = {.qalias = qalias,
-		                        .qcols = qcols,
-		                        .exprs = exprs,
-		                        .n = n,
-		                        .where = j->cfg->where};
-
-		qfunction = bf_xasprintf("%s.%s", qs, qname);
-		dw.qfunction = qfunction;
-		sql = j->dual_write_step == 0
-		              ? bf_sql_dual_write_function(&dw)
-		              : bf_sql_dual_write_trigger(qname, j->target->qtable, qfunction);
-		bf_job_send(j, PH_DUAL_WRITE, sql, 0, NULL);
-	} else {
+	free(name);
+	if (qalias == NULL) {
 		if (qs) /* else failed already */
-			bf_job_fail_with(j, why ? why : err);
+			bf_job_fail_with(j, err);
 		bf_job_arm_timer(j, 0); /* nothing sent: step() again, which lets go */
+	} else if (bf_setup_quoted_set(j, &set)) {
+		char *qfunction = bf_xasprintf("%s.%s", qs, qname);
+		bf_sql_dual_write dw = {.qfunction = qfunction,
+		                        .qalias = qalias,
+		                        .qcols = set.qcols,
+		                        .exprs = set.exprs,
+		                        .n = set.n,
+		                        .where = j->cfg->where};
+		char *sql =
+		        j->dual_write_step == 0
+		                ? bf_sql_dual_write_function(&dw)
+		                : bf_sql_dual_write_trigger(qname, j->target->qtable, qfunction);
+
+		bf_job_send(j, PH_DUAL_WRITE, sql, 0, NULL);
+		free(sql);
+		free(qfunction);
+		bf_quoted_set_free(&set);
 	}
-	free(sql);
-	free(qfunction);
 	free(qalias);
 	free(qname);
 	free(qs);
-	free(name);
-	free(exprs);
-	bf_strv_free(qcols, n);
-	bf_sqltext_items_free(items, n);
-	free(why);
 }
 
 bool bf_setup_next(bf_job *j)

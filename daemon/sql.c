@@ -936,7 +936,7 @@ char *bf_sql_verify_read(const bf_sql_target *t)
 	bf_sbuf sb = {0};
 
 	bf_sbuf_append(&sb, "SELECT verified, verify_rows, verify_bad,\n"
-	                    "  array_to_string(verify_keys, '; '), verify_cursor IS NOT NULL");
+	                    "  array_to_string(verify_keys, '; ')");
 	elements(&sb, t, "verify_cursor");
 	bf_sbuf_printf(&sb, "\nFROM %s.jobs WHERE name = $1", t->qschema);
 	return bf_sbuf_steal(&sb);

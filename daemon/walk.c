@@ -219,7 +219,7 @@ void bf_walk_take_closing(bf_job *j, const PGresult *res)
 	if (r.verdict == BF_CLOSING_DONE) {
 		bf_log(BF_LOG_INFO, j->cfg->name, "no row left to do",
 		       "rows=%lld passes=%d read=%s", (long long)j->rows_done, j->pass, r.how);
-		bf_finish_begin(j);
+		bf_finish_begin(j, NULL);
 		return;
 	}
 	if (r.verdict == BF_CLOSING_STUCK) {

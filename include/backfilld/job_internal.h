@@ -156,8 +156,7 @@ struct bf_job {
 	/* verify: true, before the steps */
 	bool verify_fresh;    /* the walk starts over (a new end of the data) */
 	bool verify_known;    /* where it is was read, or reset */
-	bool verified;        /* over, nothing differed */
-	bool verify_over;     /* over */
+	bool verify_over;     /* over (verified when nothing differed) */
 	char **verify_cursor; /* the last key read; NULL: from the first */
 	int64_t verify_rows, verify_bad;
 	char *verify_keys; /* the first keys that differ */
@@ -213,10 +212,22 @@ bool bf_setup_fail_row(bf_job *j);
 /* The control schema as the job uses it (pg_temp in a dry run), quoted; NULL after failing
  * the job. */
 char *bf_setup_quoted_schema(bf_job *j);
+/* The job's set as `column = expression` items, the columns quoted for this connection, for
+ * what evaluates set again (the dual-write trigger, verify). False after failing the job (and
+ * arming its timer, so that it lets go). */
+typedef struct bf_quoted_set {
+	struct bf_set_item *items;
+	char **qcols;
+	const char **exprs;
+	size_t n;
+} bf_quoted_set;
+bool bf_setup_quoted_set(bf_job *j, bf_quoted_set *out);
+void bf_quoted_set_free(bf_quoted_set *q);
 
 /* finish.c: the then: steps */
-/* The data is done: the steps next (state finishing), or done when there are none. */
-void bf_finish_begin(bf_job *j);
+/* The data is done: the verify walk and the steps next (state finishing), or done (with
+ * done_reason, may be NULL) when there are none. */
+void bf_finish_begin(bf_job *j, const char *done_reason);
 /* Inside a step's transaction, or after its statement failed: what comes next before
  * anything else may run (a pause never holds a step's locks); false when not midway. */
 bool bf_finish_midway(bf_job *j);

@@ -267,11 +267,11 @@ char *bf_sql_dual_write_trigger(const char *qtrigger, const char *qtable, const 
 /* A fresh walk: the row's verify columns back to the start. */
 char *bf_sql_verify_reset(const char *qschema);
 /* Where the walk is: 0 verified (done, nothing differed), 1 rows read, 2 rows that differ,
- * 3 the first keys that do ("k1, k2; ..."), 4 whether it has a cursor, 5.. the cursor. */
+ * 3 the first keys that do ("k1, k2; ..."), 4.. the cursor (NULL: none yet). */
 char *bf_sql_verify_read(const bf_sql_target *t);
 /* One range: $2 keys from the cursor ($3.., unless `first`), the row updated with it.
- * Columns: 0 the keys read (0: the walk is over), then 1-3 and 4.. as bf_sql_verify_read's
- * 1-3 and 5... qcols quoted; exprs the expressions assigned to them (sqltext.h). */
+ * Columns: 0 the keys read (0: the walk is over), then 1.. as bf_sql_verify_read's. qcols
+ * quoted; exprs the expressions assigned to them (sqltext.h). */
 char *bf_sql_verify_range(const bf_sql_target *t, bool first, char *const *qcols,
                           const char *const *exprs, size_t n);
 
