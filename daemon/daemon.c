@@ -321,23 +321,23 @@ static void remove_job(bf_daemon *d, const bf_job *job)
 
 /* The server figures of a job's database: its entry in sv (added when new; the label is the
  * key, so two conninfos of one database are one entry). */
-static bf_server_figures *server_of(bf_daemon *d, const bf_job_config *jc, bf_server_figures *sv,
-                                    size_t *n)
+static bf_server_figures *server_of(const bf_job *job, bf_server_figures *sv, size_t *n)
 {
-	char *label = bf_conn_describe(jc->database);
+	char *label = bf_conn_describe(bf_job_config_of(job)->database);
+	const bf_lagmon *m = bf_job_lagmon(job); /* NULL for a finished job */
+	size_t k = 0;
 
-	for (size_t k = 0; k < *n; k++)
-		if (strcmp(sv[k].database, label) == 0) {
-			free(label);
-			return &sv[k];
-		}
-	sv[*n] = (bf_server_figures){.database = label, .up = true};
-	for (size_t k = 0; k < d->n_lagmons; k++)
-		if (bf_conn_same_server(bf_lagmon_database(d->lagmons[k]), jc->database)) {
-			sv[*n].lag = bf_lagmon_sample(d->lagmons[k]);
-			sv[*n].up = bf_lagmon_connected(d->lagmons[k]);
-		}
-	return &sv[(*n)++];
+	while (k < *n && strcmp(sv[k].database, label) != 0)
+		k++;
+	if (k == *n)
+		sv[(*n)++] = (bf_server_figures){.database = label, .up = true};
+	else
+		free(label);
+	if (m && sv[k].lag == NULL) {
+		sv[k].lag = bf_lagmon_sample(m);
+		sv[k].up = bf_lagmon_connected(m);
+	}
+	return &sv[k];
 }
 
 /* The metrics endpoint's answer: every job the daemon holds and every database they are on,
@@ -352,8 +352,7 @@ static char *metrics_body(void *owner)
 	char *body;
 
 	for (size_t i = 0; i < d->n_jobs; i++) {
-		bf_server_figures *s =
-		        server_of(d, bf_job_config_of(d->jobs[i]), sv, &page.n_servers);
+		bf_server_figures *s = server_of(d->jobs[i], sv, &page.n_servers);
 
 		bf_job_figures_of(d->jobs[i], &f[i]);
 		if (bf_job_unreachable(d->jobs[i]))

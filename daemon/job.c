@@ -131,6 +131,11 @@ void bf_job_set_lagmon(bf_job *j, bf_lagmon *m)
 		j->slices[i]->lagmon = m;
 }
 
+struct bf_lagmon *bf_job_lagmon(const bf_job *j)
+{
+	return j->lagmon;
+}
+
 const char *bf_job_name(const bf_job *j)
 {
 	return j->cfg->name;
@@ -771,14 +776,15 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 		step(j);
 		return;
 	}
-	if (ph == PH_BATCH)
+	/* a batch is retried smaller; any other statement (the closing read, a setup statement
+	 * such as the dual-write trigger's) as it was */
+	if (ph == PH_BATCH) {
 		j->batch_size = bf_batchsize_on_timeout(&j->ctl);
-	if (ph == PH_DUAL_WRITE)
-		snprintf(reason, sizeof(reason), "%s: installing the dual-write trigger again",
-		         bf_conn_transient_name(code));
-	else
 		snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
 		         bf_conn_transient_name(code), (long long)j->batch_size);
+	} else {
+		snprintf(reason, sizeof(reason), "%s: retrying", bf_conn_transient_name(code));
+	}
 	free(j->last_error);
 	j->last_error = bf_xstrdup(text);
 	j->count_error = true;

@@ -76,6 +76,7 @@ void bf_job_retune(bf_job *job, const bf_job_config *cfg);
 /* The lag monitor of the job's server (borrowed; NULL when the job has no lag limits). */
 struct bf_lagmon;
 void bf_job_set_lagmon(bf_job *job, struct bf_lagmon *m);
+struct bf_lagmon *bf_job_lagmon(const bf_job *job);
 
 const char *bf_job_name(const bf_job *job);
 const bf_job_config *bf_job_config_of(const bf_job *job);
