@@ -26,7 +26,7 @@ jobs:
 YAML
 }
 job_a "y = id" 400 >"$conf"
-daemon_start "$conf" "$BF_TMPDIR/daemon.log"
+daemon_start "$conf" "$BF_TMPDIR/daemon.log" -v
 batch_is() { [[ $(job batch_size job_a) == "$1" ]] && rows_done_at_least job_a 1; }
 wait_for "job_a runs with batch 400" 30 batch_is 400
 
@@ -66,6 +66,9 @@ YAML
 } >"$conf"
 kill -HUP "$DAEMON_PID"
 wait_for "job_a's next batches use batch 150" 10 batch_is 150
+# -v outlives a reload: debug lines (each batch) go on after it
+debug_after_reload() { sed -n '/msg="configuration reloaded"/,$p' "$BF_TMPDIR/daemon.log" | grep -q 'job=job_a msg=batch '; }
+wait_for "-v still holds after the reload (debug batch lines)" 10 debug_after_reload
 wait_for "the new job_b ran to the end" 30 job_is job_b "done"
 assert_eq "job_b correct" 0 "$(psql_q "SELECT count(*) FROM b WHERE y IS DISTINCT FROM -id")"
 assert_eq "job_a still running" running "$(job_state job_a)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
-# test_25_metrics: metrics_listen serves the Prometheus text at /metrics, which a strict parser
-# (promtool check metrics) accepts during the job and after it, with the job's figures as the
+# test_25_metrics: metrics_listen (":PORT": every address) serves the Prometheus text at
+# /metrics, which a strict parser (promtool check metrics) accepts during the job and after it,
+# with the job's figures as the
 # control table has them (rows_done_total = rows_done; the histogram's count = batches_total);
 # /healthz answers 200, anything else 404; 200 idle connections neither lock a scrape out nor
 # take the daemon's descriptors, and the job goes on meanwhile; a port already taken stops the
@@ -18,7 +19,7 @@ psql_q "INSERT INTO items (id, x) SELECT g, g FROM generate_series(1, 60000) g"
 PORT=$(_bf_free_port)
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
-metrics_listen: "127.0.0.1:$PORT"
+metrics_listen: ":$PORT"
 jobs:
   - name: "m"
     table: items
@@ -93,7 +94,7 @@ rc=0
 cat "$BF_TMPDIR/daemon2.log"
 assert_eq "a taken port: exit 1" 1 "$rc"
 assert_true "the message names the key, the address and the reason" \
-	grep -q "metrics_listen \\\\\"127.0.0.1:$PORT\\\\\": Address already in use" \
+	grep -q "metrics_listen \\\\\":$PORT\\\\\": Address already in use" \
 	"$BF_TMPDIR/daemon2.log"
 
 kill -TERM "$DAEMON_PID"

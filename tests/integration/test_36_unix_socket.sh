@@ -42,6 +42,14 @@ assert_true "the daemon is still up" test -e "/proc/$DAEMON_PID"
 assert_false "the job did not fail" grep -q 'state=failed' "$BF_TMPDIR/daemon.log"
 status_says() { grep -q '^STATUS=.*; 1 waiting for their database (items_fill: connection to server on socket .* failed: No such file or directory' "$BF_TMPDIR/notify.log"; }
 wait_for "STATUS= says which job waits for its database, and why (it has no row to show it)" 15 status_says
+# a reload says RELOADING=1, then READY=1 and the summary again at once (not "reloading" until
+# the next progress_interval, 10 s)
+kill -HUP "$DAEMON_PID"
+summary_after_reload() {
+	awk '/^RELOADING=1/ { r = 1; next } r && /^STATUS=[0-9]+ running/ { ok = 1 } END { exit !ok }' \
+		"$BF_TMPDIR/notify.log"
+}
+wait_for "STATUS= is the summary again right after a reload" 3 summary_after_reload
 pg_start_again sk
 wait_for "the job under way once the server is up" 60 rows_done_at_least items_fill $((N / 4))
 pg_stop sk fast
