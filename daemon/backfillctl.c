@@ -6,8 +6,11 @@
  *   pause JOB|--all, resume JOB|--all, cancel JOB
  *                                     set requested_state and NOTIFY backfilld in one
  *                                     transaction; the daemon acts within a second
- *   reset JOB                         delete the job's row so that it starts over, refused
- *                                     while a daemon holds the job's advisory lock
+ *   reset JOB                         delete the job's row (and its backup) so that it
+ *                                     starts over, refused while a daemon holds the job's
+ *                                     advisory lock
+ *   undo JOB, drop-backup JOB         ask for the undo of a job that kept a backup; drop
+ *                                     the backup
  *
  * Commands are rows of commands[] (what arguments they take, what they write); adding one is
  * adding a row. A CLI may block, so this is plain blocking libpq, one connection, made like
@@ -83,6 +86,8 @@ static int cmd_status(struct ctl *c, const struct command *cmd);
 static int cmd_request(struct ctl *c, const struct command *cmd);
 static int cmd_reset(struct ctl *c, const struct command *cmd);
 static int cmd_finish(struct ctl *c, const struct command *cmd);
+static int cmd_undo(struct ctl *c, const struct command *cmd);
+static int cmd_drop_backup(struct ctl *c, const struct command *cmd);
 
 static const struct command commands[] = {
         {
@@ -126,8 +131,8 @@ static const struct command commands[] = {
         {
                 .name = "reset",
                 .args = "JOB",
-                .help = "delete a job's row (and its steps and dual-write trigger) so that it\n"
-                        "starts over; refused while a daemon runs it",
+                .help = "delete a job's row (and its steps, dual-write trigger and backup) so\n"
+                        "that it starts over; refused while a daemon runs it",
                 .job = JOB_REQUIRED,
                 .run = cmd_reset,
         },
@@ -139,10 +144,26 @@ static const struct command commands[] = {
                 .job = JOB_REQUIRED,
                 .run = cmd_finish,
         },
+        {
+                .name = "undo",
+                .args = "JOB",
+                .help = "put back the values a job with backup: true overwrote (state undoing,\n"
+                        "then undone); rows changed since it wrote them are left and counted;\n"
+                        "the job must be over (done, failed or cancelled)",
+                .job = JOB_REQUIRED,
+                .run = cmd_undo,
+        },
+        {
+                .name = "drop-backup",
+                .args = "JOB",
+                .help = "drop a job's backup table (no undo is possible after it)",
+                .job = JOB_REQUIRED,
+                .run = cmd_drop_backup,
+        },
 };
 
 /* States a job never leaves on its own: pause/resume/cancel have nothing to act on. */
-#define TERMINAL_SQL "('done', 'failed', 'cancelled')"
+#define TERMINAL_SQL "('done', 'failed', 'cancelled', 'undone')"
 
 /* ---- errors and statements ---- */
 
@@ -208,7 +229,7 @@ static void rollback(struct ctl *c)
 static bool is_terminal(const char *state)
 {
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
-	       strcmp(state, "cancelled") == 0;
+	       strcmp(state, "cancelled") == 0 || strcmp(state, "undone") == 0;
 }
 
 /* ---- connection ---- */
@@ -717,11 +738,168 @@ static int cmd_finish(struct ctl *c, const struct command *cmd)
 	return 0;
 }
 
+/* ---- undo and the backup ---- */
+
+/* The job's backup table, "schema"."<job>_backup" (sql.h), quoted; NULL after failing. */
+static char *backup_qname(struct ctl *c)
+{
+	char *name = bf_sql_backup_name(c->job);
+	char *q = PQescapeIdentifier(c->conn, name, strlen(name));
+	char *out = q ? bf_xasprintf("%s.%s", c->qschema, q) : NULL;
+
+	if (q == NULL)
+		fail_pg(c, "quoting the backup's name", PQerrorMessage(c->conn));
+	PQfreemem(q);
+	free(name);
+	return out;
+}
+
+/* Inside a transaction: the backup dropped, its size before (pretty) in `size` ("" when
+ * there was none). 0 or -1. */
+static int drop_backup(struct ctl *c, char *size, size_t len)
+{
+	char *qbackup = backup_qname(c);
+	const char *params[1] = {qbackup};
+	char *drop = qbackup ? bf_xasprintf("DROP TABLE IF EXISTS %s", qbackup) : NULL;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	if (qbackup == NULL ||
+	    run_sql(c, "SELECT pg_size_pretty(pg_total_relation_size(to_regclass($1)))", 1, params,
+	            &res) != 0 ||
+	    run_sql(c, drop, 0, NULL, NULL) != 0)
+		goto out;
+	snprintf(size, len, "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+	rc = 0;
+out:
+	PQclear(res);
+	free(drop);
+	free(qbackup);
+	return rc;
+}
+
+/* The undo is the daemon's (undo.c): here, the checks an operator deserves an answer to at
+ * once, the dual-write trigger dropped (it would apply set again to the rows put back), and
+ * the request, in one transaction. */
+static int cmd_undo(struct ctl *c, const struct command *cmd)
+{
+	const char *params[2] = {c->job, NULL};
+	char *qbackup = backup_qname(c), *select = NULL, *update = NULL;
+	PGresult *row = NULL;
+	const char *state;
+	int rc = -1, dropped;
+
+	(void)cmd;
+	if (qbackup == NULL)
+		return -1;
+	params[1] = qbackup;
+	select = bf_xasprintf("SELECT state, undo_cursor IS NOT NULL,\n"
+	                      "  pg_size_pretty(pg_total_relation_size(to_regclass($2)))\n"
+	                      "FROM %s.jobs WHERE name = $1 FOR UPDATE",
+	                      c->qschema);
+	update = bf_xasprintf("UPDATE %s.jobs SET requested_state = 'undo', updated_at = now()\n"
+	                      "WHERE name = $1",
+	                      c->qschema);
+	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+		goto out;
+	if (run_sql(c, select, 2, params, &row) != 0)
+		goto error;
+	if (PQntuples(row) == 0) {
+		fail(c, "no job named %s in schema %s", c->job, c->schema);
+		goto error;
+	}
+	state = PQgetvalue(row, 0, 0);
+	if (strcmp(state, "undone") == 0 || strcmp(state, "undoing") == 0 ||
+	    (PQgetvalue(row, 0, 1)[0] == 't' && !is_terminal(state))) {
+		fail(c, "job %s is %s already: nothing to undo", c->job,
+		     strcmp(state, "undone") == 0 ? "undone" : "undoing");
+		goto error;
+	}
+	if (!is_terminal(state)) {
+		fail(c,
+		     "job %s is %s: an undo runs on a job that is over; cancel it first "
+		     "(backfillctl cancel %s), then undo",
+		     c->job, state, c->job);
+		goto error;
+	}
+	if (PQgetisnull(row, 0, 2)) {
+		fail(c,
+		     "job %s has no backup (%s): it ran without backup: true, or the backup was "
+		     "dropped, so the values it overwrote are gone. A job that only filled NULLs "
+		     "(where: col IS NULL) is undone by setting the column back to NULL; any other "
+		     "needs a forward fix",
+		     c->job, qbackup);
+		goto error;
+	}
+	if ((dropped = drop_dual_write(c)) < 0 || run_sql(c, update, 1, params, NULL) != 0 ||
+	    run_sql(c, "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1, params, NULL) != 0)
+		goto error;
+	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
+		goto out;
+	printf("job %s: undo requested (state %s; backup %s, %s)%s; a daemon with the job in its "
+	       "configuration starts it within a second, or when it starts\n",
+	       c->job, state, qbackup, PQgetvalue(row, 0, 2),
+	       dropped > 0 ? "; its dual-write trigger is removed" : "");
+	rc = 0;
+	goto out;
+error:
+	rollback(c);
+out:
+	PQclear(row);
+	free(update);
+	free(select);
+	free(qbackup);
+	return rc;
+}
+
+static int cmd_drop_backup(struct ctl *c, const struct command *cmd)
+{
+	const char *params[1] = {c->job};
+	char *select = bf_xasprintf("SELECT state, requested_state = 'undo' FROM %s.jobs\n"
+	                            "WHERE name = $1 FOR UPDATE",
+	                            c->qschema);
+	PGresult *row = NULL;
+	char size[64] = "";
+	int rc = -1;
+
+	(void)cmd;
+	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+		goto out;
+	if (run_sql(c, select, 1, params, &row) != 0)
+		goto error;
+	if (PQntuples(row) == 1 &&
+	    (strcmp(PQgetvalue(row, 0, 0), "undoing") == 0 || PQgetvalue(row, 0, 1)[0] == 't')) {
+		fail(c,
+		     "job %s is undoing (or asked to): its backup is in use; cancel the undo "
+		     "first",
+		     c->job);
+		goto error;
+	}
+	if (drop_backup(c, size, sizeof(size)) != 0)
+		goto error;
+	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
+		goto out;
+	if (size[0])
+		printf("job %s: its backup is dropped (%s freed); it can no longer be undone\n",
+		       c->job, size);
+	else
+		printf("job %s has no backup: nothing to drop\n", c->job);
+	rc = 0;
+	goto out;
+error:
+	rollback(c);
+out:
+	PQclear(row);
+	free(select);
+	return rc;
+}
+
 static int cmd_reset(struct ctl *c, const struct command *cmd)
 {
 	const char *params[2] = {c->schema, c->job};
 	char *select = NULL, *delete = NULL, *locks = NULL;
 	PGresult *row = NULL, *lock = NULL;
+	char backup[64] = "";
 	int rc = -1;
 
 	(void)cmd;
@@ -764,13 +942,15 @@ static int cmd_reset(struct ctl *c, const struct command *cmd)
 		     PQgetvalue(row, 0, 0));
 		goto error;
 	}
-	if (drop_dual_write(c) < 0 || run_sql(c, delete, 1, params + 1, NULL) != 0)
+	if (drop_dual_write(c) < 0 || drop_backup(c, backup, sizeof(backup)) != 0 ||
+	    run_sql(c, delete, 1, params + 1, NULL) != 0)
 		goto error;
 	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
 		goto out;
-	printf("job %s reset: its row is deleted (it was %s with %s rows done); the next daemon "
-	       "to run it starts over\n",
-	       c->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 2));
+	printf("job %s reset: its row is deleted (it was %s with %s rows done)%s%s%s; the next "
+	       "daemon to run it starts over\n",
+	       c->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 2),
+	       backup[0] ? " and its backup dropped (" : "", backup, backup[0] ? ")" : "");
 	rc = 0;
 	goto out;
 error:

@@ -260,7 +260,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	PGresult *res = NULL, *ends = NULL;
 	bf_sql_target *t = NULL;
 	char *table_name = NULL, *keys = bf_target_key_literal(job);
-	char *schema_sql = NULL, *estimate = NULL, *ends_sql = NULL;
+	char *schema_sql = NULL, *estimate = NULL, *ends_sql = NULL, *backup_sql = NULL;
 	const char *v[2] = {job->table, keys};
 	enum bf_ckpt ckpt = BF_CKPT_JOB;
 	long long rows = -1, leaves = 0;
@@ -293,6 +293,12 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 		ckpt = BF_CKPT_SLICE;
 	}
 	ends_sql = bf_sql_key_ends(t);
+	if (t->qbackup) {
+		/* the batches name it: made here, gone with the rollback like the schema */
+		backup_sql = bf_sql_backup_create(t);
+		if (run(pg, backup_sql, -1, NULL, NULL, "backup table", problems) != 0)
+			goto out;
+	}
 	if (compile(pg, t, ckpt, problems) != 0 ||
 	    run(pg, ends_sql, 0, NULL, &ends, "first and last key", problems) != 0)
 		goto out;
@@ -306,7 +312,15 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 		printf("  walk: partition by partition, one slice per leaf (%lld leaves, %lld at "
 		       "once); shown on the biggest, %s\n",
 		       leaves, (long long)job->parallel, t->qtable);
-	if (show_batch(pg, job, t, true, ckpt, ends, problems) != 0 ||
+	if (t->qbackup) {
+		printf("  backup: ");
+		for (size_t i = 0; i < t->n_bcols; i++)
+			printf("%s%s", i ? ", " : "", t->qbcols[i]);
+		printf(" (old values, by key) into %s, in each batch's statement; every batch "
+		       "takes the SKIP LOCKED form\n",
+		       t->qbackup);
+	}
+	if ((t->qbackup == NULL && show_batch(pg, job, t, true, ckpt, ends, problems) != 0) ||
 	    show_batch(pg, job, t, false, ckpt, ends, problems) != 0 ||
 	    throttle_query(pg, job, problems) != 0)
 		goto out;
@@ -323,6 +337,7 @@ out:
 	free(schema_sql);
 	free(estimate);
 	free(ends_sql);
+	free(backup_sql);
 	return rc;
 }
 

@@ -313,6 +313,18 @@ static const struct key_def job_keys[] = {
          .offset = JOB(verify),
          .def = "false",
          .choices = booleans},
+        {.name = "backup",
+         .type = KT_ENUM,
+         .offset = JOB(backup),
+         .def = "false",
+         .choices = booleans,
+         .reload = BF_RELOAD_DEFINITION},
+        {.name = "backup_columns",
+         .type = KT_STRING_LIST,
+         .offset = JOB(backup_columns),
+         .count_offset = JOB(n_backup_columns),
+         .flags = KF_NULLABLE,
+         .reload = BF_RELOAD_DEFINITION},
         {.name = "then",
          .type = KT_STEPS,
          .offset = JOB(then),
@@ -1405,6 +1417,18 @@ static void check_pairs(struct src *s, yaml_node_t *node, const char *path, cons
 		       "throttle_query needs throttle_above (the value that throttles)");
 	else if (!j->throttle_query && job_gives(s, node, "throttle_above"))
 		report(s, node, path, "throttle_above without throttle_query does nothing");
+	if (j->n_backup_columns > 0 && !j->backup)
+		report(s, node, path, "backup_columns without backup: true does nothing");
+	if (j->backup && j->n_backup_columns == 0 && j->set) {
+		size_t n;
+		char **cols = bf_sqltext_set_columns(j->set, &n);
+
+		if (cols == NULL)
+			report(s, node, path,
+			       "backup: true cannot tell which columns set assigns: list them in "
+			       "backup_columns");
+		bf_sqltext_free(cols, n);
+	}
 	if ((j->dual_write || j->verify) && j->set) {
 		size_t n;
 		char *why = NULL;
@@ -1868,6 +1892,13 @@ void bf_job_config_hash(const bf_job_config *job, char out[17])
 
 		if (d->reload != BF_RELOAD_DEFINITION)
 			continue;
+		if (d->type == KT_ENUM) {
+			/* a switch of the definition (backup) counts when on: the hashes of
+			 * jobs without it stay what they were */
+			if (*(const int *)(const void *)(base + d->offset))
+				h = hash_field(h, d->name);
+			continue;
+		}
 		if (d->type == KT_KEY || d->type == KT_STRING_LIST) {
 			char *const *v = *(char *const *const *)(const void *)(base + d->offset);
 			size_t n = *(const size_t *)(const void *)(base + d->count_offset);

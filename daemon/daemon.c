@@ -58,20 +58,41 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 #define POLL_INTERVAL_MS 5000
 
+static void reap_soon(bf_daemon *d);
+static bf_job_env job_env(bf_daemon *d);
+
+/* A job that is over and still in the configuration: a request for it by name (backfillctl
+ * undo) starts it again. */
+static bool restartable(const bf_daemon *d, const bf_job *job)
+{
+	return bf_job_is_finished(job) && bf_job_state_terminal(bf_job_get_state(job)) &&
+	       bf_config_find_job(d->cfg, bf_job_name(job)) != NULL;
+}
+
 /* A request from backfillctl: the named job (or every job, "*") of that database looks at
- * its row now. */
+ * its row now; one that is over starts again (from the loop: reap_cb schedules it), and its
+ * row says what it is to do. */
 static void on_notify(bf_listener *l, const char *database, const char *payload, void *owner)
 {
 	bf_daemon *d = owner;
 
 	(void)l;
-	for (size_t i = 0; i < d->n_jobs; i++) {
+	for (size_t i = 0; i < d->n_jobs && !d->stopping; i++) {
 		const bf_job_config *jc = bf_job_config_of(d->jobs[i]);
 
 		if (strcmp(jc->database, database) != 0)
 			continue;
-		if (strcmp(payload, "*") == 0 || strcmp(payload, jc->name) == 0)
+		if (strcmp(payload, jc->name) == 0 && restartable(d, d->jobs[i])) {
+			bf_job_env env = job_env(d);
+			bf_job *fresh = bf_job_new(&env, jc);
+
+			bf_log(BF_LOG_INFO, jc->name, "asked for again: starting it", NULL);
+			bf_job_free(d->jobs[i]);
+			d->jobs[i] = fresh;
+			reap_soon(d);
+		} else if (strcmp(payload, "*") == 0 || strcmp(payload, jc->name) == 0) {
 			bf_job_poke(d->jobs[i]);
+		}
 	}
 }
 
@@ -155,7 +176,14 @@ static void ensure_lagmons(bf_daemon *d)
 	free(of);
 }
 
-/* A control connection for every database an unfinished job runs in; one no such job uses
+/* Does the job want backfillctl's requests: it runs, or it is over and may be asked for
+ * again (restartable)? */
+static bool listens(const bf_daemon *d, const bf_job *job)
+{
+	return !bf_job_is_finished(job) || restartable(d, job);
+}
+
+/* A control connection for every database a job that listens runs in; one no such job uses
  * any more (a reload removed its jobs or moved them to another conninfo) goes. */
 static void ensure_listeners(bf_daemon *d)
 {
@@ -163,7 +191,7 @@ static void ensure_listeners(bf_daemon *d)
 		bool used = false;
 
 		for (size_t i = 0; i < d->n_jobs && !used; i++)
-			used = !bf_job_is_finished(d->jobs[i]) &&
+			used = listens(d, d->jobs[i]) &&
 			       strcmp(bf_job_config_of(d->jobs[i])->database,
 			              bf_listener_database(d->listeners[k])) == 0;
 		if (used) {
@@ -175,7 +203,7 @@ static void ensure_listeners(bf_daemon *d)
 	}
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		const char *db = bf_job_config_of(d->jobs[i])->database;
-		bool have = bf_job_is_finished(d->jobs[i]);
+		bool have = !listens(d, d->jobs[i]);
 
 		for (size_t k = 0; k < d->n_listeners && !have; k++)
 			have = strcmp(bf_listener_database(d->listeners[k]), db) == 0;
@@ -186,8 +214,6 @@ static void ensure_listeners(bf_daemon *d)
 		d->listeners[d->n_listeners++] = bf_listener_new(d->loop, db, on_notify, d);
 	}
 }
-
-static bf_job_env job_env(bf_daemon *d);
 
 static size_t count_active(const bf_daemon *d)
 {
@@ -221,16 +247,21 @@ static int outcome(const bf_daemon *d)
  * parse), and acting there would start jobs from within schedule() (one more than
  * max_parallel_jobs) or break a loop that has not started yet (ev_run forgets that break, and
  * --exit-when-done never exited). */
+static void reap_soon(bf_daemon *d)
+{
+	if (!ev_is_active(&d->reap)) {
+		ev_timer_set(&d->reap, 0.0, 0.0);
+		ev_timer_start(d->loop, &d->reap);
+	}
+}
+
 static void job_finished(bf_job *job, void *owner)
 {
 	bf_daemon *d = owner;
 
 	bf_log(BF_LOG_DEBUG, bf_job_name(job), "job let go of its connection", "state=%s",
 	       bf_job_state_name(bf_job_get_state(job)));
-	if (!ev_is_active(&d->reap)) {
-		ev_timer_set(&d->reap, 0.0, 0.0);
-		ev_timer_start(d->loop, &d->reap);
-	}
+	reap_soon(d);
 }
 
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -494,7 +525,7 @@ static void status_line(bf_daemon *d)
 	size_t counts[BF_JOB_N_STATES] = {0};
 	size_t unreachable = 0;
 	const bf_job *first = NULL;
-	char why[512] = "";
+	char why[512] = "", undo[64] = "";
 
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		counts[bf_job_get_state(d->jobs[i])]++;
@@ -507,11 +538,14 @@ static void status_line(bf_daemon *d)
 	for (char *p = why; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' '; /* STATUS= is one line */
+	if (counts[BF_JOB_UNDOING] + counts[BF_JOB_UNDONE] > 0)
+		snprintf(undo, sizeof(undo), ", %zu undoing, %zu undone", counts[BF_JOB_UNDOING],
+		         counts[BF_JOB_UNDONE]);
 	bf_notify("STATUS=%zu running, %zu throttled, %zu paused, %zu pending, %zu finishing, "
-	          "%zu done, %zu failed%s",
+	          "%zu done, %zu failed%s%s",
 	          counts[BF_JOB_RUNNING], counts[BF_JOB_THROTTLED], counts[BF_JOB_PAUSED],
 	          counts[BF_JOB_PENDING], counts[BF_JOB_FINISHING], counts[BF_JOB_DONE],
-	          counts[BF_JOB_FAILED], why);
+	          counts[BF_JOB_FAILED], undo, why);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)

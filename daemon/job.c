@@ -103,6 +103,7 @@ void bf_job_free(bf_job *j)
 		return;
 	bf_slices_free(j);
 	bf_finish_free(j);
+	bf_undo_free(j);
 	ev_timer_stop(j->env.loop, &j->timer);
 	bf_conn_free(j->conn);
 	bf_job_forget_checkpoint(j);
@@ -232,6 +233,8 @@ static void drop_connection(bf_job *j)
 	batch_over(j);
 	bf_conn_close(j->conn);
 	bf_finish_forget(j);
+	bf_undo_forget(j);
+	j->backup_ok = false;
 	j->session_ok = j->grants_ok = j->schema_ok = j->locked = j->in_txn = false;
 	j->plan = BF_PLAN_BATCH;
 	j->prepared = 0;
@@ -544,13 +547,22 @@ static void send_state(bf_job *j, enum after_state after)
 static bool running(const bf_job *j)
 {
 	return j->state == BF_JOB_RUNNING || j->state == BF_JOB_THROTTLED ||
-	       j->state == BF_JOB_FINISHING;
+	       j->state == BF_JOB_FINISHING || j->state == BF_JOB_UNDOING;
 }
 
-/* The state of a job that goes on: running its batches, or finishing its steps. */
+/* The state of a job that goes on: running its batches, finishing its steps, or undoing. */
 static bf_job_state go_state(const bf_job *j)
 {
+	if (j->undoing)
+		return BF_JOB_UNDOING;
 	return j->finishing ? BF_JOB_FINISHING : BF_JOB_RUNNING;
+}
+
+/* Does the state show the pace? Not while the job finishes or undoes: it shows what it is
+ * at (the pace still spaces its statements). */
+static bool shows_pace(const bf_job *j)
+{
+	return !j->finishing && !j->undoing;
 }
 
 /* The connection: opened (again); a final state decided before the job had its row written
@@ -600,8 +612,7 @@ static void apply_requests(bf_job *j)
 	if (bf_job_state_terminal(j->state))
 		return;
 	if (j->stopping && j->state != BF_JOB_PAUSED)
-		bf_job_set_state(j, j->finishing ? BF_JOB_FINISHING : BF_JOB_PENDING,
-		                 j->stop_reason);
+		bf_job_set_state(j, shows_pace(j) ? BF_JOB_PENDING : go_state(j), j->stop_reason);
 	else if (bf_streq_opt(j->requested, "cancelled"))
 		bf_job_set_state(j, BF_JOB_CANCELLED, "cancelled by backfillctl");
 	else if (bf_streq_opt(j->requested, "paused"))
@@ -629,7 +640,7 @@ static int64_t gate(bf_job *j)
 
 	if (v.kind == BF_GATE_THROTTLED) {
 		bf_job_set_state(j, BF_JOB_THROTTLED, v.reason);
-	} else if (v.kind == BF_GATE_GO && v.reason[0] && !j->finishing) {
+	} else if (v.kind == BF_GATE_GO && v.reason[0] && shows_pace(j)) {
 		bf_job_set_state(j, BF_JOB_RUNNING, v.reason);
 	} else if (v.kind == BF_GATE_GO && (j->state == BF_JOB_THROTTLED || j->paced)) {
 		if (j->paced && j->parent == NULL)
@@ -638,9 +649,8 @@ static int64_t gate(bf_job *j)
 			       (long long)j->cfg->max_commit_latency_ms);
 		bf_job_set_state(j, go_state(j), NULL);
 	}
-	/* a finishing job shows its step, not the pace (which still spaces its statements) */
 	if (v.kind != BF_GATE_UNKNOWN)
-		j->paced = v.kind == BF_GATE_GO && v.reason[0] && !j->finishing;
+		j->paced = v.kind == BF_GATE_GO && v.reason[0] && shows_pace(j);
 	bf_job_hold(j, v.kind == BF_GATE_THROTTLED || v.wait_ms > 0 ? v.hold : BF_HOLD_NONE, now);
 	return v.wait_ms;
 }
@@ -721,7 +731,7 @@ static void step(bf_job *j)
 	if (j->phase != PH_IDLE || j->finished)
 		return;
 	if (stage_connection(j) || stage_setup(j) || bf_finish_midway(j) || stage_state(j, &wait) ||
-	    bf_finish_next(j, wait) || stage_pass(j) || bf_walk_closing(j))
+	    bf_undo_next(j, wait) || bf_finish_next(j, wait) || stage_pass(j) || bf_walk_closing(j))
 		return;
 	stage_batch(j, wait);
 }
@@ -932,6 +942,10 @@ static void on_result(bf_job *j, const PGresult *res)
 		break;
 	case PH_STEP:
 		bf_finish_take(j, res);
+		break;
+	case PH_UNDO:
+		batch_over(j);
+		bf_undo_take(j, res);
 		break;
 	default:
 		if (bf_setup_take(j, ph, res))

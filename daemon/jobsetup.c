@@ -219,7 +219,8 @@ static bool registered_finished(bf_job *j, const PGresult *res, const char *hash
 	bool changed = strcmp(PQgetvalue(res, 0, 0), hash) != 0;
 	char msg[256];
 
-	if (j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_CANCELLED) {
+	if (!j->undoing && (j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_CANCELLED ||
+	                    j->db_state == BF_JOB_UNDONE)) {
 		bf_log(changed ? BF_LOG_WARN : BF_LOG_INFO, j->cfg->name,
 		       changed ? "already finished; its definition changed since: reset it to run "
 		                 "it again (backfillctl reset)"
@@ -234,11 +235,35 @@ static bool registered_finished(bf_job *j, const PGresult *res, const char *hash
 	}
 	if (!changed)
 		return false;
+	j->undoing = false; /* it needs this definition's backup and set */
 	snprintf(msg, sizeof(msg),
 	         "definition changed (table, key, set or where) since the job was registered: "
 	         "reset it (backfillctl reset %s) or rename it",
 	         j->cfg->name);
 	bf_job_fail_with(j, msg);
+	return true;
+}
+
+/* Is the job undoing: an undo begun (its row says so: `begun`), or one asked for on a job that
+ * is over and keeps a backup? One asked for a job without a backup is logged and left. */
+static bool undo_wanted(bf_job *j, bool begun)
+{
+	bool over = j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_FAILED ||
+	            j->db_state == BF_JOB_CANCELLED;
+
+	if (j->parent || j->env.dry_run || j->db_state == BF_JOB_UNDONE)
+		return false;
+	if (begun)
+		return true;
+	if (!bf_streq_opt(j->requested, "undo") || !over)
+		return false;
+	if (j->target->qbackup == NULL) {
+		bf_log(BF_LOG_WARN, j->cfg->name,
+		       "undo asked for, but the job keeps no backup (backup: true): nothing to put "
+		       "back",
+		       NULL);
+		return false;
+	}
 	return true;
 }
 
@@ -271,16 +296,20 @@ static void on_register(bf_job *j, const PGresult *res)
 	if (j->db_state == BF_JOB_FINISHING || PQgetvalue(res, 0, 8 + 2 * (int)n)[0] == 't')
 		j->finishing = j->parent == NULL && (j->cfg->n_then > 0 || j->cfg->verify) &&
 		               !j->env.dry_run;
+	j->undoing = undo_wanted(j, PQgetvalue(res, 0, 9 + 2 * (int)n)[0] == 't');
+	if (j->undoing)
+		j->finishing = false;
 	reconnected(j);
 	bf_slices_registered(j);
 	bf_closing_registered(&j->closing, j->cursor == NULL);
 	if (registered_finished(j, res, hash))
 		return;
-	/* the row may say running or throttled after a crash: ours to take over */
-	if (j->db_state == BF_JOB_FAILED)
+	/* the row may say running or throttled after a crash: ours to take over (an undo says
+	 * where it is itself: undo.c) */
+	if (j->db_state == BF_JOB_FAILED && !j->undoing)
 		bf_log(BF_LOG_INFO, j->cfg->name, "restarting a failed job from its checkpoint",
 		       "rows=%lld", (long long)j->rows_done);
-	else if (!j->resumed && (j->rows_done > 0 || j->cursor))
+	else if (!j->resumed && !j->undoing && (j->rows_done > 0 || j->cursor))
 		bf_log(BF_LOG_INFO, j->cfg->name, "resuming from the checkpoint",
 		       "rows=%lld pass=%d", (long long)j->rows_done, j->pass);
 	j->resumed = true;
@@ -439,6 +468,15 @@ static void send_dual_write(bf_job *j)
 	free(qs);
 }
 
+/* The backup table (backup: true), before the first batch that writes to it. */
+static void send_backup(bf_job *j)
+{
+	char *sql = bf_sql_backup_create(j->target);
+
+	bf_job_send_simple(j, PH_BACKUP, sql);
+	free(sql);
+}
+
 bool bf_setup_next(bf_job *j)
 {
 	bool own_row = j->parent == NULL; /* a slice's job set up the schema and grants */
@@ -460,8 +498,11 @@ bool bf_setup_next(bf_job *j)
 	else if (!j->registered)
 		send_slice_register(j);
 	else if (own_row && j->cfg->dual_write && j->dual_write_step < 2 && !j->env.dry_run &&
-	         !bf_job_state_terminal(j->state))
+	         !bf_job_state_terminal(j->state) && !j->undoing)
 		send_dual_write(j);
+	else if (own_row && j->target->qbackup && !j->backup_ok &&
+	         !bf_job_state_terminal(j->state) && !j->undoing)
+		send_backup(j);
 	else
 		return false;
 	return true;
@@ -509,6 +550,9 @@ bool bf_setup_take(bf_job *j, enum job_phase ph, const PGresult *res)
 		return true;
 	case PH_HIGH:
 		on_high(j, res);
+		return true;
+	case PH_BACKUP:
+		j->backup_ok = true;
 		return true;
 	case PH_DUAL_WRITE:
 		if (++j->dual_write_step == 2)

@@ -46,6 +46,9 @@ void bf_sql_target_free(bf_sql_target *t)
 	free(t->triggers);
 	free(t->oid);
 	free(t->leaf_oid);
+	free(t->qbackup);
+	free(t->qbackup_index);
+	bf_strv_free(t->qbcols, t->n_bcols);
 	free(t);
 }
 
@@ -150,6 +153,23 @@ static char *schema_script(const char *s, bool temp)
 	               "  ADD COLUMN IF NOT EXISTS verify_keys text[],\n"
 	               "  ADD COLUMN IF NOT EXISTS verified boolean NOT NULL DEFAULT false;\n",
 	               s);
+	/* version 5: undo (backup: true). Where the undo's walk of the backup is and what it
+	 * did, and the request that starts it; the request check widens once, as above. */
+	bf_sbuf_printf(
+	        &sb,
+	        "ALTER TABLE %s.jobs ADD COLUMN IF NOT EXISTS undo_cursor text[],\n"
+	        "  ADD COLUMN IF NOT EXISTS undo_rows bigint NOT NULL DEFAULT 0,\n"
+	        "  ADD COLUMN IF NOT EXISTS undo_skipped bigint NOT NULL DEFAULT 0,\n"
+	        "  ADD COLUMN IF NOT EXISTS undo_keys text[];\n"
+	        "DO $bf$ BEGIN\n"
+	        "  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = '%s.jobs'::regclass\n"
+	        "      AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%%''undo''%%') THEN\n"
+	        "    ALTER TABLE %s.jobs DROP CONSTRAINT jobs_requested_state_check;\n"
+	        "    ALTER TABLE %s.jobs ADD CONSTRAINT jobs_requested_state_check CHECK (\n"
+	        "      requested_state IN ('paused', 'running', 'cancelled', 'undo'));\n"
+	        "  END IF;\n"
+	        "END $bf$;\n",
+	        s, s, s, s);
 	bf_sbuf_printf(
 	        &sb,
 	        "CREATE OR REPLACE FUNCTION %s.assert_batch(still bigint) RETURNS boolean\n"
@@ -177,7 +197,10 @@ static char *schema_script(const char *s, bool temp)
 	        "  CASE WHEN rows_estimate IS NOT NULL THEN greatest(rows_estimate, rows_done) "
 	        "END\n"
 	        "    AS rows_estimate,\n"
-	        "  CASE WHEN state = 'done' THEN 100.0\n"
+	        "  CASE WHEN state IN ('done', 'undone') THEN 100.0\n"
+	        "       WHEN state = 'undoing' THEN least(round(100.0 * (undo_rows + "
+	        "undo_skipped)\n"
+	        "            / greatest(rows_done, 1), 1), 99.9)\n"
 	        "       WHEN rows_estimate IS NULL THEN NULL\n"
 	        "       WHEN greatest(rows_estimate, rows_done) > 0\n"
 	        "       THEN least(round(100.0 * rows_done / greatest(rows_estimate, rows_done), "
@@ -185,13 +208,15 @@ static char *schema_script(const char *s, bool temp)
 	        "                  99.9)\n"
 	        "       ELSE 0.0 END::numeric(4,1) AS percent,\n"
 	        "  round(rows_per_second::numeric, 1) AS rows_per_second,\n"
-	        "  CASE WHEN state IN ('done', 'failed', 'cancelled') THEN NULL\n"
+	        "  CASE WHEN state IN ('done', 'failed', 'cancelled', 'undoing', 'undone') THEN "
+	        "NULL\n"
 	        "       WHEN rows_per_second > 0\n"
 	        "       THEN make_interval(secs => round(greatest(greatest(rows_estimate, "
 	        "rows_done)\n"
 	        "            - rows_done, 0) / rows_per_second)) END AS eta,\n"
 	        "  batch_size, pass, errors, last_error, started_at, updated_at, finished_at, "
-	        "steps\n"
+	        "steps,\n"
+	        "  backup_bytes, undo_rows, undo_skipped\n"
 	        "FROM (\n"
 	        "  SELECT j.name, j.table_name, j.state, j.state_reason,\n"
 	        "    (j.rows_done + coalesce(s.rows_done, 0))::bigint AS rows_done, "
@@ -203,7 +228,13 @@ static char *schema_script(const char *s, bool temp)
 	        "    j.finished_at,\n"
 	        "    (SELECT CASE WHEN count(*) > 0 THEN format('%%s/%%s done',\n"
 	        "        count(*) FILTER (WHERE st.state = 'done'), count(*)) END\n"
-	        "     FROM %s.steps st WHERE st.job = j.name) AS steps\n"
+	        "     FROM %s.steps st WHERE st.job = j.name) AS steps,\n"
+	        /* the backup table's name as bf_sql_backup_name() writes it; the schema's
+	         * name is [a-z0-9_] (config.c), so it sits in the literal as it is */
+	        "    pg_total_relation_size(to_regclass('%s.'\n"
+	        "      || quote_ident(left(j.name, " BF_BACKUP_NAME_CUT ") || '_backup'))) AS "
+	        "backup_bytes,\n"
+	        "    j.undo_rows, j.undo_skipped\n"
 	        "  FROM %s.jobs j LEFT JOIN LATERAL (\n"
 	        "    SELECT sum(rows_done) AS rows_done,\n"
 	        "      sum(rows_per_second) FILTER (WHERE cursor IS DISTINCT FROM high_key)\n"
@@ -212,7 +243,7 @@ static char *schema_script(const char *s, bool temp)
 	        "batch_size,\n"
 	        "      bool_or(cursor IS DISTINCT FROM high_key) AS walking\n"
 	        "    FROM %s.slices WHERE job = j.name) s ON true) AS j;\n",
-	        s, s, s, s);
+	        s, s, s, s, s);
 	bf_sbuf_printf(&sb,
 	               "INSERT INTO %s.schema_version (version) VALUES (%d) "
 	               "ON CONFLICT DO NOTHING;\n",
@@ -407,7 +438,9 @@ char *bf_sql_register(const bf_sql_target *t)
 	               t->qschema, t->qschema);
 	elements(&sb, t, "j.cursor");
 	elements(&sb, t, "j.high_key");
-	bf_sbuf_printf(&sb, ",\n  EXISTS (SELECT FROM %s.steps st WHERE st.job = j.name)",
+	bf_sbuf_printf(&sb,
+	               ",\n  EXISTS (SELECT FROM %s.steps st WHERE st.job = j.name),\n"
+	               "  j.undo_cursor IS NOT NULL",
 	               t->qschema);
 	return bf_sbuf_steal(&sb);
 }
@@ -473,13 +506,207 @@ static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
 	bf_sbuf_append(sb, ", pg_current_wal_insert_lsn()::text");
 }
 
+/* ---- backup: true, and undo ---- */
+
+char *bf_sql_backup_name(const char *job)
+{
+	return bf_xasprintf("%." BF_BACKUP_NAME_CUT "s_backup", job);
+}
+
+char *bf_sql_backup_index_name(const char *job)
+{
+	return bf_xasprintf("%." BF_BACKUP_NAME_CUT "s_backup_key", job);
+}
+
+/* "k1, k2, c1, c2": the backup's columns but the written hash, from `prefix`. */
+static void backup_list(bf_sbuf *sb, const bf_sql_target *t, const char *prefix)
+{
+	key_list(sb, t, prefix);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(sb, ", %s%s", prefix, t->qbcols[i]);
+}
+
+char *bf_sql_backup_create(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb, "CREATE TABLE IF NOT EXISTS %s AS SELECT ", t->qbackup);
+	backup_list(&sb, t, "");
+	bf_sbuf_printf(&sb,
+	               " FROM %s WITH NO DATA;\n"
+	               "ALTER TABLE %s ADD COLUMN IF NOT EXISTS " BF_BACKUP_WRITTEN " uuid;\n"
+	               "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (",
+	               t->qtable, t->qbackup, t->qbackup_index, t->qbackup);
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, ");\n");
+	return bf_sbuf_steal(&sb);
+}
+
+/* md5 of the row of the assigned columns (of `alias`, or unqualified) as the session writes
+ * it, as a uuid: what a batch wrote, for the undo to tell a row still as the job left it. */
+static void written_hash(bf_sbuf *sb, const bf_sql_target *t, const char *alias)
+{
+	bf_sbuf_append(sb, "md5(ROW(");
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(sb, "%s%s%s%s", i ? ", " : "", alias ? alias : "", alias ? "." : "",
+		               t->qbcols[i]);
+	bf_sbuf_append(sb, ")::text)::uuid");
+}
+
+/* ", k1 AS bf_k1, ...": the key (of `alias`) under names no table column has. */
+static void key_as(bf_sbuf *sb, const bf_sql_target *t, const char *alias)
+{
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, ", %s%s%s AS bf_k%zu", alias ? alias : "", alias ? "." : "",
+		               t->qkey[i], i + 1);
+}
+
+/* "(a.bf_k1, a.bf_k2) = (b.bf_k1, b.bf_k2)", or with b's own key names when `b_plain`. */
+static void key_match(bf_sbuf *sb, const bf_sql_target *t, const char *a, const char *b,
+                      bool b_plain)
+{
+	bf_sbuf_append(sb, "(");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s%s.bf_k%zu", i ? ", " : "", a, i + 1);
+	bf_sbuf_append(sb, ") = (");
+	for (size_t i = 0; i < t->n_key; i++) {
+		if (b_plain)
+			bf_sbuf_printf(sb, "%s%s.%s", i ? ", " : "", b, t->qkey[i]);
+		else
+			bf_sbuf_printf(sb, "%s%s.bf_k%zu", i ? ", " : "", b, i + 1);
+	}
+	bf_sbuf_append(sb, ")");
+}
+
+/* The batch's pieces that keep the backup (see bf_sql_batch). */
+static void backup_todo(bf_sbuf *sb, const bf_sql_target *t)
+{
+	key_as(sb, t, NULL);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(sb, ", %s AS bf_o%zu", t->qbcols[i], i + 1);
+}
+
+static void backup_returning(bf_sbuf *sb, const bf_sql_target *t)
+{
+	key_as(sb, t, t->qtable);
+	bf_sbuf_append(sb, ", ");
+	written_hash(sb, t, t->qtable);
+	bf_sbuf_append(sb, " AS bf_w");
+}
+
+/* The first old value of a row stays (a sweep that changes a row again does not replace
+ * it); what the job wrote is always the latest. */
+static void backup_insert(bf_sbuf *sb, const bf_sql_target *t)
+{
+	bf_sbuf_printf(sb, "bk AS (\n  INSERT INTO %s (", t->qbackup);
+	backup_list(sb, t, "");
+	bf_sbuf_append(sb, ", " BF_BACKUP_WRITTEN ")\n  SELECT ");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%stodo.bf_k%zu", i ? ", " : "", i + 1);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(sb, ", todo.bf_o%zu", i + 1);
+	bf_sbuf_append(sb, ", upd.bf_w\n  FROM upd JOIN todo ON ");
+	key_match(sb, t, "upd", "todo", false);
+	bf_sbuf_append(sb, "\n  ON CONFLICT (");
+	key_list(sb, t, "");
+	bf_sbuf_append(sb, ") DO UPDATE SET " BF_BACKUP_WRITTEN " = excluded." BF_BACKUP_WRITTEN
+	                   "),\n");
+}
+
+char *bf_sql_undo_begin(const bf_sql_target *t)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_printf(&sb,
+	               "UPDATE %s.jobs SET undo_cursor = coalesce(undo_cursor, '{}'),\n"
+	               "  requested_state = CASE WHEN requested_state = 'undo' THEN NULL\n"
+	               "                         ELSE requested_state END,\n"
+	               "  updated_at = now()\n"
+	               "WHERE name = $1\n"
+	               "RETURNING to_regclass($2) IS NOT NULL, undo_rows, undo_skipped,\n"
+	               "  array_to_string(undo_keys, '; '), requested_state,\n"
+	               "  cardinality(undo_cursor) > 0",
+	               t->qschema);
+	elements(&sb, t, "undo_cursor");
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_undo_range(const bf_sql_target *t, bool first)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "WITH b AS (\n  SELECT ");
+	backup_list(&sb, t, "");
+	bf_sbuf_printf(&sb, ", " BF_BACKUP_WRITTEN " FROM %s", t->qbackup);
+	if (!first) {
+		bf_sbuf_append(&sb, "\n  WHERE ");
+		key_row(&sb, t);
+		bf_sbuf_append(&sb, " > ");
+		params(&sb, t, 3);
+	}
+	bf_sbuf_append(&sb, "\n  ORDER BY ");
+	key_list(&sb, t, "");
+	/* a row is put back only while it is what the job wrote: one the application changed
+	 * since is left as it is, and counted */
+	bf_sbuf_printf(&sb, " LIMIT $2),\nupd AS (\n  UPDATE %s AS bf_t SET ", t->qtable);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(&sb, "%s%s = b.%s", i ? ", " : "", t->qbcols[i], t->qbcols[i]);
+	bf_sbuf_append(&sb, "\n  FROM b WHERE (");
+	key_list(&sb, t, "bf_t.");
+	bf_sbuf_append(&sb, ") = (");
+	key_list(&sb, t, "b.");
+	bf_sbuf_append(&sb, ")\n    AND ");
+	written_hash(&sb, t, "bf_t");
+	bf_sbuf_append(&sb, " = b." BF_BACKUP_WRITTEN "\n  RETURNING 1 AS bf_one");
+	key_as(&sb, t, "b");
+	bf_sbuf_append(&sb, "),\nsk AS (\n  SELECT ");
+	key_list(&sb, t, "b.");
+	bf_sbuf_append(&sb, " FROM b WHERE NOT EXISTS (SELECT 1 FROM upd WHERE ");
+	key_match(&sb, t, "upd", "b", true);
+	bf_sbuf_append(&sb, ")),\nlast AS (SELECT ");
+	key_list(&sb, t, "");
+	bf_sbuf_append(&sb, " FROM b ORDER BY ");
+	key_list_desc(&sb, t);
+	bf_sbuf_append(&sb, " LIMIT 1),\n"
+	                    "agg AS (SELECT (SELECT count(*) FROM b) AS n,\n"
+	                    "  (SELECT count(*) FROM upd) AS done, (SELECT count(*) FROM sk) AS "
+	                    "skipped,\n"
+	                    "  ARRAY(SELECT concat_ws(', '");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, ", %s::text", t->qkey[i]);
+	bf_sbuf_append(&sb, ") FROM sk ORDER BY ");
+	key_list(&sb, t, "");
+	bf_sbuf_printf(&sb,
+	               " LIMIT " BF_UNDO_KEYS ") AS keys)\n"
+	               "UPDATE %s.jobs j SET undo_rows = j.undo_rows + agg.done,\n"
+	               "  undo_skipped = j.undo_skipped + agg.skipped,\n"
+	               "  undo_keys = (coalesce(j.undo_keys, '{}') || agg.keys)[1:" BF_UNDO_KEYS
+	               "],\n"
+	               "  undo_cursor = CASE WHEN agg.n = 0 THEN j.undo_cursor ELSE ARRAY[",
+	               t->qschema);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(&sb, "%s(SELECT %s::text FROM last)", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(&sb, "] END,\n"
+	                    "  updated_at = now()\n"
+	                    "FROM agg WHERE j.name = $1\n"
+	                    "RETURNING agg.n, j.undo_rows, j.undo_skipped,\n"
+	                    "  array_to_string(j.undo_keys, '; '), j.requested_state");
+	elements(&sb, t, "j.undo_cursor");
+	return bf_sbuf_steal(&sb);
+}
+
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt)
 {
 	bf_sbuf sb = {0};
-	const char *unchanged = plain ? "0::bigint" : "(SELECT count(*) FROM todo) - n.rows";
+	const char *unchanged;
 	int cur = 5;
 	int high = first ? 5 : 5 + (int)t->n_key;
 
+	/* the fast path has no row-lock pass to read the old values from: with a backup every
+	 * batch is the SKIP LOCKED form */
+	if (t->qbackup)
+		plain = false;
+	unchanged = plain ? "0::bigint" : "(SELECT count(*) FROM todo) - n.rows";
 	/* hi: the key $2 rows on, or the high-water mark when fewer remain (keys are NOT
 	 * NULL, so a NULL here means "no such row"). */
 	bf_sbuf_append(&sb, "WITH hi AS (\n  SELECT s.bf_found IS NULL AS bf_last");
@@ -520,8 +747,11 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 		/* todo: lock the matching rows of the range, skipping those others hold; on a
 		 * partitioned table a ctid is unique per partition only, so a row is named by
 		 * its partition and ctid together */
-		bf_sbuf_printf(&sb, "todo AS (\n  SELECT %sctid AS bf_ctid FROM %s\n  WHERE ",
-		               t->partitioned ? "tableoid AS bf_rel, " : "", t->qtable);
+		bf_sbuf_printf(&sb, "todo AS (\n  SELECT %sctid AS bf_ctid",
+		               t->partitioned ? "tableoid AS bf_rel, " : "");
+		if (t->qbackup)
+			backup_todo(&sb, t);
+		bf_sbuf_printf(&sb, " FROM %s\n  WHERE ", t->qtable);
 		range(&sb, t, first, cur);
 		bf_sbuf_printf(&sb, "\n    AND (%s)\n  ORDER BY ", t->where);
 		key_list(&sb, t, "");
@@ -531,14 +761,19 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 			        &sb,
 			        "upd AS (\n  UPDATE %s SET %s\n  FROM todo\n"
 			        "  WHERE %s.tableoid = todo.bf_rel AND %s.ctid = todo.bf_ctid\n"
-			        "  RETURNING (%s) IS TRUE AS bf_still),\n",
+			        "  RETURNING (%s) IS TRUE AS bf_still",
 			        t->qtable, t->set, t->qtable, t->qtable, t->where);
 		else
 			bf_sbuf_printf(&sb,
 			               "upd AS (\n  UPDATE %s SET %s\n"
 			               "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM todo))\n"
-			               "  RETURNING (%s) IS TRUE AS bf_still),\n",
+			               "  RETURNING (%s) IS TRUE AS bf_still",
 			               t->qtable, t->set, t->where);
+		if (t->qbackup)
+			backup_returning(&sb, t);
+		bf_sbuf_append(&sb, "),\n");
+		if (t->qbackup)
+			backup_insert(&sb, t);
 	}
 	bf_sbuf_append(&sb, "n AS (SELECT count(*) AS rows, count(*) FILTER (WHERE bf_still) AS "
 	                    "still FROM upd)");
@@ -771,9 +1006,10 @@ char *bf_sql_set_state(const char *qschema)
 	        "  pass = coalesce($7::int, pass),\n"
 	        "  cursor = CASE WHEN $8::bool THEN $10::text[] ELSE cursor END,\n"
 	        "  batch_size = coalesce($9::int, batch_size),\n"
-	        "  finished_at = CASE WHEN $2 NOT IN ('done', 'failed', 'cancelled') THEN NULL\n"
-	        "                     WHEN state IN ('done', 'failed', 'cancelled') THEN "
-	        "finished_at\n"
+	        "  finished_at = CASE WHEN $2 NOT IN ('done', 'failed', 'cancelled', 'undone') "
+	        "THEN NULL\n"
+	        "                     WHEN state IN ('done', 'failed', 'cancelled', 'undone') "
+	        "THEN finished_at\n"
 	        "                     ELSE now() END,\n"
 	        "  requested_state = CASE WHEN requested_state = 'cancelled' AND $2 = 'cancelled'\n"
 	        "                         OR requested_state = 'running' AND $2 <> 'paused'\n"

@@ -12,6 +12,7 @@ static const char *const state_names[] = {
         [BF_JOB_THROTTLED] = "throttled", [BF_JOB_PAUSED] = "paused",
         [BF_JOB_DONE] = "done",           [BF_JOB_FAILED] = "failed",
         [BF_JOB_CANCELLED] = "cancelled", [BF_JOB_FINISHING] = "finishing",
+        [BF_JOB_UNDOING] = "undoing",     [BF_JOB_UNDONE] = "undone",
 };
 
 const char *bf_job_state_name(bf_job_state s)
@@ -48,5 +49,6 @@ const char *bf_hold_name(bf_hold h)
 
 bool bf_job_state_terminal(bf_job_state s)
 {
-	return s == BF_JOB_DONE || s == BF_JOB_FAILED || s == BF_JOB_CANCELLED;
+	return s == BF_JOB_DONE || s == BF_JOB_FAILED || s == BF_JOB_CANCELLED ||
+	       s == BF_JOB_UNDONE;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfilld/sqltext.h"
+
 char *bf_quote_ident(PGconn *pg, const char *ident, char *err, size_t errlen)
 {
 	char *q, *copy;
@@ -112,6 +114,68 @@ static void check_catalog(const PGresult *res, const bf_job_config *cfg, bf_sbuf
 	unsafe(res, cfg, p);
 }
 
+/* backup: true: the backup table's quoted names and the columns it keeps (backup_columns,
+ * else those set assigns), none of them a key column (a row is kept by its key, which the
+ * job must not change). 0, or -1 with the problem appended. */
+static int resolve_backup(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
+                          bf_sql_target *t, bf_sbuf *p)
+{
+	char err[256] = "";
+	size_t n = 0;
+	char **cols = cfg->n_backup_columns
+	                      ? bf_strv_copy(cfg->backup_columns, cfg->n_backup_columns)
+	                      : bf_sqltext_set_columns(cfg->set, &n);
+	char *name = bf_sql_backup_name(cfg->name), *index = bf_sql_backup_index_name(cfg->name);
+	char *qname = bf_quote_ident(pg, name, err, sizeof(err));
+	char *qindex = qname ? bf_quote_ident(pg, index, err, sizeof(err)) : NULL;
+	int rc = -1;
+
+	if (cfg->n_backup_columns)
+		n = cfg->n_backup_columns;
+	if (qindex == NULL) {
+		problem(p, "%s", err);
+		goto out;
+	}
+	if (cols == NULL) {
+		problem(p, "backup: true cannot tell which columns set assigns: list them in "
+		           "backup_columns");
+		goto out;
+	}
+	t->qbcols = bf_xcalloc(n, sizeof(*t->qbcols));
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < PQntuples(res); k++)
+			if (strcmp(cols[i], PQgetvalue(res, k, 5)) == 0) {
+				problem(p,
+				        "backup: true keeps each row by its key, and set assigns "
+				        "the key "
+				        "column %s",
+				        cols[i]);
+				goto out;
+			}
+		if (strcmp(cols[i], BF_BACKUP_WRITTEN) == 0) {
+			problem(p, "backup: true needs the column name %s for itself",
+			        BF_BACKUP_WRITTEN);
+			goto out;
+		}
+		if ((t->qbcols[i] = bf_quote_ident(pg, cols[i], err, sizeof(err))) == NULL) {
+			problem(p, "%s", err);
+			goto out;
+		}
+		t->n_bcols++;
+	}
+	t->qbackup = bf_xasprintf("%s.%s", t->qschema, qname);
+	t->qbackup_index = qindex;
+	qindex = NULL;
+	rc = 0;
+out:
+	bf_strv_free(cols, n);
+	free(name);
+	free(index);
+	free(qname);
+	free(qindex);
+	return rc;
+}
+
 bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_config *cfg,
                                  const char *control_schema, char **table_name, bf_sbuf *problems)
 {
@@ -148,6 +212,12 @@ bf_sql_target *bf_target_resolve(PGconn *pg, const PGresult *res, const bf_job_c
 		if (t->qkey[i] == NULL)
 			goto error;
 		t->key_type[i] = bf_xstrdup(PQgetvalue(res, i, 6));
+	}
+	if (cfg->backup && resolve_backup(pg, res, cfg, t, problems) != 0) {
+		free(qn);
+		free(qr);
+		bf_sql_target_free(t);
+		return NULL;
 	}
 	*table_name = bf_xasprintf("%s.%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	free(qn);

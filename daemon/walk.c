@@ -73,7 +73,7 @@ void bf_walk_batch(bf_job *j)
 	 * application is busy with these rows and each failed try would cost a batch. Sweeps
 	 * are SKIP LOCKED: they look for rows that were held, and the form tells the rows it
 	 * locked from those it changed (closing.h: rows the UPDATE leaves unchanged) */
-	j->fast = j->skip_locked == 0 && j->pass == 1;
+	j->fast = j->skip_locked == 0 && j->pass == 1 && j->target->qbackup == NULL;
 	if (j->skip_locked > 0)
 		j->skip_locked--;
 	if (j->cursor) {

@@ -1633,6 +1633,44 @@ START_TEST(test_after_the_data)
 }
 END_TEST
 
+/* backup: true needs to know the columns set assigns; backup_columns says them, and means
+ * nothing alone. Both are part of the definition, and a job without them keeps its hash. */
+START_TEST(test_backup_keys)
+{
+	char base[17], other[17], cols[17];
+	const char *const unclear[] = {
+	        "t.yaml:3:5: jobs[0]: backup: true cannot tell which columns set assigns: list "
+	        "them in backup_columns",
+	        NULL,
+	};
+	const char *const alone[] = {
+	        "t.yaml:3:5: jobs[0]: backup_columns without backup: true does nothing",
+	        NULL,
+	};
+	bf_config *cfg;
+
+	fails_with("database: x\njobs:\n  - name: a\n    table: t\n    set: \"f(x)\"\n"
+	           "    where: \"x IS NULL\"\n    backup: true\n",
+	           unclear);
+	fails_with(HEAD "    backup_columns: [x]\n", alone);
+	cfg = parse_ok("database: x\njobs:\n  - name: a\n    table: t\n    set: \"f(x)\"\n"
+	               "    where: \"x IS NULL\"\n    backup: true\n    backup_columns: [x, y]\n");
+	ck_assert_int_eq(cfg->jobs[0].backup, 1);
+	ck_assert_uint_eq(cfg->jobs[0].n_backup_columns, 2);
+	ck_assert_str_eq(cfg->jobs[0].backup_columns[1], "y");
+	bf_config_free(cfg);
+
+	job_hash("", base);
+	job_hash("    backup: false\n", other);
+	ck_assert_str_eq(base, other);
+	job_hash("    backup: true\n", other);
+	ck_assert_str_ne(base, other);
+	job_hash("    backup: true\n    backup_columns: [x]\n", cols);
+	ck_assert_str_ne(cols, other);
+	ck_assert_str_ne(cols, base);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1685,6 +1723,7 @@ Suite *config_suite(void)
 
 	tcase_set_timeout(hash, 10);
 	tcase_add_test(hash, test_job_hash);
+	tcase_add_test(hash, test_backup_keys);
 	tcase_add_test(hash, test_reload_classes);
 	tcase_add_test(hash, test_lag_limited);
 	tcase_add_test(keys, test_after_the_data);

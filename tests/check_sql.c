@@ -127,6 +127,87 @@ START_TEST(test_batch_slice_checkpoint)
 }
 END_TEST
 
+static char *bcols[] = {"\"Email\"", "\"name\""};
+
+static bf_sql_target backed_up(size_t n)
+{
+	bf_sql_target t = target(n);
+
+	t.qbackup = "\"backfill\".\"job_backup\"";
+	t.qbackup_index = "\"job_backup_key\"";
+	t.qbcols = bcols;
+	t.n_bcols = 2;
+	return t;
+}
+
+/* backup: true: the old values of the rows the batch changes, in the same statement, from
+ * the rows it locked; never the fast path. */
+START_TEST(test_batch_keeps_backup)
+{
+	bf_sql_target t = backed_up(2);
+	char *sql = bf_sql_batch(&t, false, true, BF_CKPT_JOB);
+
+	ck_assert_ptr_null(strstr(sql, "set_config('lock_timeout'"));
+	ck_assert_ptr_nonnull(strstr(sql, "FOR UPDATE SKIP LOCKED"));
+	ck_assert_ptr_nonnull(strstr(sql, "SELECT ctid AS bf_ctid, \"tenant_id\" AS bf_k1, "
+	                                  "\"id\" AS bf_k2, \"Email\" AS bf_o1, \"name\" AS "
+	                                  "bf_o2 FROM"));
+	ck_assert_ptr_nonnull(strstr(sql, "md5(ROW(\"public\".\"users\".\"Email\", "
+	                                  "\"public\".\"users\".\"name\")::text)::uuid AS bf_w"));
+	ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO \"backfill\".\"job_backup\" (\"tenant_id\", "
+	                                  "\"id\", \"Email\", \"name\", backfilld_written)"));
+	ck_assert_ptr_nonnull(strstr(sql, "FROM upd JOIN todo ON (upd.bf_k1, upd.bf_k2) = "
+	                                  "(todo.bf_k1, todo.bf_k2)"));
+	/* a row changed again keeps its first old values */
+	ck_assert_ptr_nonnull(strstr(sql, "ON CONFLICT (\"tenant_id\", \"id\") DO UPDATE SET "
+	                                  "backfilld_written = excluded.backfilld_written)"));
+	ck_assert_ptr_null(strchr(sql, ';'));
+	free(sql);
+}
+END_TEST
+
+START_TEST(test_backup_and_undo)
+{
+	bf_sql_target t = backed_up(1);
+	char *create = bf_sql_backup_create(&t);
+	char *first = bf_sql_undo_range(&t, true);
+	char *next = bf_sql_undo_range(&t, false);
+	char *name = bf_sql_backup_name(
+	        "a_job_name_of_sixty_three_characters_which_is_the_longest_allowed");
+	char *index = bf_sql_backup_index_name(
+	        "a_job_name_of_sixty_three_characters_which_is_the_longest_allowed");
+
+	/* every statement a no-op when done already */
+	ck_assert_ptr_nonnull(strstr(create,
+	                             "CREATE TABLE IF NOT EXISTS \"backfill\".\"job_backup\" AS "
+	                             "SELECT \"id\", \"Email\", \"name\" FROM "
+	                             "\"public\".\"users\" WITH NO DATA;"));
+	ck_assert_ptr_nonnull(strstr(create, "ADD COLUMN IF NOT EXISTS backfilld_written uuid;"));
+	ck_assert_ptr_nonnull(
+	        strstr(create, "CREATE UNIQUE INDEX IF NOT EXISTS \"job_backup_key\""));
+	ck_assert_uint_le(strlen(index), 63);
+	ck_assert_str_eq(name + strlen(name) - 7, "_backup");
+	/* the undo walks the backup from its cursor ($3) and puts back only rows still as the
+	 * job wrote them */
+	ck_assert_ptr_null(strstr(first, "$3"));
+	ck_assert_ptr_nonnull(strstr(next, "WHERE (\"id\") > ($3::bigint)"));
+	ck_assert_ptr_nonnull(strstr(next, "ORDER BY \"id\" LIMIT $2"));
+	ck_assert_ptr_nonnull(strstr(next, "SET \"Email\" = b.\"Email\", \"name\" = b.\"name\""));
+	ck_assert_ptr_nonnull(strstr(next,
+	                             "AND md5(ROW(bf_t.\"Email\", bf_t.\"name\")::text)::uuid = "
+	                             "b.backfilld_written"));
+	/* counts, keys and cursor in the same statement */
+	ck_assert_ptr_nonnull(strstr(next, "undo_skipped = j.undo_skipped + agg.skipped"));
+	ck_assert_ptr_nonnull(strstr(next, "[1:" BF_UNDO_KEYS "]"));
+	ck_assert_int_eq(count(next, "UPDATE \"backfill\".jobs j SET undo_rows"), 1);
+	free(create);
+	free(first);
+	free(next);
+	free(name);
+	free(index);
+}
+END_TEST
+
 START_TEST(test_slices_cut_from_histogram)
 {
 	bf_sql_target t = target(2);
@@ -299,11 +380,13 @@ START_TEST(test_schema_script)
 	ck_assert_ptr_nonnull(strstr(s, "CREATE OR REPLACE VIEW \"bf\".progress"));
 	ck_assert_ptr_nonnull(strstr(s, "ERRCODE = '" BF_SQLSTATE_SET_KEEPS_WHERE "'"));
 	ck_assert_ptr_nonnull(strstr(s, "ON CONFLICT DO NOTHING"));
-	/* additive only: nothing is ever dropped, but the state check that version 4 widens,
-	 * once */
+	/* additive only: nothing is ever dropped, but the state check that version 4 widens
+	 * and the request check that version 5 widens, each once */
 	ck_assert_ptr_nonnull(strstr(s, "pg_get_constraintdef(oid) LIKE '%finishing%') THEN"));
+	ck_assert_ptr_nonnull(strstr(s, "pg_get_constraintdef(oid) LIKE '%''undo''%') THEN"));
 	ck_assert_ptr_nonnull(strstr(s, "DROP CONSTRAINT jobs_state_check;"));
-	ck_assert_ptr_null(strstr(strstr(s, "DROP ") + 1, "DROP "));
+	ck_assert_ptr_nonnull(strstr(s, "DROP CONSTRAINT jobs_requested_state_check;"));
+	ck_assert_ptr_null(strstr(strstr(strstr(s, "DROP ") + 1, "DROP ") + 1, "DROP "));
 	ck_assert_ptr_nonnull(strstr(s, "CREATE TABLE IF NOT EXISTS \"bf\".steps"));
 	ck_assert_ptr_null(strstr(tmp, "CREATE SCHEMA"));
 	ck_assert_ptr_nonnull(strstr(tmp, "CREATE TABLE IF NOT EXISTS pg_temp.jobs"));
@@ -323,6 +406,8 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_first_has_no_cursor);
 	tcase_add_test(tc, test_batch_composite_row_values);
 	tcase_add_test(tc, test_batch_slice_checkpoint);
+	tcase_add_test(tc, test_batch_keeps_backup);
+	tcase_add_test(tc, test_backup_and_undo);
 	tcase_add_test(tc, test_slices_cut_from_histogram);
 	tcase_add_test(tc, test_partitioned_parent_pairs_ctid_with_partition);
 	tcase_add_test(tc, test_estimate_by_sample);

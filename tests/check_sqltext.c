@@ -100,6 +100,27 @@ START_TEST(test_set_columns)
 }
 END_TEST
 
+/* What backup: true keeps: the columns of the forms a backfill's set takes. */
+START_TEST(test_backup_columns)
+{
+	const char *const quoted[] = {"Email", NULL};
+	const char *const two[] = {"email", "name", NULL};
+	const char *const row[] = {"a", "B c", "d", NULL};
+	const char *const strings[] = {"note", "tag", NULL};
+	const char *const doubled[] = {"we\"ird", NULL};
+
+	columns("\"Email\" = lower(\"Email\")", quoted);
+	columns("email = lower(email), Name = initcap(name)", two);
+	/* a row assignment, nested parentheses, a sub-select and ROW() */
+	columns("(a, \"B c\") = (f(x, (y + 1)), (SELECT max(z) FROM t WHERE t.k = (k))), "
+	        "d = ROW(1, 2)",
+	        row);
+	/* '=' and ',' inside strings, E'' with an escaped quote, dollar quotes */
+	columns("note = 'a = b, c', tag = E'x\\', y = z' || $q$, w = v$q$", strings);
+	columns("\"we\"\"ird\" = 1", doubled);
+}
+END_TEST
+
 /* Items for the dual-write trigger: each column with its expression as written. */
 START_TEST(test_set_items)
 {
@@ -146,6 +167,7 @@ Suite *sqltext_suite(void)
 	tcase_add_test(tc, test_fragments_that_stay_one);
 	tcase_add_test(tc, test_fragments_refused);
 	tcase_add_test(tc, test_set_columns);
+	tcase_add_test(tc, test_backup_columns);
 	tcase_add_test(tc, test_set_items);
 	suite_add_tcase(s, tc);
 	return s;

@@ -82,6 +82,9 @@ typedef struct bf_job_config {
 	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
 	int dual_write;   /* 1: a trigger applies set to the rows the application writes */
 	int verify;       /* 1: once the data is done, count the rows set would change now */
+	int backup;       /* 1: each batch keeps the old values it overwrites (undo) */
+	char **backup_columns; /* the columns to keep, when set's cannot be told (n: 0: set's) */
+	size_t n_backup_columns;
 	bf_step_config *then; /* steps run once the data is done, in order; NULL when none */
 	size_t n_then;
 	char *file; /* where the job was defined, for messages */

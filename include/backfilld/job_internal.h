@@ -10,7 +10,8 @@
  *   walk.c      the batches of a pass, and the closing read after it;
  *   slices.c    the slices of a parallel or partitioned first pass: cut or read, started,
  *               followed, and their figures added to the job's;
- *   finish.c    once the data is done (state finishing): the verify walk, the then: steps.
+ *   finish.c    once the data is done (state finishing): the verify walk, the then: steps;
+ *   undo.c      backfillctl undo (state undoing): the backup's old values put back.
  * The decisions they share live in pure modules: closing.h (the closing read and sweeps),
  * gate.h (may a batch run now), batchsize.h, rate.h.
  */
@@ -54,6 +55,8 @@ enum job_phase {
 	PH_FAIL_ROW,   /* the failed row of a job that failed before it registered */
 	PH_STEP,       /* a statement of the then: steps (finish.c; which one: step_sub) */
 	PH_DUAL_WRITE, /* the dual-write trigger's function, then the trigger */
+	PH_BACKUP,     /* the backup table, created when missing (backup: true) */
+	PH_UNDO,       /* a statement of the undo (undo.c; which one: undo_sub) */
 	PH_TIMER,      /* sleep, backoff or lock retry */
 	PH_FINISHED,   /* the connection is closed for good */
 };
@@ -72,6 +75,12 @@ enum step_sub {
 	VERIFY_RESET,  /* a fresh verify walk */
 	VERIFY_READ,   /* where the walk is (a restart) */
 	VERIFY_RANGE,  /* one range of it */
+};
+
+/* The statement of the undo in flight (undo.c). */
+enum undo_sub {
+	UNDO_BEGIN, /* the row marked undoing, where the undo is read */
+	UNDO_RANGE, /* one range of the backup put back */
 };
 
 /* Why a state change is being written, so that its result knows what follows. */
@@ -138,6 +147,16 @@ struct bf_job {
 	bf_rate rate;
 	bf_job_counts counts; /* for the metrics; a slice counts into its job's */
 	int dual_write_step;  /* dual_write: 0 its function next, 1 its trigger, 2 in place */
+	bool backup_ok;       /* the backup table is there (checked on this connection) */
+
+	/* backfillctl undo (undo.c) */
+	bool undoing;    /* the backup's old values go back: no batch, no step */
+	bool undo_known; /* begun (or resumed) on this connection */
+	bool undo_over;  /* the backup is walked */
+	enum undo_sub undo_sub;
+	char **undo_cursor; /* the last backup key put back; NULL: from the first */
+	int64_t undo_rows, undo_skipped;
+	char *undo_keys; /* the first keys skipped */
 
 	/* the then: steps, once the data is done (finish.c) */
 	bool finishing;             /* the data is done: the steps run, no batch */
@@ -240,6 +259,14 @@ bool bf_finish_error(bf_job *j, enum job_phase ph, const char *code, const char 
 /* The connection went: what it carried (session, transaction) is gone. */
 void bf_finish_forget(bf_job *j);
 void bf_finish_free(bf_job *j); /* and the statements, at the job's end */
+
+/* undo.c */
+/* The next statement of an undoing job (after `wait`, the gate's, between ranges); false when
+ * the job is not undoing. */
+bool bf_undo_next(bf_job *j, int64_t wait);
+void bf_undo_take(bf_job *j, const PGresult *res);
+void bf_undo_forget(bf_job *j); /* the connection went */
+void bf_undo_free(bf_job *j);
 
 /* walk.c */
 void bf_walk_prepare(bf_job *j); /* the next of the two batch statements */

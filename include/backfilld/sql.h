@@ -46,6 +46,14 @@ typedef struct bf_sql_target {
 	 * the leaf's, and its batches do nothing once the leaf is no longer in the job's table
 	 * (detached or dropped): the slice then reads its row again and ends. */
 	char *leaf_oid;
+	/* backup: true (NULL when not): the job's backup table in the control schema
+	 * ("schema"."<job>_backup") and its key index's name, both quoted, and the columns it
+	 * keeps besides the key (those set assigns), quoted. Each batch of the SKIP LOCKED form
+	 * writes there the old values of the rows it changes, in the same statement. */
+	char *qbackup;
+	char *qbackup_index;
+	char **qbcols;
+	size_t n_bcols;
 } bf_sql_target;
 
 void bf_sql_target_free(bf_sql_target *t);
@@ -58,7 +66,7 @@ void bf_sql_target_free(bf_sql_target *t);
  * REPLACE of the view and functions with unchanged signatures), serialized by a transaction
  * advisory lock, so it is safe to run while older daemons use the schema. For the simple
  * protocol: several statements, no parameters. */
-#define BF_SCHEMA_VERSION 4
+#define BF_SCHEMA_VERSION 5
 char *bf_sql_schema(const char *qschema);
 
 /* What the role lacks to keep its books in the control schema, before the script runs.
@@ -95,7 +103,7 @@ const char *bf_sql_resolve(void);
  * size, $5 owner, $6 rows_estimate-to-be (may be NULL). Columns: 0 definition_hash, 1 state,
  * 2 requested_state, 3 pass, 4 rows_done (with its slices'), 5 has_cursor (t/f), 6 has_high (t/f),
  * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n], then (8 + 2n) whether the job has
- * rows of then: steps (its data is done: finishing). */
+ * rows of then: steps (its data is done: finishing), (9 + 2n) whether it has begun an undo. */
 char *bf_sql_register(const bf_sql_target *t);
 
 /* Record the high-water mark if not yet recorded. $1 name. Columns: 0 has_high (t/f),
@@ -143,6 +151,36 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);
+
+/* backup: true. The backup table is "<job>_backup" in the control schema (the job's name cut
+ * to BF_BACKUP_NAME_CUT characters, so that its index's name "<job>_backup_key" fits the
+ * server's 63 bytes; the progress view finds it the same way): the key's columns, the old
+ * values of the columns set assigns (same names and types as in the table), and
+ * BF_BACKUP_WRITTEN, the md5 (as a uuid) of the text of the row of those columns as the job
+ * wrote them. The batch (SKIP LOCKED form) inserts a row per row it changes; a row changed
+ * again keeps its first old values and takes the latest written hash. */
+#define BF_BACKUP_NAME_CUT "52"
+#define BF_BACKUP_WRITTEN  "backfilld_written"
+char *bf_sql_backup_name(const char *job);
+char *bf_sql_backup_index_name(const char *job);
+/* Create it when missing, and its unique index on the key: several statements, simple
+ * protocol, each a no-op when done already. */
+char *bf_sql_backup_create(const bf_sql_target *t);
+
+/* The undo, a walk of the backup in key order. Begin (or resume) it: the row's undo_cursor
+ * becomes '{}' when NULL (the job is undoing from then on, whatever its state shows), and an
+ * `undo` request is taken. $1 name, $2 the backup table as text (qbackup). Columns: 0 the
+ * backup exists (t/f), 1 undo_rows, 2 undo_skipped, 3 the first keys skipped ("k1, k2; ..."),
+ * 4 requested_state, 5 has a cursor (t/f), 6.. cursor[1..n]. */
+char *bf_sql_undo_begin(const bf_sql_target *t);
+/* One range: the next $2 rows of the backup after the cursor ($3.., unless `first`); each
+ * table row whose assigned columns still hash to what the job wrote gets its old values
+ * back, the others are skipped and counted (the first BF_UNDO_KEYS keys kept); the job's row
+ * records it all in the same statement. Columns: 0 backup rows read (fewer than $2: the walk
+ * is over), 1 undo_rows, 2 undo_skipped, 3 the first keys skipped, 4 requested_state,
+ * 5.. the cursor (the range's last key). */
+#define BF_UNDO_KEYS "10"
+char *bf_sql_undo_range(const bf_sql_target *t, bool first);
 
 /* The slices of a job's parallel first pass: those recorded, or, when none are and the pass is
  * fresh, new ones cut from the key's histogram (pg_stats of the first key column, as ANALYZE

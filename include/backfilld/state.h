@@ -22,9 +22,11 @@ typedef enum bf_job_state {
 	BF_JOB_FAILED,
 	BF_JOB_CANCELLED,
 	BF_JOB_FINISHING, /* the data is done; its then: steps run */
+	BF_JOB_UNDOING,   /* the old values go back from the backup (backfillctl undo) */
+	BF_JOB_UNDONE,    /* ... and are back: the job is over */
 } bf_job_state;
 
-#define BF_JOB_N_STATES (BF_JOB_FINISHING + 1)
+#define BF_JOB_N_STATES (BF_JOB_UNDONE + 1)
 
 typedef enum bf_hold {
 	BF_HOLD_NONE = 0,       /* not held: a batch may go */
@@ -49,7 +51,7 @@ const char *bf_hold_name(bf_hold h);
 const char *bf_job_state_name(bf_job_state s);
 /* The state named so, or -1. */
 int bf_job_state_from_name(const char *name);
-/* done, failed or cancelled: the job has let go for good. */
+/* done, failed, cancelled or undone: the job has let go for good. */
 bool bf_job_state_terminal(bf_job_state s);
 
 #endif
