@@ -312,7 +312,7 @@ static int query_progress(struct ctl *c, PGresult **res_out)
 	                          "SELECT name, state, state_reason, rows_done, "
 	                          "rows_estimate, percent,\n"
 	                          "  rows_per_second, (extract(epoch FROM eta) * 1000)::bigint, "
-	                          "batch_size\n"
+	                          "batch_size, backup_bytes\n"
 	                          "FROM %s.progress WHERE $1::text IS NULL OR name = $1 "
 	                          "ORDER BY name",
 	                          c->qschema);
@@ -378,6 +378,7 @@ static bf_ctl_job *jobs_of(const PGresult *res)
 		        .rate = real_or(res, t, 6, -1),
 		        .eta_ms = int_or(res, t, 7, -1),
 		        .batch_size = int_or(res, t, 8, -1),
+		        .backup_bytes = int_or(res, t, 9, 0),
 		};
 	}
 	return jobs;

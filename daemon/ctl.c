@@ -29,7 +29,7 @@ enum {
 
 /* ---- the table ---- */
 
-enum col { C_NAME, C_STATE, C_ROWS, C_DONE, C_RATE, C_ETA, C_BATCH, C_REASON, N_COLS };
+enum col { C_NAME, C_STATE, C_ROWS, C_DONE, C_RATE, C_ETA, C_BATCH, C_BACKUP, C_REASON, N_COLS };
 
 static const struct column {
 	const char *title;
@@ -42,13 +42,14 @@ static const struct column {
         [C_RATE] = {.title = "ROWS/S", .right = true},
         [C_ETA] = {.title = "ETA", .right = true},
         [C_BATCH] = {.title = "BATCH", .right = true},
+        [C_BACKUP] = {.title = "BACKUP", .right = true},
         [C_REASON] = {.title = "REASON"},
 };
 
 /* The cells of one line: text borrowed from the job or written into buf. */
 struct line {
 	const char *cell[N_COLS];
-	char rows[48], done[160], rate[32], eta[32], batch[32];
+	char rows[48], done[160], rate[32], eta[32], batch[32], backup[32];
 };
 
 static void format_rate(double rate, char *buf, size_t len)
@@ -99,7 +100,12 @@ static void fill_line(struct line *l, const bf_ctl_job *j, int bar_width)
 	l->cell[C_DONE] = l->done;
 	l->cell[C_RATE] = l->rate;
 	l->cell[C_ETA] = l->eta;
+	if (j->backup_bytes > 0)
+		bf_units_format_size(j->backup_bytes, l->backup, sizeof(l->backup));
+	else
+		snprintf(l->backup, sizeof(l->backup), "-");
 	l->cell[C_BATCH] = l->batch;
+	l->cell[C_BACKUP] = l->backup;
 	l->cell[C_REASON] = j->reason ? j->reason : "";
 }
 
@@ -116,7 +122,8 @@ static void append_flat(bf_sbuf *out, const char *s)
 		bf_sbuf_appendn(out, iscntrl((unsigned char)*p) ? " " : p, 1);
 }
 
-/* One line of cells, padded to widths, without trailing blanks. */
+/* One line of cells, padded to widths, without trailing blanks; a column of width 0 is left
+ * out. */
 static void emit_line(bf_sbuf *out, const char *const *cell, const size_t *width)
 {
 	size_t start = out->len;
@@ -124,6 +131,8 @@ static void emit_line(bf_sbuf *out, const char *const *cell, const size_t *width
 	for (int c = 0; c < N_COLS; c++) {
 		size_t len = strlen(cell[c]);
 
+		if (width[c] == 0)
+			continue;
 		if (c > 0)
 			bf_sbuf_append(out, "  ");
 		if (columns[c].right)
@@ -142,6 +151,7 @@ void bf_ctl_format_table(bf_sbuf *out, const bf_ctl_job *jobs, size_t n, int bar
 	const char *titles[N_COLS];
 	size_t width[N_COLS];
 	struct line *lines = n ? bf_xcalloc(n, sizeof(*lines)) : NULL;
+	bool backups = false;
 
 	for (int c = 0; c < N_COLS; c++) {
 		titles[c] = columns[c].title;
@@ -149,12 +159,15 @@ void bf_ctl_format_table(bf_sbuf *out, const bf_ctl_job *jobs, size_t n, int bar
 	}
 	for (size_t i = 0; i < n; i++) {
 		fill_line(&lines[i], &jobs[i], bar_width);
+		backups |= jobs[i].backup_bytes > 0;
 		for (int c = 0; c < N_COLS; c++) {
 			size_t len = strlen(lines[i].cell[c]);
 			if (len > width[c])
 				width[c] = len;
 		}
 	}
+	if (!backups)
+		width[C_BACKUP] = 0; /* shown when some job keeps a backup */
 	emit_line(out, titles, width);
 	for (size_t i = 0; i < n; i++)
 		emit_line(out, lines[i].cell, width);
@@ -250,6 +263,10 @@ void bf_ctl_format_line(bf_sbuf *out, const char *time, const bf_ctl_job *j)
 	if (j->batch_size >= 0) {
 		snprintf(buf, sizeof(buf), "%lld", (long long)j->batch_size);
 		field(out, &first, "batch", buf);
+	}
+	if (j->backup_bytes > 0) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)j->backup_bytes);
+		field(out, &first, "backup_bytes", buf);
 	}
 	if (j->reason && j->reason[0])
 		field(out, &first, "reason", j->reason);

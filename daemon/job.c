@@ -456,6 +456,9 @@ void bf_job_figures_of(bf_job *j, bf_job_figures *out)
 	        .commit_p90_us = r.commit && r.commit->ok && j->cfg->max_commit_latency_ms > 0
 	                                 ? r.commit->p90_us
 	                                 : 0,
+	        .backup_bytes = j->backup_bytes,
+	        .undo_rows = j->undo_rows,
+	        .undo_skipped = j->undo_skipped,
 	        .counts = j->counts,
 	};
 	add_open_hold(j, &out->counts, now);

@@ -72,6 +72,9 @@ enum mvalue {
 	MV_PASS,
 	MV_PACE,
 	MV_COMMIT,
+	MV_BACKUP,
+	MV_UNDO_ROWS,
+	MV_UNDO_SKIPPED,
 };
 
 /* The families with one series per job. */
@@ -118,6 +121,20 @@ static const struct metric {
          .type = "gauge",
          .help = "p90 of the last commit probes on the job's server (0: none yet, or off).",
          .value = MV_COMMIT},
+        {.name = "backfilld_backup_bytes",
+         .type = "gauge",
+         .help = "Size of the job's backup table, indexes included, as its last batch read it "
+                 "(0: no backup).",
+         .value = MV_BACKUP},
+        {.name = "backfilld_undo_rows",
+         .type = "gauge",
+         .help = "Rows backfillctl undo has put back.",
+         .value = MV_UNDO_ROWS},
+        {.name = "backfilld_undo_skipped_rows",
+         .type = "gauge",
+         .help = "Rows backfillctl undo left as they are: the application changed them since "
+                 "the job wrote them.",
+         .value = MV_UNDO_SKIPPED},
 };
 
 static double value_of(const bf_job_figures *f, enum mvalue v)
@@ -141,6 +158,12 @@ static double value_of(const bf_job_figures *f, enum mvalue v)
 		return f->pace;
 	case MV_COMMIT:
 		return (double)f->commit_p90_us / 1e6;
+	case MV_BACKUP:
+		return (double)f->backup_bytes;
+	case MV_UNDO_ROWS:
+		return (double)f->undo_rows;
+	case MV_UNDO_SKIPPED:
+		return (double)f->undo_skipped;
 	}
 	return 0;
 }

@@ -496,14 +496,17 @@ static void hi_array(bf_sbuf *sb, const bf_sql_target *t)
 	bf_sbuf_append(sb, "]");
 }
 
-/* ", hi.bf_hi_1::text, ...": the batch's last key, the columns the caller reads. */
 /* The batch's last columns: its last key, then the WAL position once its rows and its
- * checkpoint are written (the returned row is formed after both). */
+ * checkpoint are written (the returned row is formed after both), then with a backup its size
+ * (the names in it are [a-z0-9_] and quoted: config.c, so they sit in the literal as they
+ * are). */
 static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
 {
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(sb, ", hi.bf_hi_%zu::text", i + 1);
 	bf_sbuf_append(sb, ", pg_current_wal_insert_lsn()::text");
+	if (t->qbackup)
+		bf_sbuf_printf(sb, ", pg_total_relation_size('%s'::regclass)", t->qbackup);
 }
 
 /* ---- backup: true, and undo ---- */
@@ -628,6 +631,7 @@ char *bf_sql_undo_begin(const bf_sql_target *t)
 	               "  cardinality(undo_cursor) > 0",
 	               t->qschema);
 	elements(&sb, t, "undo_cursor");
+	bf_sbuf_append(&sb, ", pg_total_relation_size(to_regclass($2))");
 	return bf_sbuf_steal(&sb);
 }
 

@@ -146,6 +146,7 @@ void bf_undo_take(bf_job *j, const PGresult *res)
 		j->requested = PQgetisnull(res, 0, 4) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 4));
 		bf_strv_free(j->undo_cursor, nk);
 		j->undo_cursor = PQgetvalue(res, 0, 5)[0] == 't' ? bf_job_values(res, 6, nk) : NULL;
+		j->backup_bytes = strtoll(PQgetvalue(res, 0, 6 + (int)nk), NULL, 10);
 		j->undo_over = false;
 		bf_log(BF_LOG_INFO, j->cfg->name,
 		       j->undo_cursor ? "undo resumes from its checkpoint" : "undo begins",

@@ -171,6 +171,9 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	bf_gate_took(&j->gate, now, rows, j->last_batch_ms);
 	if (j->lagmon)
 		bf_lagmon_wal(j->lagmon, PQgetvalue(res, 0, 4 + (int)n));
+	if (j->target->qbackup)
+		(j->parent ? j->parent : j)->backup_bytes =
+		        strtoll(PQgetvalue(res, 0, 5 + (int)n), NULL, 10);
 	if (!j->pass_end)
 		adapt_batch_size(j);
 	if (j->state == BF_JOB_RUNNING && j->reason)

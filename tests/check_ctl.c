@@ -112,6 +112,28 @@ START_TEST(test_table_with_bar)
 }
 END_TEST
 
+/* The BACKUP column is there when some job keeps a backup, "-" for the others. */
+START_TEST(test_table_with_backup)
+{
+	bf_ctl_job jobs[2] = {running, running};
+	char *t;
+
+	jobs[1].name = "fix";
+	jobs[1].state = "undoing";
+	jobs[1].reason = "undoing: 10 rows put back, 0 skipped";
+	jobs[1].backup_bytes = 3 * 1024 * 1024;
+	t = table(jobs, 2, 0);
+	ck_assert_str_eq(t,
+	                 "NAME               STATE    ROWS DONE/ESTIMATE   DONE  ROWS/S    ETA  "
+	                 "BATCH  BACKUP  REASON\n"
+	                 "users_email_lower  running    1234000/10000000  12.3%   45210  3m14s   "
+	                 "2000       -\n"
+	                 "fix                undoing    1234000/10000000  12.3%   45210  3m14s   "
+	                 "2000     3MB  undoing: 10 rows put back, 0 skipped\n");
+	free(t);
+}
+END_TEST
+
 static char *bar(double percent, int width)
 {
 	bf_sbuf sb = {0};
@@ -295,6 +317,7 @@ Suite *ctl_suite(void)
 	tcase_add_test(text, test_table_empty);
 	tcase_add_test(text, test_table_no_eta);
 	tcase_add_test(text, test_table_one_line_per_job);
+	tcase_add_test(text, test_table_with_backup);
 	tcase_add_test(text, test_table_with_bar);
 	tcase_add_test(text, test_bar);
 	tcase_add_test(text, test_line);

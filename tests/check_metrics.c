@@ -90,7 +90,7 @@ START_TEST(test_no_jobs)
 	char *t = render(NULL, 0, NULL, 0);
 
 	/* the families are still described, with no series */
-	ck_assert_int_eq(count(t, "# TYPE "), 19);
+	ck_assert_int_eq(count(t, "# TYPE "), 22);
 	ck_assert_ptr_null(strstr(t, "{job="));
 	ck_assert_ptr_null(strstr(t, "{database="));
 	free(t);

@@ -35,9 +35,11 @@ typedef struct bf_ctl_job {
 	double rate;           /* rows per second; < 0: unknown */
 	int64_t eta_ms;        /* < 0: none (no rate yet, or the job is over) */
 	int64_t batch_size;    /* < 0: unknown */
+	int64_t backup_bytes;  /* the backup's size (backup: true); 0: none (a table has pages) */
 } bf_ctl_job;
 
 /* Append the status table of `n` jobs: a header, then one line per job, each ending in "\n".
+ * The BACKUP column (before the reason) is there when some job has a backup.
  * With bar_width > 0 the percent column also shows a progress bar of that many cells
  * (the --watch view on a terminal). No jobs: the header and "(no jobs)". */
 void bf_ctl_format_table(bf_sbuf *out, const bf_ctl_job *jobs, size_t n, int bar_width);
@@ -49,7 +51,8 @@ void bf_ctl_format_bar(bf_sbuf *out, double percent, int width);
 
 /* Append one logfmt line for a job (the --watch output into a pipe), ending in "\n":
  * `time=TIME job=NAME state=STATE rows=N estimate=N percent=P rate=R eta=E batch=B
- * reason="..."`. Unknown values are left out; `time` is left out when NULL. */
+ * backup_bytes=N reason="..."`. Unknown values are left out (backup_bytes without a backup);
+ * `time` is left out when NULL. */
 void bf_ctl_format_line(bf_sbuf *out, const char *time, const bf_ctl_job *j);
 
 /* Append `value` as a logfmt value: bare when it is non-empty and has no space, '"', '=' or

@@ -148,6 +148,7 @@ struct bf_job {
 	bf_job_counts counts; /* for the metrics; a slice counts into its job's */
 	int dual_write_step;  /* dual_write: 0 its function next, 1 its trigger, 2 in place */
 	bool backup_ok;       /* the backup table is there (checked on this connection) */
+	int64_t backup_bytes; /* its size, as the last batch (or the undo's start) read it */
 
 	/* backfillctl undo (undo.c) */
 	bool undoing;    /* the backup's old values go back: no batch, no step */

@@ -79,7 +79,9 @@ typedef struct bf_job_figures {
 	int pass;
 	double pace;           /* 0.05..1 (pace.h) */
 	int64_t commit_p90_us; /* the server's commit probes; 0 when none */
-	bf_job_counts counts;  /* held_ms includes the holds still going on */
+	int64_t backup_bytes;  /* backup: true, its table's size as last read; 0 when none */
+	int64_t undo_rows, undo_skipped; /* backfillctl undo: rows put back, rows left */
+	bf_job_counts counts;            /* held_ms includes the holds still going on */
 } bf_job_figures;
 
 /* What one server shows: database is "host:port/dbname" (no password); lag is its lag

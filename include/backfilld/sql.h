@@ -146,7 +146,8 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * 3 unchanged: rows the SKIP LOCKED form locked (so no other session held them) that the
  * UPDATE still did not change, as a BEFORE trigger returning NULL does (0 on the fast path),
  * 4.. hi[1..n], then the server's WAL insert position as the batch ends (text, "0/16B3748":
- * the WAL it wrote, for max_wal_rate). An updated row that still satisfies `where` raises
+ * the WAL it wrote, for max_wal_rate), then with a backup (qbackup) the backup's size in
+ * bytes. An updated row that still satisfies `where` raises
  * BF001. No row: the job's
  * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
 #define BF_FAST_LOCK_TIMEOUT "50ms"
@@ -171,7 +172,8 @@ char *bf_sql_backup_create(const bf_sql_target *t);
  * becomes '{}' when NULL (the job is undoing from then on, whatever its state shows), and an
  * `undo` request is taken. $1 name, $2 the backup table as text (qbackup). Columns: 0 the
  * backup exists (t/f), 1 undo_rows, 2 undo_skipped, 3 the first keys skipped ("k1, k2; ..."),
- * 4 requested_state, 5 has a cursor (t/f), 6.. cursor[1..n]. */
+ * 4 requested_state, 5 has a cursor (t/f), 6.. cursor[1..n], then the backup's size (bytes,
+ * indexes included). */
 char *bf_sql_undo_begin(const bf_sql_target *t);
 /* One range: the next $2 rows of the backup after the cursor ($3.., unless `first`); each
  * table row whose assigned columns still hash to what the job wrote gets its old values

@@ -19,6 +19,8 @@
 #                   10ms included) and sleep: 0
 #      backfilld-fast  the same with `max_commit_latency: off` and `parallel: BENCH_BF_PARALLEL`
 #                   (first pass in slices): as fast as it goes
+#      backfilld-backup  the defaults with `backup: true`: what keeping the old values costs
+#                   (time, WAL per row, the backup's size per row) next to backfilld
 #      backfilld-2x, -4x, -8x  the defaults with max_commit_latency at 2, 4, 8 times the
 #                   application's baseline p99 (needs the application load): the curve of the
 #                   application's p99 and the backfill's rows/s by budget
@@ -86,8 +88,8 @@ warn() {
 
 # --- knobs -------------------------------------------------------------------------------------
 
-ALL_STRATEGIES=(single seed-loop keyset-loop backfilld backfilld-fast backfilld-2x backfilld-4x
-	backfilld-8x)
+ALL_STRATEGIES=(single seed-loop keyset-loop backfilld backfilld-backup backfilld-fast backfilld-2x
+	backfilld-4x backfilld-8x)
 ROWS=${BENCH_ROWS:-1000000}
 APP=${BENCH_APP:-1}
 APP_RATE=${BENCH_APP_RATE:-400}
@@ -482,7 +484,7 @@ EOF
 
 # --- one strategy -------------------------------------------------------------------------------
 
-declare -A R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT
+declare -A R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT R_BACKUP
 NOTES=()
 BROKEN=0
 
@@ -506,6 +508,7 @@ loop_timeout() {
 daemon_keys() {
 	case $1 in
 	backfilld-fast) echo "max_commit_latency: off; parallel: $BF_PARALLEL" ;;
+	backfilld-backup) echo "backup: true" ;;
 	backfilld-*x) echo "max_commit_latency: $(($(budget_us "$1") / 1000))ms" ;;
 	esac
 }
@@ -601,6 +604,10 @@ run_strategy() {
 				count(*) AS n FROM backfill.slices WHERE job = j.name) s ON true
 			WHERE j.name = 'bench'" 2>&1) || job="(backfill.jobs unreadable: $job)"
 		NOTES+=("$name tuning: sleep 0${BENCH_BF_TUNING:+; $BENCH_BF_TUNING}${extra:+; $extra}, the rest its defaults")
+		if [[ $name == backfilld-backup ]]; then
+			R_BACKUP[$name]=$(bench_psql "$db" -c "SELECT coalesce(pg_total_relation_size(
+				to_regclass('backfill.bench_backup')), 0)")
+		fi
 		NOTES+=("$name job: ${job:-no row in backfill.jobs}; peak RSS ${D_RSS_KB} kB, CPU ${D_CPU_S} s, exit $D_RC")
 	fi
 
@@ -645,8 +652,8 @@ run_baseline() {
 # --- run ----------------------------------------------------------------------------------------
 
 # Every figure a strategy's run leaves, by strategy name (R_* above, A_* of app_stats).
-RESULT_ARRAYS=(R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT A_TPS A_P50 A_P99 A_MAX
-	A_FAILED A_N)
+RESULT_ARRAYS=(R_STATUS R_WALL R_ROWS R_WAL R_APPWAL R_RSS R_CPU R_CKPT R_BACKUP A_TPS A_P50 A_P99
+	A_MAX A_FAILED A_N)
 
 # keep_round NAME ROUND: file the figures of NAME's run as NAME@ROUND.
 keep_round() {
@@ -812,6 +819,10 @@ budget_targets() { # NAME: the commit-latency budget's promise, at the 1M size o
 for b in backfilld-2x backfilld-4x backfilld-8x; do
 	budget_targets "$b"
 done
+# What backup: true costs, next to the same job without it (issue 17: reported, no target).
+if [[ ${R_STATUS[backfilld-backup]-} == ok && ${R_STATUS[backfilld]-} == ok ]]; then
+	NOTES+=("backup: true costs $(calc '%.2f' "${R_WALL[backfilld-backup]} / ${R_WALL[backfilld]}")x the time of backfilld (${R_WALL[backfilld-backup]} s vs ${R_WALL[backfilld]} s), $(wal_per_row backfilld-backup) vs $(wal_per_row backfilld) WAL bytes per row; the backup table holds $(calc '%.1f' "${R_BACKUP[backfilld-backup]} / 1048576") MB, $(calc '%.1f' "${R_BACKUP[backfilld-backup]} / ${R_ROWS[backfilld-backup]}") bytes per row (index included)")
+fi
 
 # --- Markdown ---
 dash() { # a value or an en dash

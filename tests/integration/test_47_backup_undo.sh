@@ -27,9 +27,11 @@ BEFORE=$(psql_q "$(sum_sql users)")
 CHANGED=$(psql_q "SELECT count(*) FROM users WHERE \"Email\" <> lower(\"Email\")")
 assert_ge "the table has rows to rewrite" "$CHANGED" 30000
 
+PORT=$(_bf_free_port)
 conf() {
 	bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
+metrics_listen: "127.0.0.1:$PORT"
 jobs:
   - name: lower_email
     table: users
@@ -71,6 +73,8 @@ assert_eq "the data is what set gives" 0 \
 	"$(psql_q "SELECT count(*) FROM users u JOIN orig o USING (id) WHERE u.\"Email\" IS DISTINCT FROM lower(o.\"Email\")")"
 UP1=$(psql_q "$(sum_sql users)")
 assert_true "the progress view shows the backup's size" test "$(psql_q "SELECT backup_bytes > 0 FROM backfill.progress WHERE name = 'lower_email'")" = t
+assert_match "backfillctl status shows it" 'BATCH +BACKUP +REASON.*lower_email +done .* [0-9.]+MB' \
+	"$("$BF_CTL" -d "$BF_DB_CONNINFO" status | tr '\n' ' ')"
 
 # down
 "$BF_CTL" -d "$BF_DB_CONNINFO" undo lower_email >"$BF_TMPDIR/undo1.out"
@@ -101,6 +105,9 @@ wait_for "the daemon has found the job done" 30 grep -q 'already finished' "$BF_
 undone_at_least() { (($(job undo_rows lower_email) >= $1)); }
 wait_for "the running daemon undoes" 30 undone_at_least 2000
 assert_eq "the state says undoing" undoing "$(job_state lower_email)"
+page=$(metrics_get "$PORT" /metrics)
+assert_ge "/metrics: the undo's rows put back" "$(metric "$page" 'backfilld_undo_rows{job="lower_email"}')" 2000
+assert_ge "/metrics: the backup's size" "$(metric "$page" 'backfilld_backup_bytes{job="lower_email"}')" 1000000
 # 100 rows the job changed, far ahead of the undo's cursor
 psql_q "UPDATE users SET \"Email\" = 'app-' || id WHERE id IN (
           SELECT id FROM backfill.lower_email_backup ORDER BY id DESC LIMIT 100)"
