@@ -244,8 +244,9 @@ static bool registered_finished(bf_job *j, const PGresult *res, const char *hash
 	return true;
 }
 
-/* Is the job undoing: an undo begun (its row says so: `begun`), or one asked for on a job that
- * is over and keeps a backup? One asked for a job without a backup is logged and left. */
+/* Is the job undoing: an undo begun (its row says so: `begun`) and not cancelled since, or one
+ * asked for on a job that is over and keeps a backup (a cancelled undo resumes so)? One asked
+ * for a job without a backup is logged and left. */
 static bool undo_wanted(bf_job *j, bool begun)
 {
 	bool over = j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_FAILED ||
@@ -253,7 +254,7 @@ static bool undo_wanted(bf_job *j, bool begun)
 
 	if (j->parent || j->env.dry_run || j->db_state == BF_JOB_UNDONE)
 		return false;
-	if (begun)
+	if (begun && j->db_state != BF_JOB_CANCELLED)
 		return true;
 	if (!bf_streq_opt(j->requested, "undo") || !over)
 		return false;

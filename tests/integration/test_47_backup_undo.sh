@@ -11,7 +11,8 @@
 #   - an undo asked of a running daemon (the job is over in it: it starts it again), during
 #     which the application changes 100 rows and the daemon is killed (-9): those rows keep
 #     the application's values and are counted (100 skipped, their first keys listed) and
-#     every other row is as before the job, nothing counted twice across the crash.
+#     every other row is as before the job, nothing counted twice across the crash;
+#   - a cancelled undo stays cancelled across a restart, and an undo asked again resumes it.
 . "$BF_ROOT/tests/lib/test.sh"
 
 N=60000
@@ -114,9 +115,20 @@ psql_q "UPDATE users SET \"Email\" = 'app-' || id WHERE id IN (
 kill -9 "$DAEMON_PID"
 daemon_wait 10
 wait_for "the killed daemon's sessions are gone" 30 no_session
-daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down3.log" --exit-when-done
+# a cancelled undo stays cancelled across a restart, and resumes when asked again
+daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down3.log"
+wait_for "undoing again after the crash" 30 job_is lower_email undoing
+"$BF_CTL" -d "$BF_DB_CONNINFO" cancel lower_email >/dev/null
+wait_for "the undo is cancelled" 10 job_is lower_email cancelled
+kill -TERM "$DAEMON_PID"
+daemon_wait 30
+at_cancel=$(job undo_rows lower_email)
+daemon_run 60 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down4.log" --exit-when-done
+assert_eq "a restart leaves a cancelled undo cancelled" "cancelled $at_cancel" "$(job "state || ' ' || undo_rows" lower_email)"
+"$BF_CTL" -d "$BF_DB_CONNINFO" undo lower_email >/dev/null
+daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down5.log" --exit-when-done
 assert_eq "exit 0" 0 "$DAEMON_RC"
-assert_true "the undo resumed from its checkpoint" grep -q 'msg="undo resumes from its checkpoint"' "$BF_TMPDIR/down3.log"
+assert_true "the undo resumed from its checkpoint" grep -q 'msg="undo resumes from its checkpoint"' "$BF_TMPDIR/down5.log"
 assert_eq "undone" undone "$(job_state lower_email)"
 assert_eq "100 rows skipped, the others put back, nothing counted twice" "$((CHANGED - 100)) 100" \
 	"$(job "undo_rows || ' ' || undo_skipped" lower_email)"
