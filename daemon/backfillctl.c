@@ -226,6 +226,26 @@ static void rollback(struct ctl *c)
 	PQclear(res);
 }
 
+/* BEGIN, then the job's row read and locked by `select` (FOR UPDATE): 0 inside the
+ * transaction with the row in *row; -1, rolled back, when that failed or there is no such job
+ * (*row, when set, is the caller's to clear). */
+static int begin_on_job(struct ctl *c, const char *select, int n, const char *const *params,
+                        PGresult **row)
+{
+	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+		return -1;
+	if (run_sql(c, select, n, params, row) != 0)
+		goto error;
+	if (PQntuples(*row) == 0) {
+		fail(c, "no job named %s in schema %s", c->job, c->schema);
+		goto error;
+	}
+	return 0;
+error:
+	rollback(c);
+	return -1;
+}
+
 static bool is_terminal(const char *state)
 {
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
@@ -580,14 +600,8 @@ static int request_one(struct ctl *c, const struct command *cmd)
 	update = bf_xasprintf("UPDATE %s.jobs SET requested_state = $2, updated_at = now()\n"
 	                      "WHERE name = $1",
 	                      c->qschema);
-	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+	if (begin_on_job(c, select, 2, params, &res) != 0)
 		goto out;
-	if (run_sql(c, select, 2, params, &res) != 0)
-		goto error;
-	if (PQntuples(res) == 0) {
-		fail(c, "no job named %s in schema %s", c->job, c->schema);
-		goto error;
-	}
 	state = PQgetvalue(res, 0, 0);
 	requested = PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1);
 	if (is_terminal(state)) {
@@ -801,14 +815,8 @@ static int cmd_undo(struct ctl *c, const struct command *cmd)
 	update = bf_xasprintf("UPDATE %s.jobs SET requested_state = 'undo', updated_at = now()\n"
 	                      "WHERE name = $1",
 	                      c->qschema);
-	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+	if (begin_on_job(c, select, 2, params, &row) != 0)
 		goto out;
-	if (run_sql(c, select, 2, params, &row) != 0)
-		goto error;
-	if (PQntuples(row) == 0) {
-		fail(c, "no job named %s in schema %s", c->job, c->schema);
-		goto error;
-	}
 	state = PQgetvalue(row, 0, 0);
 	if (strcmp(state, "undone") == 0 || strcmp(state, "undoing") == 0 ||
 	    (PQgetvalue(row, 0, 1)[0] == 't' && !is_terminal(state))) {
@@ -864,12 +872,9 @@ static int cmd_drop_backup(struct ctl *c, const struct command *cmd)
 	int rc = -1;
 
 	(void)cmd;
-	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+	if (begin_on_job(c, select, 1, params, &row) != 0)
 		goto out;
-	if (run_sql(c, select, 1, params, &row) != 0)
-		goto error;
-	if (PQntuples(row) == 1 &&
-	    (strcmp(PQgetvalue(row, 0, 0), "undoing") == 0 || PQgetvalue(row, 0, 1)[0] == 't')) {
+	if ((strcmp(PQgetvalue(row, 0, 0), "undoing") == 0 || PQgetvalue(row, 0, 1)[0] == 't')) {
 		fail(c,
 		     "job %s is undoing (or asked to): its backup is in use; cancel the undo "
 		     "first",
@@ -915,14 +920,8 @@ static int cmd_reset(struct ctl *c, const struct command *cmd)
 	                     "   FROM %s.slices WHERE job = $2)",
 	                     c->qschema);
 	delete = bf_xasprintf("DELETE FROM %s.jobs WHERE name = $1", c->qschema);
-	if (run_sql(c, "BEGIN", 0, NULL, NULL) != 0)
+	if (begin_on_job(c, select, 1, params + 1, &row) != 0)
 		goto out;
-	if (run_sql(c, select, 1, params + 1, &row) != 0)
-		goto error;
-	if (PQntuples(row) == 0) {
-		fail(c, "no job named %s in schema %s", c->job, c->schema);
-		goto error;
-	}
 	if (run_sql(c, locks, 2, params, &lock) != 0)
 		goto error;
 	if (PQgetvalue(lock, 0, 1)[0] != '\0') {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfilld/autopar.h"
 #include "backfilld/conn.h"
 #include "backfilld/pressure.h"
 #include "backfilld/sql.h"
@@ -309,9 +310,10 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 	printf("\n  estimated rows to do: %lld (counted in a %.4g%% sample of the table)\n", rows,
 	       bf_sql_sample_percent(t->pages));
 	if (leaves > 0)
-		printf("  walk: partition by partition, one slice per leaf (%lld leaves, %lld at "
+		printf("  walk: partition by partition, one slice per leaf (%lld leaves, %s%lld at "
 		       "once); shown on the biggest, %s\n",
-		       leaves, (long long)job->parallel, t->qtable);
+		       leaves, job->parallel ? "" : "auto: 1 to ",
+		       (long long)(job->parallel ? job->parallel : BF_AUTOPAR_MAX), t->qtable);
 	if (t->qbackup) {
 		printf("  backup: ");
 		for (size_t i = 0; i < t->n_bcols; i++)

@@ -68,6 +68,7 @@ enum key_flags {
 	KF_NOT_DEFAULT = 1 << 2, /* refused inside defaults: */
 	KF_LIMIT = 1 << 3,       /* a lag limit: set (non-zero), the job needs a lag monitor */
 	KF_OFF = 1 << 4,         /* a duration that also takes the word off (stored as 0) */
+	KF_AUTO = 1 << 5,        /* an integer that also takes the word auto (stored as 0) */
 };
 
 struct choice {
@@ -297,6 +298,7 @@ static const struct key_def job_keys[] = {
         {.name = "max_retries", .type = KT_INT, .offset = JOB(max_retries), .def = "10"},
         {.name = "parallel",
          .type = KT_INT,
+         .flags = KF_AUTO,
          .offset = JOB(parallel),
          .def = "1",
          .min = 1,
@@ -605,6 +607,8 @@ static char *expected_phrase(const struct key_def *d)
 		break;
 	case KT_INT:
 		bf_sbuf_append(&sb, d->min > 0 ? "a positive integer" : "a non-negative integer");
+		if (d->flags & KF_AUTO)
+			bf_sbuf_append(&sb, ", or auto");
 		break;
 	case KT_DURATION:
 		bf_sbuf_append(&sb, d->flags & KF_OFF ? "a duration such as 250ms, 5s, 2min, or off"
@@ -853,6 +857,10 @@ static char *store_scalar(const struct key_def *d, void *base, const char *text)
 		return NULL;
 	}
 	case KT_INT:
+		if ((d->flags & KF_AUTO) && strcmp(text, "auto") == 0) {
+			*(int64_t *)field = 0;
+			return NULL;
+		}
 		if (parse_int(text, &v) < 0 || v < d->min)
 			return expected_phrase(d);
 		if (v > max)

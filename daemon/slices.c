@@ -4,17 +4,20 @@
  *
  * A plain table with `parallel: N` has its keys cut into N ranges from the first key
  * column's histogram (all walked at once); a partitioned table has one slice per leaf,
- * `parallel` at a time. The slices are recorded in <schema>.slices at a fresh first pass, in
- * one statement (whole or not at all), and read back after any restart. Meanwhile the job
- * keeps its advisory lock, shows the state (its own gate, the signals the slices see) and
- * waits; once every slice is done it runs the closing read over the whole table, as after
- * any pass. A slice job has `parent` set and its own advisory lock; it walks its slice's
- * keys, checkpointing in its slice's row only, obeys the job's requests, and never writes a
- * state: its parent hears how it finished and acts on it, from its own step.
+ * `parallel` at a time. With `parallel: auto` a plain table's keys are cut into
+ * BF_AUTOPAR_MAX ranges, and how many slices walk at once follows the signals (autopar.h):
+ * a walker taken away stops after its batch and its slice waits for its turn again. The slices are
+ * recorded in <schema>.slices at a fresh first pass, in one statement (whole or not at all), and
+ * read back after any restart. Meanwhile the job keeps its advisory lock, shows the state (its own
+ * gate, the signals the slices see) and waits; once every slice is done it runs the closing read
+ * over the whole table, as after any pass. A slice job has `parent` set and its own advisory lock;
+ * it walks its slice's keys, checkpointing in its slice's row only, obeys the job's requests, and
+ * never writes a state: its parent hears how it finished and acts on it, from its own step.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backfilld/autopar.h"
 #include "backfilld/job_internal.h"
 #include "backfilld/log.h"
 #include "backfilld/util.h"
@@ -46,6 +49,14 @@ void bf_slices_free(bf_job *j)
 	j->n_slices = j->n_pending = j->next_pending = 0;
 }
 
+/* A slice stopped before its end (parallel: auto took its walker away) waits for its turn
+ * again, from its cursor. */
+static void requeue(bf_job *j, int slice)
+{
+	j->pending = bf_xrealloc(j->pending, (j->n_pending + 1) * sizeof(*j->pending));
+	j->pending[j->n_pending++] = slice;
+}
+
 /* A slice job finished (done, failed, cancelled or stopped). Its parent acts from its own
  * step, never from inside the slice's call stack: a timer of 0 when nothing is in flight. */
 static void slice_finished(bf_job *s, void *owner)
@@ -54,6 +65,8 @@ static void slice_finished(bf_job *s, void *owner)
 
 	j->slices_live--;
 	if (!bf_job_state_terminal(j->state) && !j->stopping) {
+		if (!bf_job_state_terminal(s->state) && s->stopping)
+			requeue(j, s->slice);
 		if (s->state == BF_JOB_FAILED) {
 			char msg[BF_JOB_ERR_LEN + 32];
 
@@ -88,6 +101,8 @@ static void start_slice(bf_job *j, int n)
 	s->lagmon = j->lagmon;
 	if (j->pause_reason)
 		s->pause_reason = bf_xstrdup(j->pause_reason);
+	/* a slice started again (parallel: auto) is a new object: the old one keeps its rows */
+	j->slices = bf_xrealloc(j->slices, (j->n_slices + 1) * sizeof(*j->slices));
 	j->slices[j->n_slices++] = s;
 	j->slices_live++;
 	bf_job_start(s);
@@ -119,12 +134,64 @@ static void send_slices(bf_job *j)
 		const char *v[7] = {j->cfg->name,    n,    j->target->nsp, j->target->rel,
 		                    j->target->key1, high, fresh};
 
-		snprintf(n, sizeof(n), "%lld", (long long)j->cfg->parallel);
+		snprintf(n, sizeof(n), "%lld",
+		         (long long)(j->cfg->parallel ? j->cfg->parallel : BF_AUTOPAR_MAX));
 		sql = bf_sql_slices(j->target);
 		bf_job_send(j, PH_SLICES, sql, 7, v);
 	}
 	free(sql);
 	free(high);
+}
+
+/* Does every walker run unthrottled at full pace? */
+static bool room(const bf_job *j)
+{
+	for (size_t i = 0; i < j->n_slices; i++) {
+		const bf_job *s = j->slices[i];
+
+		if (s->finished || s->stopping)
+			continue;
+		if (s->state != BF_JOB_RUNNING || s->hold != BF_HOLD_NONE ||
+		    s->gate.pace.pace < 1.0)
+			return false;
+	}
+	return true;
+}
+
+/* parallel: auto: the walkers the signals leave room for, the extra ones stopped (the latest
+ * started first), the rate cap's share told to those that walk on. */
+static void auto_walkers(bf_job *j)
+{
+	size_t before = j->walkers, live = 0;
+	size_t left = j->slices_live + (j->n_pending - j->next_pending);
+	bool ok = room(j);
+
+	if (j->state != BF_JOB_RUNNING && j->state != BF_JOB_THROTTLED)
+		return; /* paused, or writing its state: nothing to learn */
+	j->walkers = bf_autopar_decide(&j->autopar, ok, left, bf_mono_ms());
+	if (j->walkers != before) {
+		const char *why = !ok                   ? "a walker is held back or paced"
+		                  : j->walkers > before ? "every walker at full pace"
+		                                        : "fewer slices left";
+
+		bf_log(BF_LOG_INFO, j->cfg->name, "parallel: auto",
+		       "walkers=%zu from=%zu why=\"%s\"", j->walkers, before, why);
+		for (size_t i = 0; i < j->n_slices; i++) {
+			bf_job_config *sc = bf_slices_config(j->cfg, j->walkers);
+
+			if (!j->slices[i]->finished && !j->slices[i]->stopping)
+				bf_job_retune(j->slices[i], sc);
+			bf_job_config_free(sc);
+		}
+	}
+	for (size_t i = j->n_slices; i-- > 0;) {
+		bf_job *s = j->slices[i];
+
+		if (s->finished || s->stopping)
+			continue;
+		if (++live > j->walkers)
+			bf_job_stop_for(s, "parallel: auto, fewer walkers");
+	}
 }
 
 bool bf_slices_next(bf_job *j)
@@ -134,6 +201,8 @@ bool bf_slices_next(bf_job *j)
 		send_slices(j);
 		return true;
 	}
+	if (j->cfg->parallel == 0 && j->slices_live > 0)
+		auto_walkers(j);
 	start_pending(j);
 	if (j->slices_live == 0)
 		return false;
@@ -152,7 +221,7 @@ void bf_slices_take(bf_job *j, const PGresult *res)
 	j->slices_known = true;
 	bf_slices_free(j);
 	if (rows == 0) {
-		if (j->cursor == NULL && j->cfg->parallel > 1)
+		if (j->cursor == NULL && j->cfg->parallel != 1)
 			bf_log(BF_LOG_WARN, j->cfg->name,
 			       "cannot cut the key into slices (no statistics on it: ANALYZE the "
 			       "table; or too few keys): one walker",
@@ -169,17 +238,21 @@ void bf_slices_take(bf_job *j, const PGresult *res)
 		return;
 	}
 	/* a plain table's key slices all walk at once (they were cut for `parallel`); a
-	 * partitioned table's leaves `parallel` at a time */
+	 * partitioned table's leaves `parallel` at a time; with auto, one to begin with */
 	j->walkers = j->target->partitioned && (size_t)j->cfg->parallel < left
 	                     ? (size_t)j->cfg->parallel
 	                     : left;
+	if (j->cfg->parallel == 0) {
+		bf_autopar_init(&j->autopar, bf_mono_ms());
+		j->walkers = 1;
+	}
 	if (j->target->partitioned)
 		bf_log(BF_LOG_INFO, j->cfg->name, "first pass partition by partition",
 		       "partitions=%d left=%zu at_once=%zu", rows, left, j->walkers);
 	else
 		bf_log(BF_LOG_INFO, j->cfg->name, "first pass in slices, one connection each",
-		       "slices=%d left=%zu", rows, left);
-	j->slices = bf_xcalloc(left, sizeof(*j->slices));
+		       "slices=%d left=%zu at_once=%zu%s", rows, left, j->walkers,
+		       j->cfg->parallel ? "" : " parallel=auto");
 	j->pending = bf_xcalloc(left, sizeof(*j->pending));
 	for (int i = 0; i < rows; i++)
 		if (PQgetvalue(res, i, 1)[0] != 't')

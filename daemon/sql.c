@@ -509,6 +509,19 @@ static void hi_columns(bf_sbuf *sb, const bf_sql_target *t)
 		bf_sbuf_printf(sb, ", pg_total_relation_size('%s'::regclass)", t->qbackup);
 }
 
+/* The end of a resumable walk's statement (verify, undo): the row's <walk>_cursor moved to the
+ * range's last key (`last`), kept when the range was empty (`agg.n` = 0), from `agg`. */
+static void walk_cursor(bf_sbuf *sb, const bf_sql_target *t, const char *walk)
+{
+	bf_sbuf_printf(sb, "  %s_cursor = CASE WHEN agg.n = 0 THEN j.%s_cursor ELSE ARRAY[", walk,
+	               walk);
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%s(SELECT %s::text FROM last)", i ? ", " : "", t->qkey[i]);
+	bf_sbuf_append(sb, "] END,\n"
+	                   "  updated_at = now()\n"
+	                   "FROM agg WHERE j.name = $1\n");
+}
+
 /* ---- backup: true, and undo ---- */
 
 char *bf_sql_backup_name(const char *job)
@@ -685,15 +698,10 @@ char *bf_sql_undo_range(const bf_sql_target *t, bool first)
 	               "UPDATE %s.jobs j SET undo_rows = j.undo_rows + agg.done,\n"
 	               "  undo_skipped = j.undo_skipped + agg.skipped,\n"
 	               "  undo_keys = (coalesce(j.undo_keys, '{}') || agg.keys)[1:" BF_UNDO_KEYS
-	               "],\n"
-	               "  undo_cursor = CASE WHEN agg.n = 0 THEN j.undo_cursor ELSE ARRAY[",
+	               "],\n",
 	               t->qschema);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s(SELECT %s::text FROM last)", i ? ", " : "", t->qkey[i]);
-	bf_sbuf_append(&sb, "] END,\n"
-	                    "  updated_at = now()\n"
-	                    "FROM agg WHERE j.name = $1\n"
-	                    "RETURNING agg.n, j.undo_rows, j.undo_skipped,\n"
+	walk_cursor(&sb, t, "undo");
+	bf_sbuf_append(&sb, "RETURNING agg.n, j.undo_rows, j.undo_skipped,\n"
 	                    "  array_to_string(j.undo_keys, '; '), j.requested_state");
 	elements(&sb, t, "j.undo_cursor");
 	return bf_sbuf_steal(&sb);
@@ -1218,15 +1226,10 @@ char *bf_sql_verify_range(const bf_sql_target *t, bool first, char *const *qcols
 	               "  verify_bad = j.verify_bad + agg.bad,\n"
 	               "  verify_keys = (coalesce(j.verify_keys, '{}') || coalesce(agg.keys, "
 	               "'{}'))[1:5],\n"
-	               "  verified = agg.n = 0 AND j.verify_bad = 0,\n"
-	               "  verify_cursor = CASE WHEN agg.n = 0 THEN j.verify_cursor ELSE ARRAY[",
+	               "  verified = agg.n = 0 AND j.verify_bad = 0,\n",
 	               t->qschema);
-	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, "%s(SELECT %s::text FROM last)", i ? ", " : "", t->qkey[i]);
-	bf_sbuf_append(&sb, "] END,\n"
-	                    "  updated_at = now()\n"
-	                    "FROM agg WHERE j.name = $1\n"
-	                    "RETURNING agg.n, j.verify_rows, j.verify_bad,\n"
+	walk_cursor(&sb, t, "verify");
+	bf_sbuf_append(&sb, "RETURNING agg.n, j.verify_rows, j.verify_bad,\n"
 	                    "  array_to_string(j.verify_keys, '; ')");
 	elements(&sb, t, "j.verify_cursor");
 	return bf_sbuf_steal(&sb);

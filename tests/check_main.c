@@ -10,9 +10,10 @@
 #include "suites.h"
 
 static Suite *(*const suites[])(void) = {
-        units_suite,    config_suite, log_suite,  batchsize_suite, bucket_suite,  window_suite,
-        pressure_suite, ctl_suite,    sql_suite,  metrics_suite,   sqltext_suite, conn_suite,
-        closing_suite,  gate_suite,   rate_suite, pace_suite,      manpage_suite, steps_suite,
+        units_suite,   config_suite,   log_suite,     batchsize_suite, bucket_suite,
+        window_suite,  pressure_suite, ctl_suite,     sql_suite,       metrics_suite,
+        sqltext_suite, conn_suite,     closing_suite, gate_suite,      rate_suite,
+        pace_suite,    manpage_suite,  steps_suite,   autopar_suite,
 };
 
 int main(void)

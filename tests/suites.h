@@ -20,6 +20,7 @@ Suite *closing_suite(void);
 Suite *gate_suite(void);
 Suite *rate_suite(void);
 Suite *pace_suite(void);
+Suite *autopar_suite(void);
 Suite *manpage_suite(void);
 Suite *steps_suite(void);
 

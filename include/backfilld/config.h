@@ -79,7 +79,8 @@ typedef struct bf_job_config {
 	char *throttle_query;  /* one SELECT run on the server's monitor, NULL when none */
 	double throttle_above; /* the job throttles while that query's number is above it */
 	int64_t max_retries;
-	int64_t parallel; /* slices of the first pass walked at once, each on its own connection */
+	int64_t parallel; /* slices of the first pass walked at once, each on its own connection;
+	                   * 0: auto (autopar.h) */
 	int dual_write;   /* 1: a trigger applies set to the rows the application writes */
 	int verify;       /* 1: once the data is done, count the rows set would change now */
 	int backup;       /* 1: each batch keeps the old values it overwrites (undo) */

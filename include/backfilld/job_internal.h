@@ -21,6 +21,7 @@
 #include <ev.h>
 #include <libpq-fe.h>
 
+#include "backfilld/autopar.h"
 #include "backfilld/batchsize.h"
 #include "backfilld/closing.h"
 #include "backfilld/conn.h"
@@ -194,6 +195,7 @@ struct bf_job {
 	int *pending; /* slices not done and not started yet, in order */
 	size_t n_pending, next_pending;
 	size_t walkers;           /* how many slices walk at once (the rate cap's share) */
+	bf_autopar autopar;       /* ... under parallel: auto */
 	bool slices_known;        /* read (or cut) since the last registration */
 	int64_t rows_new;         /* rows updated by this object's batches */
 	int64_t rows_at_register; /* the slices' rows_new when this job last registered */

@@ -7,6 +7,7 @@
 #   - every leaf walked (one slice each) writes into the one backup, one row per row changed;
 #   - backfillctl undo puts the table back byte for byte (md5 of the ordered rows), the
 #     trigger's own column included (the trigger fires on the undo too, as on any update);
+#   - drop-backup drops it (a job that does not exist is refused);
 #   - undo without a backup (a job with backup: false) is refused, with what to do instead.
 . "$BF_ROOT/tests/lib/test.sh"
 
@@ -67,6 +68,11 @@ psql_q "ALTER TABLE \"Ev\" DISABLE TRIGGER touch"
 psql_q "UPDATE \"Ev\" SET touched = 0"
 assert_eq "the table is as before the job" "$BEFORE" "$(psql_q "$sum_sql")"
 
+"$BF_CTL" -d "$BF_DB_CONNINFO" drop-backup forms >"$BF_TMPDIR/drop.out"
+assert_true "drop-backup says what it freed" grep -q 'its backup is dropped (.* freed)' "$BF_TMPDIR/drop.out"
+assert_eq "the backup is gone" "" "$(psql_q "SELECT to_regclass('backfill.forms_backup')")"
+assert_false "drop-backup of a job that does not exist is refused" \
+	"$BF_CTL" -d "$BF_DB_CONNINFO" drop-backup nosuch
 assert_eq "the other job is done" done "$(job_state plain)"
 assert_false "undo of a job without a backup is refused" \
 	"$BF_CTL" -d "$BF_DB_CONNINFO" undo plain 2>"$BF_TMPDIR/refused.err"
