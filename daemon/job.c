@@ -789,9 +789,9 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 		step(j);
 		return;
 	}
-	/* a batch is retried smaller; any other statement (the closing read, a setup statement
-	 * such as the dual-write trigger's) as it was */
-	if (ph == PH_BATCH) {
+	/* a batch (or an undo's range) is retried smaller; any other statement (the closing
+	 * read, a setup statement such as the dual-write trigger's) as it was */
+	if (ph == PH_BATCH || ph == PH_UNDO) {
 		j->batch_size = bf_batchsize_on_timeout(&j->ctl);
 		snprintf(reason, sizeof(reason), "%s: retrying with batch %lld",
 		         bf_conn_transient_name(code), (long long)j->batch_size);

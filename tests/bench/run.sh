@@ -56,7 +56,7 @@
 #   BENCH_KEYSET_BATCH=1000     rows per range of keyset-loop
 #   BENCH_KEYSET_SYNC=off       synchronous_commit of keyset-loop's session (on|off)
 #   BENCH_BF_TUNING="k: v; k: v"  job keys added to backfilld's job (default: none, its defaults)
-#   BENCH_BF_PARALLEL=2         `parallel` of backfilld-fast
+#   BENCH_BF_PARALLEL=auto      `parallel` of backfilld-fast
 #   BENCH_AUTOVACUUM=off        autovacuum on items during the strategies (on: the server's)
 #   BENCH_FSYNC=on              fsync and full_page_writes of the server (on|off)
 #   BENCH_SHARED_BUFFERS=MB     default: a quarter of RAM, at most 2048 (the 2GB)
@@ -101,7 +101,7 @@ MAX_WAL=${BENCH_MAX_WAL_SIZE:-8GB}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 LOOP_TIMEOUT=${BENCH_LOOP_TIMEOUT:-}
 REPEAT=${BENCH_REPEAT:-1}
-BF_PARALLEL=${BENCH_BF_PARALLEL:-2}
+BF_PARALLEL=${BENCH_BF_PARALLEL:-auto}
 AUTOVACUUM=${BENCH_AUTOVACUUM:-off}
 
 is_uint() {
