@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define BF_AUTOPAR_MAX       4    /* slices cut for auto, and the most walkers */
-#define BF_AUTOPAR_GROW_MS   5000 /* room without a break before one more walker */
+#define BF_AUTOPAR_GROW_MS   2000 /* room without a break before one more walker */
 #define BF_AUTOPAR_SETTLE_MS 3000 /* at least this long between two decreases */
 
 typedef struct bf_autopar {

@@ -6,7 +6,8 @@
 #     and ',': --check lists exactly those three columns, the backup has exactly them;
 #   - every leaf walked (one slice each) writes into the one backup, one row per row changed;
 #   - backfillctl undo puts the table back byte for byte (md5 of the ordered rows), the
-#     trigger's own column included (the trigger fires on the undo too, as on any update);
+#     trigger's own column included (the trigger fires on the undo too, as on any update),
+#     a row the application holds meanwhile waited for and retried, not skipped;
 #   - drop-backup drops it (a job that does not exist is refused);
 #   - undo without a backup (a job with backup: false) is refused, with what to do instead.
 . "$BF_ROOT/tests/lib/test.sh"
@@ -37,6 +38,7 @@ jobs:
     backup: true
     batch_size: 700
     sleep: 0
+    lock_timeout: 300ms
   - name: plain
     table: '"Ev"'
     set: 'touched = touched'
@@ -59,9 +61,14 @@ assert_eq "one backup row per row changed, each with its old values" 20000 \
 	"$(psql_q "SELECT count(*) FROM backfill.forms_backup b JOIN \"Ev\" e USING (id, \"Day\")
 	           WHERE b.tag * 2 + 2 = e.tag AND b.note IS DISTINCT FROM 'a = b, c'")"
 
+# a row the application holds during the undo: its range waits lock_timeout, is retried
+# (smaller) until the row is free, and the row is put back, not skipped
 "$BF_CTL" -d "$BF_DB_CONNINFO" undo forms >/dev/null
+hold_row '"Ev"' 15000 4
 daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/down.log" --exit-when-done
+assert_true "the undo met the held row and retried" grep -q 'job=forms msg=state state=undoing .*reason="lock_timeout: retrying with batch' "$BF_TMPDIR/down.log"
 assert_eq "undone" undone "$(job_state forms)"
+assert_eq "nothing skipped: the held row was not changed, only locked" 0 "$(job undo_skipped forms)"
 assert_eq "the trigger counted the job's update and the undo's" "2 2" \
 	"$(psql_q "SELECT min(touched), max(touched) FROM \"Ev\"" -F ' ')"
 psql_q "ALTER TABLE \"Ev\" DISABLE TRIGGER touch"
