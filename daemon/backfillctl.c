@@ -9,8 +9,9 @@
  *   reset JOB                         delete the job's row (and its backup) so that it
  *                                     starts over, refused while a daemon holds the job's
  *                                     advisory lock
- *   undo JOB, drop-backup JOB         ask for the undo of a job that kept a backup; drop
- *                                     the backup
+ *   undo [--to-null] JOB              ask for the undo of a job that kept a backup (or,
+ *                                     to NULL, of one that filled NULLs)
+ *   drop-backup JOB                   drop a job's backup
  *
  * Commands are rows of commands[] (what arguments they take, what they write); adding one is
  * adding a row. A CLI may block, so this is plain blocking libpq, one connection, made like
@@ -51,13 +52,13 @@ enum job_arg {
 };
 
 /* Options a command accepts (the global -d and --schema go with every command). */
-enum { ACCEPT_JSON = 1u << 0, ACCEPT_WATCH = 1u << 1 };
+enum { ACCEPT_JSON = 1u << 0, ACCEPT_WATCH = 1u << 1, ACCEPT_TO_NULL = 1u << 2 };
 
 struct ctl {
 	const char *conninfo; /* -d, or NULL for the PG* environment */
 	const char *schema;   /* --schema, as given (the daemon hashes this text for its lock) */
 	const char *job;      /* the JOB argument, or NULL */
-	bool all, json, watch;
+	bool all, json, watch, to_null;
 	PGconn *conn;
 	char *qschema; /* schema quoted by libpq */
 	char err[ERR_LEN];
@@ -146,11 +147,14 @@ static const struct command commands[] = {
         },
         {
                 .name = "undo",
-                .args = "JOB",
+                .args = "[--to-null] JOB",
                 .help = "put back the values a job with backup: true overwrote (state undoing,\n"
                         "then undone); rows changed since it wrote them are left and counted;\n"
-                        "the job must be over (done, failed or cancelled)",
+                        "the job must be over (done, failed or cancelled); --to-null, for a job\n"
+                        "without a backup whose where was `column IS NULL`: NULL again where\n"
+                        "the column is still what set gives",
                 .job = JOB_REQUIRED,
+                .accepts = ACCEPT_TO_NULL,
                 .run = cmd_undo,
         },
         {
@@ -799,6 +803,7 @@ out:
 static int cmd_undo(struct ctl *c, const struct command *cmd)
 {
 	const char *params[2] = {c->job, NULL};
+	const char *request[2] = {c->job, c->to_null ? "t" : "f"};
 	char *qbackup = backup_qname(c), *select = NULL, *update = NULL;
 	PGresult *row = NULL;
 	const char *state;
@@ -812,7 +817,8 @@ static int cmd_undo(struct ctl *c, const struct command *cmd)
 	                      "  pg_size_pretty(pg_total_relation_size(to_regclass($2)))\n"
 	                      "FROM %s.jobs WHERE name = $1 FOR UPDATE",
 	                      c->qschema);
-	update = bf_xasprintf("UPDATE %s.jobs SET requested_state = 'undo', updated_at = now()\n"
+	update = bf_xasprintf("UPDATE %s.jobs SET requested_state = 'undo', undo_to_null = $2,\n"
+	                      "  updated_at = now()\n"
 	                      "WHERE name = $1",
 	                      c->qschema);
 	if (begin_on_job(c, select, 2, params, &row) != 0)
@@ -831,24 +837,35 @@ static int cmd_undo(struct ctl *c, const struct command *cmd)
 		     c->job, state, c->job);
 		goto error;
 	}
-	if (PQgetisnull(row, 0, 2)) {
+	if (PQgetisnull(row, 0, 2) && !c->to_null) {
 		fail(c,
 		     "job %s has no backup (%s): it ran without backup: true, or the backup was "
 		     "dropped, so the values it overwrote are gone. A job that only filled NULLs "
-		     "(where: col IS NULL) is undone by setting the column back to NULL; any other "
-		     "needs a forward fix",
+		     "(where: col IS NULL) is undone by setting the column back to NULL: "
+		     "backfillctl "
+		     "undo --to-null %s; any other needs a forward fix",
+		     c->job, qbackup, c->job);
+		goto error;
+	}
+	if (!PQgetisnull(row, 0, 2) && c->to_null) {
+		fail(c, "job %s has a backup (%s): a plain undo puts back the values it overwrote",
 		     c->job, qbackup);
 		goto error;
 	}
-	if ((dropped = drop_dual_write(c)) < 0 || run_sql(c, update, 1, params, NULL) != 0 ||
+	if ((dropped = drop_dual_write(c)) < 0 || run_sql(c, update, 2, request, NULL) != 0 ||
 	    run_sql(c, "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1, params, NULL) != 0)
 		goto error;
 	if (run_sql(c, "COMMIT", 0, NULL, NULL) != 0)
 		goto out;
-	printf("job %s: undo requested (state %s; backup %s, %s)%s; a daemon with the job in its "
-	       "configuration starts it within a second, or when it starts\n",
-	       c->job, state, qbackup, PQgetvalue(row, 0, 2),
-	       dropped > 0 ? "; its dual-write trigger is removed" : "");
+	if (c->to_null)
+		printf("job %s: undo to NULL requested (state %s)", c->job, state);
+	else
+		printf("job %s: undo requested (state %s; backup %s, %s)", c->job, state, qbackup,
+		       PQgetvalue(row, 0, 2));
+	printf("%s; a daemon with the job in its configuration starts it within a second, or "
+	       "when it starts%s\n",
+	       dropped > 0 ? "; its dual-write trigger is removed" : "",
+	       c->to_null ? " (it checks that where was `column IS NULL`)" : "");
 	rc = 0;
 	goto out;
 error:
@@ -1005,6 +1022,8 @@ static int check_args(struct ctl *c, const struct command *cmd)
 		return fail(c, "%s does not take --json", cmd->name);
 	if (c->watch && !(cmd->accepts & ACCEPT_WATCH))
 		return fail(c, "%s does not take --watch", cmd->name);
+	if (c->to_null && !(cmd->accepts & ACCEPT_TO_NULL))
+		return fail(c, "%s does not take --to-null", cmd->name);
 	if (c->all && cmd->job != JOB_OR_ALL)
 		return fail(c, "%s does not take --all", cmd->name);
 	switch (cmd->job) {
@@ -1023,13 +1042,14 @@ static int check_args(struct ctl *c, const struct command *cmd)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SCHEMA = 256, OPT_JSON, OPT_WATCH, OPT_ALL, OPT_VERSION, OPT_HELP };
+	enum { OPT_SCHEMA = 256, OPT_JSON, OPT_WATCH, OPT_ALL, OPT_TO_NULL, OPT_VERSION, OPT_HELP };
 	static const struct option longopts[] = {
 	        {"dbname", required_argument, NULL, 'd'},
 	        {"schema", required_argument, NULL, OPT_SCHEMA},
 	        {"json", no_argument, NULL, OPT_JSON},
 	        {"watch", no_argument, NULL, OPT_WATCH},
 	        {"all", no_argument, NULL, OPT_ALL},
+	        {"to-null", no_argument, NULL, OPT_TO_NULL},
 	        {"version", no_argument, NULL, OPT_VERSION},
 	        {"help", no_argument, NULL, OPT_HELP},
 	        {NULL, 0, NULL, 0},
@@ -1054,6 +1074,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ALL:
 			c.all = true;
+			break;
+		case OPT_TO_NULL:
+			c.to_null = true;
 			break;
 		case OPT_VERSION:
 			printf("backfillctl %s\n", BF_VERSION);

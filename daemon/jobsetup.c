@@ -244,13 +244,47 @@ static bool registered_finished(bf_job *j, const PGresult *res, const char *hash
 	return true;
 }
 
+/* Why an undo asked for cannot run on this job (NULL: it can): to NULL, its `where` must
+ * have been `column IS NULL` of the one column set assigns (every row it changed had NULL
+ * there); else it needs its backup. */
+static char *undo_refusal(const bf_job *j)
+{
+	size_t n = 0;
+	char *why = NULL;
+	bf_set_item *items;
+	bool ok;
+
+	if (!j->undo_to_null)
+		return j->target->qbackup
+		               ? NULL
+		               : bf_xstrdup(
+		                         "undo refused: the job keeps no backup (backup: true), so "
+		                         "the values it overwrote are gone");
+	if (j->target->qbackup)
+		return bf_xstrdup(
+		        "undo --to-null refused: the job keeps a backup; a plain undo puts "
+		        "back the values it overwrote");
+	items = bf_sqltext_set_items(j->cfg->set, &n, &why);
+	ok = items && n == 1 && bf_sqltext_is_null_test(j->cfg->where, items[0].column);
+	bf_sqltext_items_free(items, n);
+	free(why);
+	if (ok)
+		return NULL;
+	return bf_xasprintf(
+	        "undo --to-null refused: set must assign one column and where be "
+	        "`that column IS NULL` (where: %s), else its rows did not all have NULL "
+	        "there",
+	        j->cfg->where);
+}
+
 /* Is the job undoing: an undo begun (its row says so: `begun`) and not cancelled since, or one
- * asked for on a job that is over and keeps a backup (a cancelled undo resumes so)? One asked
- * for a job without a backup is logged and left. */
+ * asked for on a job that is over (a cancelled undo resumes so)? One that cannot run leaves
+ * the job as it was, saying why (the request is cleared with the state written). */
 static bool undo_wanted(bf_job *j, bool begun)
 {
 	bool over = j->db_state == BF_JOB_DONE || j->db_state == BF_JOB_FAILED ||
 	            j->db_state == BF_JOB_CANCELLED;
+	char *why;
 
 	if (j->parent || j->env.dry_run || j->db_state == BF_JOB_UNDONE)
 		return false;
@@ -258,14 +292,16 @@ static bool undo_wanted(bf_job *j, bool begun)
 		return true;
 	if (!bf_streq_opt(j->requested, "undo") || !over)
 		return false;
-	if (j->target->qbackup == NULL) {
-		bf_log(BF_LOG_WARN, j->cfg->name,
-		       "undo asked for, but the job keeps no backup (backup: true): nothing to put "
-		       "back",
-		       NULL);
-		return false;
-	}
-	return true;
+	if ((why = undo_refusal(j)) == NULL)
+		return true;
+	bf_log(BF_LOG_WARN, j->cfg->name, why, NULL);
+	j->state = j->db_state;
+	bf_job_set_reason(j, why);
+	free(j->db_reason);
+	j->db_reason = NULL;
+	j->refused = true;
+	free(why);
+	return false;
 }
 
 static void on_register(bf_job *j, const PGresult *res)
@@ -297,13 +333,14 @@ static void on_register(bf_job *j, const PGresult *res)
 	if (j->db_state == BF_JOB_FINISHING || PQgetvalue(res, 0, 8 + 2 * (int)n)[0] == 't')
 		j->finishing = j->parent == NULL && (j->cfg->n_then > 0 || j->cfg->verify) &&
 		               !j->env.dry_run;
+	j->undo_to_null = PQgetvalue(res, 0, 10 + 2 * (int)n)[0] == 't';
 	j->undoing = undo_wanted(j, PQgetvalue(res, 0, 9 + 2 * (int)n)[0] == 't');
 	if (j->undoing)
 		j->finishing = false;
 	reconnected(j);
 	bf_slices_registered(j);
 	bf_closing_registered(&j->closing, j->cursor == NULL);
-	if (registered_finished(j, res, hash))
+	if (j->refused || registered_finished(j, res, hash))
 		return;
 	/* the row may say running or throttled after a crash: ours to take over (an undo says
 	 * where it is itself: undo.c) */

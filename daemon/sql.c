@@ -160,7 +160,8 @@ static char *schema_script(const char *s, bool temp)
 	        "ALTER TABLE %s.jobs ADD COLUMN IF NOT EXISTS undo_cursor text[],\n"
 	        "  ADD COLUMN IF NOT EXISTS undo_rows bigint NOT NULL DEFAULT 0,\n"
 	        "  ADD COLUMN IF NOT EXISTS undo_skipped bigint NOT NULL DEFAULT 0,\n"
-	        "  ADD COLUMN IF NOT EXISTS undo_keys text[];\n"
+	        "  ADD COLUMN IF NOT EXISTS undo_keys text[],\n"
+	        "  ADD COLUMN IF NOT EXISTS undo_to_null boolean NOT NULL DEFAULT false;\n"
 	        "DO $bf$ BEGIN\n"
 	        "  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = '%s.jobs'::regclass\n"
 	        "      AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%%''undo''%%') THEN\n"
@@ -440,7 +441,7 @@ char *bf_sql_register(const bf_sql_target *t)
 	elements(&sb, t, "j.high_key");
 	bf_sbuf_printf(&sb,
 	               ",\n  EXISTS (SELECT FROM %s.steps st WHERE st.job = j.name),\n"
-	               "  j.undo_cursor IS NOT NULL",
+	               "  j.undo_cursor IS NOT NULL, j.undo_to_null",
 	               t->qschema);
 	return bf_sbuf_steal(&sb);
 }
@@ -633,77 +634,143 @@ char *bf_sql_undo_begin(const bf_sql_target *t)
 {
 	bf_sbuf sb = {0};
 
-	bf_sbuf_printf(&sb,
-	               "UPDATE %s.jobs SET undo_cursor = coalesce(undo_cursor, '{}'),\n"
-	               "  requested_state = CASE WHEN requested_state = 'undo' THEN NULL\n"
-	               "                         ELSE requested_state END,\n"
-	               "  updated_at = now()\n"
-	               "WHERE name = $1\n"
-	               "RETURNING to_regclass($2) IS NOT NULL, undo_rows, undo_skipped,\n"
-	               "  array_to_string(undo_keys, '; '), requested_state,\n"
-	               "  cardinality(undo_cursor) > 0",
-	               t->qschema);
+	bf_sbuf_printf(
+	        &sb,
+	        "UPDATE %s.jobs SET undo_cursor = coalesce(undo_cursor, '{}'),\n"
+	        "  requested_state = CASE WHEN requested_state = 'undo' THEN NULL\n"
+	        "                         ELSE requested_state END,\n"
+	        "  updated_at = now()\n"
+	        "WHERE name = $1\n"
+	        "RETURNING to_regclass($2) IS NOT NULL OR undo_to_null, undo_rows, undo_skipped,\n"
+	        "  array_to_string(undo_keys, '; '), requested_state,\n"
+	        "  cardinality(undo_cursor) > 0",
+	        t->qschema);
 	elements(&sb, t, "undo_cursor");
 	bf_sbuf_append(&sb, ", pg_total_relation_size(to_regclass($2))");
 	return bf_sbuf_steal(&sb);
 }
 
-char *bf_sql_undo_range(const bf_sql_target *t, bool first)
+/* "p.bf_k1 s, p.bf_k2 s": the key under its bf_ names (key_as), from `prefix`. */
+static void bf_keys(bf_sbuf *sb, const bf_sql_target *t, const char *prefix, const char *suffix)
 {
-	bf_sbuf sb = {0};
-
-	bf_sbuf_append(&sb, "WITH b AS (\n  SELECT ");
-	backup_list(&sb, t, "");
-	bf_sbuf_printf(&sb, ", " BF_BACKUP_WRITTEN " FROM %s", t->qbackup);
-	if (!first) {
-		bf_sbuf_append(&sb, "\n  WHERE ");
-		key_row(&sb, t);
-		bf_sbuf_append(&sb, " > ");
-		params(&sb, t, 3);
-	}
-	bf_sbuf_append(&sb, "\n  ORDER BY ");
-	key_list(&sb, t, "");
-	/* a row is put back only while it is what the job wrote: one the application changed
-	 * since is left as it is, and counted */
-	bf_sbuf_printf(&sb, " LIMIT $2),\nupd AS (\n  UPDATE %s AS bf_t SET ", t->qtable);
-	for (size_t i = 0; i < t->n_bcols; i++)
-		bf_sbuf_printf(&sb, "%s%s = b.%s", i ? ", " : "", t->qbcols[i], t->qbcols[i]);
-	bf_sbuf_append(&sb, "\n  FROM b WHERE (");
-	key_list(&sb, t, "bf_t.");
-	bf_sbuf_append(&sb, ") = (");
-	key_list(&sb, t, "b.");
-	bf_sbuf_append(&sb, ")\n    AND ");
-	written_hash(&sb, t, "bf_t");
-	bf_sbuf_append(&sb, " = b." BF_BACKUP_WRITTEN "\n  RETURNING 1 AS bf_one");
-	key_as(&sb, t, "b");
-	bf_sbuf_append(&sb, "),\nsk AS (\n  SELECT ");
-	key_list(&sb, t, "b.");
-	bf_sbuf_append(&sb, " FROM b WHERE NOT EXISTS (SELECT 1 FROM upd WHERE ");
-	key_match(&sb, t, "upd", "b", true);
-	bf_sbuf_append(&sb, ")),\nlast AS (SELECT ");
-	key_list(&sb, t, "");
-	bf_sbuf_append(&sb, " FROM b ORDER BY ");
-	key_list_desc(&sb, t);
-	bf_sbuf_append(&sb, " LIMIT 1),\n"
-	                    "agg AS (SELECT (SELECT count(*) FROM b) AS n,\n"
-	                    "  (SELECT count(*) FROM upd) AS done, (SELECT count(*) FROM sk) AS "
-	                    "skipped,\n"
-	                    "  ARRAY(SELECT concat_ws(', '");
 	for (size_t i = 0; i < t->n_key; i++)
-		bf_sbuf_printf(&sb, ", %s::text", t->qkey[i]);
-	bf_sbuf_append(&sb, ") FROM sk ORDER BY ");
-	key_list(&sb, t, "");
-	bf_sbuf_printf(&sb,
+		bf_sbuf_printf(sb, "%s%sbf_k%zu%s", i ? ", " : "", prefix, i + 1, suffix);
+}
+
+/* The rest of an undo range's statement, after the CTEs `b` (the range read, its key as
+ * bf_k1..) and `upd` (the rows put back, their key as bf_k1..): the rows skipped, the counts,
+ * the first keys skipped and the cursor, written to the job's row. */
+static void undo_tail(bf_sbuf *sb, const bf_sql_target *t)
+{
+	bf_sbuf_append(sb, "sk AS (\n  SELECT ");
+	bf_keys(sb, t, "b.", "");
+	bf_sbuf_append(sb, " FROM b WHERE NOT EXISTS (SELECT 1 FROM upd WHERE ");
+	key_match(sb, t, "upd", "b", false);
+	bf_sbuf_append(sb, ")),\nlast AS (SELECT ");
+	for (size_t i = 0; i < t->n_key; i++)
+		bf_sbuf_printf(sb, "%sbf_k%zu AS %s", i ? ", " : "", i + 1, t->qkey[i]);
+	bf_sbuf_append(sb, " FROM b ORDER BY ");
+	bf_keys(sb, t, "", " DESC");
+	bf_sbuf_append(sb, " LIMIT 1),\n"
+	                   "agg AS (SELECT (SELECT count(*) FROM b) AS n,\n"
+	                   "  (SELECT count(*) FROM upd) AS done, (SELECT count(*) FROM sk) AS "
+	                   "skipped,\n"
+	                   "  ARRAY(SELECT concat_ws(', ', ");
+	bf_keys(sb, t, "", "::text");
+	bf_sbuf_append(sb, ") FROM sk ORDER BY ");
+	bf_keys(sb, t, "", "");
+	bf_sbuf_printf(sb,
 	               " LIMIT " BF_UNDO_KEYS ") AS keys)\n"
 	               "UPDATE %s.jobs j SET undo_rows = j.undo_rows + agg.done,\n"
 	               "  undo_skipped = j.undo_skipped + agg.skipped,\n"
 	               "  undo_keys = (coalesce(j.undo_keys, '{}') || agg.keys)[1:" BF_UNDO_KEYS
 	               "],\n",
 	               t->qschema);
-	walk_cursor(&sb, t, "undo");
-	bf_sbuf_append(&sb, "RETURNING agg.n, j.undo_rows, j.undo_skipped,\n"
-	                    "  array_to_string(j.undo_keys, '; '), j.requested_state");
-	elements(&sb, t, "j.undo_cursor");
+	walk_cursor(sb, t, "undo");
+	bf_sbuf_append(sb, "RETURNING agg.n, j.undo_rows, j.undo_skipped,\n"
+	                   "  array_to_string(j.undo_keys, '; '), j.requested_state");
+	elements(sb, t, "j.undo_cursor");
+}
+
+/* "WHERE c IS NOT NULL AND (key) > ($3..) ORDER BY key LIMIT $2": the range after the cursor
+ * (`cond` ANDed, may be NULL). */
+static void range_after(bf_sbuf *sb, const bf_sql_target *t, bool first, const char *cond)
+{
+	if (cond || !first)
+		bf_sbuf_append(sb, "\n  WHERE ");
+	if (cond)
+		bf_sbuf_append(sb, cond);
+	if (!first) {
+		bf_sbuf_append(sb, cond ? " AND " : "");
+		key_row(sb, t);
+		bf_sbuf_append(sb, " > ");
+		params(sb, t, 3);
+	}
+	bf_sbuf_append(sb, "\n  ORDER BY ");
+	key_list(sb, t, "");
+	bf_sbuf_append(sb, " LIMIT $2),\n");
+}
+
+char *bf_sql_undo_range(const bf_sql_target *t, bool first)
+{
+	bf_sbuf sb = {0};
+
+	bf_sbuf_append(&sb, "WITH b AS (\n  SELECT " BF_BACKUP_WRITTEN);
+	key_as(&sb, t, NULL);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(&sb, ", %s", t->qbcols[i]);
+	bf_sbuf_printf(&sb, " FROM %s", t->qbackup);
+	range_after(&sb, t, first, NULL);
+	/* a row is put back only while it is what the job wrote: one the application changed
+	 * since is left as it is, and counted */
+	bf_sbuf_printf(&sb, "upd AS (\n  UPDATE %s AS bf_t SET ", t->qtable);
+	for (size_t i = 0; i < t->n_bcols; i++)
+		bf_sbuf_printf(&sb, "%s%s = b.%s", i ? ", " : "", t->qbcols[i], t->qbcols[i]);
+	bf_sbuf_append(&sb, "\n  FROM b WHERE (");
+	key_list(&sb, t, "bf_t.");
+	bf_sbuf_append(&sb, ") = (");
+	bf_keys(&sb, t, "b.", "");
+	bf_sbuf_append(&sb, ")\n    AND ");
+	written_hash(&sb, t, "bf_t");
+	bf_sbuf_append(&sb, " = b." BF_BACKUP_WRITTEN "\n  RETURNING ");
+	bf_keys(&sb, t, "b.", "");
+	bf_sbuf_append(&sb, "),\n");
+	undo_tail(&sb, t);
+	return bf_sbuf_steal(&sb);
+}
+
+char *bf_sql_undo_null_range(const bf_sql_target *t, bool first, const char *qcol, const char *expr)
+{
+	bf_sbuf sb = {0};
+	char *not_null = bf_xasprintf("%s IS NOT NULL", qcol);
+
+	/* the rows of the range whose column is set, locked by nothing yet; a row is named by
+	 * its ctid (with its partition on a partitioned table), as a batch names it */
+	bf_sbuf_printf(&sb, "WITH b AS (\n  SELECT %sctid AS bf_ctid",
+	               t->partitioned ? "tableoid AS bf_rel, " : "");
+	key_as(&sb, t, NULL);
+	bf_sbuf_printf(&sb, ", %s IS NOT DISTINCT FROM (%s) AS bf_mine FROM %s", qcol, expr,
+	               t->qtable);
+	range_after(&sb, t, first, not_null);
+	/* NULL again only while the column is what set gives: a value the application wrote
+	 * since (checked again on the row as it is when locked) is left, and counted */
+	if (t->partitioned)
+		bf_sbuf_printf(
+		        &sb,
+		        "upd AS (\n  UPDATE %s SET %s = NULL FROM b\n"
+		        "  WHERE %s.tableoid = b.bf_rel AND %s.ctid = b.bf_ctid AND b.bf_mine\n"
+		        "    AND %s.%s IS NOT DISTINCT FROM (%s)\n  RETURNING 1 AS bf_one",
+		        t->qtable, qcol, t->qtable, t->qtable, t->qtable, qcol, expr);
+	else
+		bf_sbuf_printf(&sb,
+		               "upd AS (\n  UPDATE %s SET %s = NULL\n"
+		               "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM b WHERE bf_mine))\n"
+		               "    AND %s IS NOT DISTINCT FROM (%s)\n  RETURNING 1 AS bf_one",
+		               t->qtable, qcol, qcol, expr);
+	key_as(&sb, t, t->qtable);
+	bf_sbuf_append(&sb, "),\n");
+	undo_tail(&sb, t);
+	free(not_null);
 	return bf_sbuf_steal(&sb);
 }
 
@@ -1025,6 +1092,9 @@ char *bf_sql_set_state(const char *qschema)
 	        "                     ELSE now() END,\n"
 	        "  requested_state = CASE WHEN requested_state = 'cancelled' AND $2 = 'cancelled'\n"
 	        "                         OR requested_state = 'running' AND $2 <> 'paused'\n"
+	        "                         OR requested_state = 'undo' AND $2 IN ('done', "
+	        "'failed',\n"
+	        "                           'cancelled', 'undone')\n"
 	        "                         THEN NULL ELSE requested_state END,\n"
 	        "  updated_at = now()\n"
 	        "WHERE name = $1\n"

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backfilld/util.h"
 
@@ -366,4 +367,40 @@ void bf_sqltext_items_free(bf_set_item *items, size_t n)
 		free(items[i].expr);
 	}
 	free(items);
+}
+
+/* s[from..to) ends with the word `w` (any case) after white space: where that white space
+ * starts, else 0. */
+static size_t before_word(const char *s, size_t from, size_t to, const char *w)
+{
+	size_t n = strlen(w);
+
+	while (to > from && isspace((unsigned char)s[to - 1]))
+		to--;
+	if (to < from + n + 1 || strncasecmp(s + to - n, w, n) != 0 ||
+	    !isspace((unsigned char)s[to - n - 1]))
+		return 0;
+	return to - n;
+}
+
+bool bf_sqltext_is_null_test(const char *where, const char *column)
+{
+	size_t from = 0, to = strlen(where), at;
+	char *c;
+	bool ok;
+
+	while (from < to && isspace((unsigned char)where[from]))
+		from++;
+	while (to > from && isspace((unsigned char)where[to - 1]))
+		to--;
+	if (to - from > 2 && where[from] == '(' && where[to - 1] == ')') {
+		from++;
+		to--;
+	}
+	at = before_word(where, from, to, "null");
+	at = at ? before_word(where, from, at, "is") : 0;
+	c = at ? one_column(where, from, at) : NULL;
+	ok = c && strcmp(c, column) == 0;
+	free(c);
+	return ok;
 }

@@ -3,7 +3,9 @@
  * put back by the job itself, as a walk of its backup table in key order.
  *
  * An undo is asked for in the job's row (requested_state 'undo', on a job that is over:
- * done, failed or cancelled) and begins when the job registers: its first statement marks the
+ * done, failed or cancelled; undo_to_null for a job without a backup whose where was `column
+ * IS NULL`: its rows get NULL back where the column is still what set gives) and begins when
+ * the job registers (jobsetup.c checks it can run): its first statement marks the
  * row (undo_cursor, never NULL again) and takes the request, so a job that is undoing stays
  * so across restarts, pauses and failures, whatever its state shows. Each range is one
  * statement that puts back the rows still as the job wrote them, counts those the application
@@ -61,13 +63,32 @@ static void send_begin(bf_job *j)
 	free(sql);
 }
 
+/* The statement of the next range: from the backup, or (undo --to-null) from the table,
+ * NULL where the one column set assigns is still what set gives. NULL after failing the job. */
+static char *range_sql(bf_job *j)
+{
+	bf_quoted_set set;
+	char *sql;
+
+	if (!j->undo_to_null)
+		return bf_sql_undo_range(j->target, j->undo_cursor == NULL);
+	if (!bf_setup_quoted_set(j, &set))
+		return NULL;
+	sql = bf_sql_undo_null_range(j->target, j->undo_cursor == NULL, set.qcols[0], set.exprs[0]);
+	bf_quoted_set_free(&set);
+	return sql;
+}
+
 static void send_range(bf_job *j)
 {
 	size_t nk = j->target->n_key;
-	const char **v = bf_xcalloc(2 + nk, sizeof(*v));
+	const char **v;
 	char lim[24];
-	char *sql = bf_sql_undo_range(j->target, j->undo_cursor == NULL);
+	char *sql = range_sql(j);
 
+	if (sql == NULL)
+		return; /* the job failed, its timer armed: step() again, which lets go */
+	v = bf_xcalloc(2 + nk, sizeof(*v));
 	j->batch_keys = bf_gate_batch_keys(&j->gate, j->cfg, j->batch_size, j->cfg->min_batch_size);
 	snprintf(lim, sizeof(lim), "%lld", (long long)j->batch_keys);
 	v[0] = j->cfg->name;
@@ -87,7 +108,7 @@ static void send_range(bf_job *j)
 /* The backup is walked: undone, with what was skipped. */
 static void over(bf_job *j)
 {
-	char reason[BF_JOB_ERR_LEN];
+	char reason[BF_JOB_ERR_LEN], q[256];
 
 	if (j->undo_skipped > 0)
 		snprintf(reason, sizeof(reason),
@@ -100,7 +121,7 @@ static void over(bf_job *j)
 		         (long long)j->undo_rows);
 	bf_log(BF_LOG_INFO, j->cfg->name, "undo done", "restored=%lld skipped=%lld keys=%s",
 	       (long long)j->undo_rows, (long long)j->undo_skipped,
-	       j->undo_keys ? j->undo_keys : "-");
+	       bf_log_q(q, sizeof(q), j->undo_keys ? j->undo_keys : "-"));
 	j->undoing = false;
 	bf_job_set_state(j, BF_JOB_UNDONE, reason);
 	bf_job_arm_timer(j, 0); /* the state written first, then the job lets go */
@@ -128,10 +149,11 @@ void bf_undo_take(bf_job *j, const PGresult *res)
 {
 	size_t nk = j->target->n_key;
 	int64_t read;
-	char msg[BF_JOB_ERR_LEN];
+	char msg[BF_JOB_ERR_LEN], q[256];
 
 	if (j->undo_sub == UNDO_BEGIN) {
 		if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+			/* the daemon checked it at registration: dropped since */
 			snprintf(
 			        msg, sizeof(msg),
 			        "undo: the backup table %s is gone (dropped?): nothing to put back",
@@ -150,7 +172,8 @@ void bf_undo_take(bf_job *j, const PGresult *res)
 		j->undo_over = false;
 		bf_log(BF_LOG_INFO, j->cfg->name,
 		       j->undo_cursor ? "undo resumes from its checkpoint" : "undo begins",
-		       "backup=%s restored=%lld skipped=%lld", j->target->qbackup,
+		       "from=%s restored=%lld skipped=%lld",
+		       bf_log_q(q, sizeof(q), j->undo_to_null ? "null" : j->target->qbackup),
 		       (long long)j->undo_rows, (long long)j->undo_skipped);
 		return;
 	}

@@ -190,6 +190,16 @@ START_TEST(test_backup_and_undo)
 	/* the undo walks the backup from its cursor ($3) and puts back only rows still as the
 	 * job wrote them */
 	ck_assert_ptr_null(strstr(first, "$3"));
+	ck_assert_ptr_nonnull(strstr(first,
+	                             "WITH b AS (\n  SELECT backfilld_written, \"id\" AS bf_k1, "
+	                             "\"Email\", \"name\" FROM \"backfill\".\"job_backup\"\n  "
+	                             "ORDER BY \"id\" LIMIT $2),"));
+	/* the range's rows are named by their key under bf_ names, given back its own for the
+	 * cursor */
+	ck_assert_ptr_nonnull(strstr(next, "FROM b WHERE (bf_t.\"id\") = (b.bf_k1)"));
+	ck_assert_ptr_nonnull(strstr(next, "RETURNING b.bf_k1),"));
+	ck_assert_ptr_nonnull(strstr(next, "last AS (SELECT bf_k1 AS \"id\" FROM b ORDER BY bf_k1 "
+	                                   "DESC LIMIT 1)"));
 	ck_assert_ptr_nonnull(strstr(next, "WHERE (\"id\") > ($3::bigint)"));
 	ck_assert_ptr_nonnull(strstr(next, "ORDER BY \"id\" LIMIT $2"));
 	ck_assert_ptr_nonnull(strstr(next, "SET \"Email\" = b.\"Email\", \"name\" = b.\"name\""));
@@ -205,6 +215,36 @@ START_TEST(test_backup_and_undo)
 	free(next);
 	free(name);
 	free(index);
+}
+END_TEST
+
+/* undo --to-null: the table's rows whose column is set, NULL again only where it is still
+ * what set gives (checked again in the UPDATE, on the row as it is when locked). */
+START_TEST(test_undo_to_null)
+{
+	bf_sql_target t = target(1);
+	char *plain = bf_sql_undo_null_range(&t, false, "\"email_lower\"", "lower(email)");
+	char *parted;
+
+	ck_assert_ptr_nonnull(strstr(plain,
+	                             "\"email_lower\" IS NOT DISTINCT FROM (lower(email)) AS "
+	                             "bf_mine FROM \"public\".\"users\"\n  WHERE "
+	                             "\"email_lower\" IS NOT NULL AND (\"id\") > ($3::bigint)"));
+	ck_assert_ptr_nonnull(strstr(plain,
+	                             "UPDATE \"public\".\"users\" SET \"email_lower\" = NULL\n"
+	                             "  WHERE ctid = ANY (ARRAY(SELECT bf_ctid FROM b WHERE "
+	                             "bf_mine))\n    AND \"email_lower\" IS NOT DISTINCT FROM "
+	                             "(lower(email))"));
+	ck_assert_ptr_nonnull(strstr(plain, "undo_skipped = j.undo_skipped + agg.skipped"));
+	t.partitioned = true;
+	parted = bf_sql_undo_null_range(&t, true, "\"email_lower\"", "lower(email)");
+	ck_assert_ptr_null(strstr(parted, "$3"));
+	ck_assert_ptr_nonnull(strstr(parted, "SELECT tableoid AS bf_rel, ctid AS bf_ctid"));
+	ck_assert_ptr_nonnull(strstr(parted,
+	                             "\"public\".\"users\".tableoid = b.bf_rel AND "
+	                             "\"public\".\"users\".ctid = b.bf_ctid AND b.bf_mine"));
+	free(plain);
+	free(parted);
 }
 END_TEST
 
@@ -408,6 +448,7 @@ Suite *sql_suite(void)
 	tcase_add_test(tc, test_batch_slice_checkpoint);
 	tcase_add_test(tc, test_batch_keeps_backup);
 	tcase_add_test(tc, test_backup_and_undo);
+	tcase_add_test(tc, test_undo_to_null);
 	tcase_add_test(tc, test_slices_cut_from_histogram);
 	tcase_add_test(tc, test_partitioned_parent_pairs_ctid_with_partition);
 	tcase_add_test(tc, test_estimate_by_sample);

@@ -121,6 +121,23 @@ START_TEST(test_backup_columns)
 }
 END_TEST
 
+/* undo --to-null: only a where that is exactly `column IS NULL` of the one assigned column. */
+START_TEST(test_is_null_test)
+{
+	ck_assert(bf_sqltext_is_null_test("email_lower IS NULL", "email_lower"));
+	ck_assert(bf_sqltext_is_null_test("  Email_Lower  is\n  null ", "email_lower"));
+	ck_assert(bf_sqltext_is_null_test("(\"Email\" IS NULL)", "Email"));
+	ck_assert(!bf_sqltext_is_null_test("\"Email\" IS NULL", "email"));
+	ck_assert(!bf_sqltext_is_null_test("email IS NULL", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("email_lower IS NOT NULL", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("email_lower IS NULL OR x", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("x = 1 AND email_lower IS NULL", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("email_lower <> lower(email)", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("email_lowerIS NULL", "email_lower"));
+	ck_assert(!bf_sqltext_is_null_test("IS NULL", "email_lower"));
+}
+END_TEST
+
 /* Items for the dual-write trigger: each column with its expression as written. */
 START_TEST(test_set_items)
 {
@@ -168,6 +185,7 @@ Suite *sqltext_suite(void)
 	tcase_add_test(tc, test_fragments_refused);
 	tcase_add_test(tc, test_set_columns);
 	tcase_add_test(tc, test_backup_columns);
+	tcase_add_test(tc, test_is_null_test);
 	tcase_add_test(tc, test_set_items);
 	suite_add_tcase(s, tc);
 	return s;

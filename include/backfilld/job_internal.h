@@ -152,9 +152,11 @@ struct bf_job {
 	int64_t backup_bytes; /* its size, as the last batch (or the undo's start) read it */
 
 	/* backfillctl undo (undo.c) */
-	bool undoing;    /* the backup's old values go back: no batch, no step */
-	bool undo_known; /* begun (or resumed) on this connection */
-	bool undo_over;  /* the backup is walked */
+	bool undoing;      /* the backup's old values go back: no batch, no step */
+	bool undo_to_null; /* ... or, without a backup, NULL (undo --to-null) */
+	bool refused;      /* an undo asked for cannot run: the job stays as it was */
+	bool undo_known;   /* begun (or resumed) on this connection */
+	bool undo_over;    /* the backup is walked */
 	enum undo_sub undo_sub;
 	char **undo_cursor; /* the last backup key put back; NULL: from the first */
 	int64_t undo_rows, undo_skipped;

@@ -103,7 +103,8 @@ const char *bf_sql_resolve(void);
  * size, $5 owner, $6 rows_estimate-to-be (may be NULL). Columns: 0 definition_hash, 1 state,
  * 2 requested_state, 3 pass, 4 rows_done (with its slices'), 5 has_cursor (t/f), 6 has_high (t/f),
  * 7 rows_estimate, 8.. cursor[1..n], then high_key[1..n], then (8 + 2n) whether the job has
- * rows of then: steps (its data is done: finishing), (9 + 2n) whether it has begun an undo. */
+ * rows of then: steps (its data is done: finishing), (9 + 2n) whether it has begun an undo,
+ * (10 + 2n) whether the undo is to NULL (undo --to-null). */
 char *bf_sql_register(const bf_sql_target *t);
 
 /* Record the high-water mark if not yet recorded. $1 name. Columns: 0 has_high (t/f),
@@ -170,10 +171,10 @@ char *bf_sql_backup_create(const bf_sql_target *t);
 
 /* The undo, a walk of the backup in key order. Begin (or resume) it: the row's undo_cursor
  * becomes '{}' when NULL (the job is undoing from then on, whatever its state shows), and an
- * `undo` request is taken. $1 name, $2 the backup table as text (qbackup). Columns: 0 the
- * backup exists (t/f), 1 undo_rows, 2 undo_skipped, 3 the first keys skipped ("k1, k2; ..."),
- * 4 requested_state, 5 has a cursor (t/f), 6.. cursor[1..n], then the backup's size (bytes,
- * indexes included). */
+ * `undo` request is taken. $1 name, $2 the backup table as text (qbackup; NULL without).
+ * Columns: 0 the backup exists or the undo is to NULL (t/f), 1 undo_rows, 2 undo_skipped, 3 the
+ * first keys skipped ("k1, k2; ..."), 4 requested_state, 5 has a cursor (t/f), 6.. cursor[1..n],
+ * then the backup's size (bytes, indexes included). */
 char *bf_sql_undo_begin(const bf_sql_target *t);
 /* One range: the next $2 rows of the backup after the cursor ($3.., unless `first`); each
  * table row whose assigned columns still hash to what the job wrote gets its old values
@@ -183,6 +184,13 @@ char *bf_sql_undo_begin(const bf_sql_target *t);
  * 5.. the cursor (the range's last key). */
 #define BF_UNDO_KEYS "10"
 char *bf_sql_undo_range(const bf_sql_target *t, bool first);
+/* undo --to-null, for a job without a backup whose where was `column IS NULL` (its one
+ * column was NULL before it): the next $2 rows of the table after the cursor ($3.., unless
+ * `first`) whose column is not NULL; those whose column is still what set gives (`expr`) get
+ * NULL back, the others (the application wrote them) are skipped and counted. Columns as
+ * bf_sql_undo_range's. qcol quoted. */
+char *bf_sql_undo_null_range(const bf_sql_target *t, bool first, const char *qcol,
+                             const char *expr);
 
 /* The slices of a job's parallel first pass: those recorded, or, when none are and the pass is
  * fresh, new ones cut from the key's histogram (pg_stats of the first key column, as ANALYZE
@@ -247,8 +255,9 @@ char *bf_sql_text_array(const char *const *v, size_t n);
  * keeps the old one), $5 owner (NULL clears it), $6 count an error (t/f), $7 pass (NULL
  * keeps it), $8 rewind cursor (t/f), $9 batch size (NULL keeps it), $10 the cursor to rewind
  * to (a text[] literal; NULL: the first key). Sets finished_at for a
- * terminal state and clears requested_state when the new state honours it. Column 0: the
- * requested_state after the change. */
+ * terminal state and clears requested_state when the new state honours it (an undo asked for
+ * is cleared by a final state: the undo was refused). Column 0: the requested_state after
+ * the change. */
 char *bf_sql_set_state(const char *qschema);
 
 /* Take the job's session advisory lock without waiting. $1 schema name, $2 job name

@@ -41,6 +41,11 @@ typedef struct bf_set_item {
 bf_set_item *bf_sqltext_set_items(const char *set, size_t *n, char **why);
 void bf_sqltext_items_free(bf_set_item *items, size_t n);
 
+/* Is `where` exactly `column IS NULL` (any case and spacing, the column plain or quoted,
+ * in one pair of parentheses or none) for `column` as the server names it? What makes a job
+ * undone by setting its column back to NULL: every row it changed had NULL there. */
+bool bf_sqltext_is_null_test(const char *where, const char *column);
+
 /* The lexer's pieces, for the modules that read SQL further (steps.c): a character that may
  * start an unquoted identifier, or continue one ('$' too); just past the quoted piece that
  * the quote s[i] opens ('...' or "...", doubled quotes inside, backslash escapes too when
