@@ -29,6 +29,7 @@
 #include "backfilld/job_internal.h"
 #include "backfilld/lagmon.h"
 #include "backfilld/log.h"
+#include "backfilld/pace.h"
 #include "backfilld/units.h"
 #include "backfilld/util.h"
 
@@ -77,7 +78,8 @@ bf_job *bf_job_create(const bf_job_env *env, const bf_job_config *cfg, char *log
 	j->phase = PH_IDLE;
 	j->pass = 1;
 	bf_batchsize_init(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
-	                  cfg->target_batch_time_ms);
+	                  bf_pace_batch_target_ms(cfg->target_batch_time_ms,
+	                                          cfg->max_commit_latency_ms));
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_gate_init(&j->gate, cfg, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
@@ -372,7 +374,8 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 	}
 	j->cfg = bf_job_config_dup(cfg);
 	bf_batchsize_set_limits(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
-	                        cfg->target_batch_time_ms);
+	                        bf_pace_batch_target_ms(cfg->target_batch_time_ms,
+	                                                cfg->max_commit_latency_ms));
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_gate_retune(&j->gate, cfg, bf_mono_ms());
 	/* session settings are sent again before the next batch */

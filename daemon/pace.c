@@ -103,3 +103,10 @@ char *bf_pace_format_us(int64_t us, char *buf, size_t len)
 		snprintf(buf, len, "%lldms", (long long)((us + 500) / 1000));
 	return buf;
 }
+
+int64_t bf_pace_batch_target_ms(int64_t target_ms, int64_t budget_ms)
+{
+	if (target_ms == 0 || budget_ms == 0 || budget_ms >= target_ms)
+		return target_ms;
+	return budget_ms;
+}

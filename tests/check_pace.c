@@ -103,6 +103,16 @@ START_TEST(test_format)
 }
 END_TEST
 
+/* A budget caps how long a batch may hold its rows; 0 on either side changes nothing. */
+START_TEST(test_batch_target)
+{
+	ck_assert_int_eq(bf_pace_batch_target_ms(50, 10), 10);
+	ck_assert_int_eq(bf_pace_batch_target_ms(50, 80), 50);
+	ck_assert_int_eq(bf_pace_batch_target_ms(50, 0), 50);
+	ck_assert_int_eq(bf_pace_batch_target_ms(0, 10), 0);
+}
+END_TEST
+
 Suite *pace_suite(void)
 {
 	Suite *s = suite_create("pace");
@@ -113,6 +123,7 @@ Suite *pace_suite(void)
 	tcase_add_test(tc, test_controller);
 	tcase_add_test(tc, test_pause);
 	tcase_add_test(tc, test_format);
+	tcase_add_test(tc, test_batch_target);
 	suite_add_tcase(s, tc);
 	return s;
 }
