@@ -77,9 +77,9 @@ bf_job *bf_job_create(const bf_job_env *env, const bf_job_config *cfg, char *log
 	j->timer.data = j;
 	j->phase = PH_IDLE;
 	j->pass = 1;
-	bf_batchsize_init(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
-	                  bf_pace_batch_target_ms(cfg->target_batch_time_ms,
-	                                          cfg->max_commit_latency_ms));
+	bf_batchsize_init(
+	        &j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
+	        bf_pace_batch_target_ms(cfg->target_batch_time_ms, cfg->max_commit_latency_ms));
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_gate_init(&j->gate, cfg, bf_mono_ms());
 	j->state = j->db_state = BF_JOB_PENDING;
@@ -373,9 +373,9 @@ void bf_job_retune(bf_job *j, const bf_job_config *cfg)
 		bf_job_config_free(sc);
 	}
 	j->cfg = bf_job_config_dup(cfg);
-	bf_batchsize_set_limits(&j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
-	                        bf_pace_batch_target_ms(cfg->target_batch_time_ms,
-	                                                cfg->max_commit_latency_ms));
+	bf_batchsize_set_limits(
+	        &j->ctl, cfg->batch_size, cfg->min_batch_size, cfg->max_batch_size,
+	        bf_pace_batch_target_ms(cfg->target_batch_time_ms, cfg->max_commit_latency_ms));
 	j->batch_size = bf_batchsize_size(&j->ctl);
 	bf_gate_retune(&j->gate, cfg, bf_mono_ms());
 	/* session settings are sent again before the next batch */
