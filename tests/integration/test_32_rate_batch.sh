@@ -2,7 +2,9 @@
 # shellcheck disable=SC2317 # functions called through bf_defer / wait_for
 # test_32_rate_batch: max_rows_per_second 2000 on a 20,000-row table takes at least 9 seconds;
 # with target_batch_time 200ms on rows that cost a known amount of work (pg_sleep per row),
-# the logged batch times settle within +-30% of the target after a few batches (nine in ten).
+# the logged batch times settle within +-30% of the target after a few batches (nine in ten);
+# the same rows with max_commit_latency 40ms: the budget caps the target, the batches settle
+# near 40 ms (an application transaction meeting a batch's row waits no longer).
 . "$BF_ROOT/tests/lib/test.sh"
 
 psql_q "CREATE TABLE capped (id int PRIMARY KEY, y int)"
@@ -12,6 +14,8 @@ psql_q "CREATE FUNCTION slow_id(i int) RETURNS int LANGUAGE sql VOLATILE AS
         'SELECT i FROM (SELECT pg_sleep(0.0005)) s'"
 psql_q "CREATE TABLE costly (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO costly (id) SELECT g FROM generate_series(1, 12000) g"
+psql_q "CREATE TABLE budget (id int PRIMARY KEY, y int)"
+psql_q "INSERT INTO budget (id) SELECT g FROM generate_series(1, 4000) g"
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
 jobs:
@@ -29,6 +33,16 @@ jobs:
     batch_size: 100
     min_batch_size: 10
     target_batch_time: 200ms
+    max_commit_latency: off  # a budget caps target_batch_time (10ms by default)
+    sleep: 0
+  - name: budget
+    table: budget
+    set: "y = slow_id(id)"
+    where: "y IS NULL"
+    batch_size: 100
+    min_batch_size: 10
+    target_batch_time: 200ms
+    max_commit_latency: 40ms
     sleep: 0
 YAML
 start=$EPOCHREALTIME
@@ -49,4 +63,9 @@ outside=$(awk '$1 < 140 || $1 > 260' <<<"$settled" | wc -l)
 # controller's promise is where batches settle, not that no batch is ever slow
 assert_le "settled batches within +-30% of 200 ms, but for one in ten ($outside outside)" \
 	"$outside" $(($(wc -l <<<"$settled") / 10))
+assert_eq "budget done" "done" "$(job_state budget)"
+grep 'job=budget msg=batch' "$BF_TMPDIR/daemon.log" | sed 's/.* ms=\([0-9]*\) .*/\1/' | tail -n +7 | head -n -1 >"$BF_TMPDIR/bms"
+echo "budget batch times (ms): $(tr '\n' ' ' <"$BF_TMPDIR/bms")"
+assert_le "under a 40ms budget the batches settle near 40 ms, not 200 (median)" \
+	"$(sort -n "$BF_TMPDIR/bms" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" 60
 test_finish
