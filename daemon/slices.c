@@ -6,13 +6,14 @@
  * column's histogram (all walked at once); a partitioned table has one slice per leaf,
  * `parallel` at a time. With `parallel: auto` a plain table's keys are cut into
  * BF_AUTOPAR_MAX ranges, and how many slices walk at once follows the signals (autopar.h):
- * a walker taken away stops after its batch and its slice waits for its turn again. The slices are
- * recorded in <schema>.slices at a fresh first pass, in one statement (whole or not at all), and
- * read back after any restart. Meanwhile the job keeps its advisory lock, shows the state (its own
- * gate, the signals the slices see) and waits; once every slice is done it runs the closing read
- * over the whole table, as after any pass. A slice job has `parent` set and its own advisory lock;
- * it walks its slice's keys, checkpointing in its slice's row only, obeys the job's requests, and
- * never writes a state: its parent hears how it finished and acts on it, from its own step.
+ * a walker taken away stops after its batch and its slice waits for its turn again. The
+ * slices are recorded in <schema>.slices at a fresh first pass, in one statement (whole or
+ * not at all), and read back after any restart. Meanwhile the job keeps its advisory lock,
+ * shows the state (its own gate, the signals the slices see) and waits; once every slice is
+ * done it runs the closing read over the whole table, as after any pass. A slice job has
+ * `parent` set and its own advisory lock; it walks its slice's keys, checkpointing in its
+ * slice's row only, obeys the job's requests, and never writes a state: its parent hears how
+ * it finished and acts on it, from its own step.
  */
 #include <stdio.h>
 #include <stdlib.h>
