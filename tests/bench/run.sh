@@ -35,7 +35,9 @@
 #    inside the strategy's interval (with -R the latency counts from the scheduled start, so a
 #    request queued behind a lock counts all of its wait).
 # 5. Writes tests/bench/results/latest.{csv,md,png}, prints the Markdown table and PASS/MISS lines
-#    for the targets of the bench issue (informational).
+#    for the targets of the bench issue (informational); with two budgets or more, also the
+#    budget's curve, latest-budgets.png (curve.gp): the application's p99 beside the promise
+#    (1.25 x the budget) and the backfill's rows/s, by budget.
 # Exit status: 0 when the bench ran (targets missed or not); 1 when it broke: a strategy left wrong
 # data (WRONG), the daemon failed, or a step of the bench itself failed.
 #
@@ -920,6 +922,32 @@ if ! gnuplot -e "term='$term'; rates='$WORK/chart_rates.tsv'; p99s='$p99s'; out=
 	die "gnuplot failed to draw $PNG"
 fi
 mv "$PNG.tmp" "$PNG"
+
+# The budget's curve: each budget that ran, and the default job (its 10ms), by budget.
+CURVE_PNG=${PNG%.png}-budgets.png
+if ((APP)); then
+	{
+		printf '# budget_ms\tapp_p99_ms\trows_per_s\tlabel\n'
+		for b in backfilld-2x backfilld-4x backfilld-8x backfilld; do
+			[[ ${R_STATUS[$b]-} == ok && ${A_P99[$b]-} != - ]] || continue
+			if [[ $b == backfilld ]]; then ms=10; else ms=$(calc '%.3f' "$(budget_us "$b") / 1000"); fi
+			printf '%s\t%s\t%s\t%s\n' "$ms" "${A_P99[$b]}" "$(rate "$b")" "$b"
+		done | sort -g
+	} >"$WORK/chart_curve.tsv"
+	fast=0
+	[[ ${R_STATUS[backfilld-fast]-} != ok ]] || fast=$(rate backfilld-fast)
+	if (($(grep -vc '^#' "$WORK/chart_curve.tsv") >= 2)); then
+		gnuplot -e "term='$term'; curve='$WORK/chart_curve.tsv'; base=${A_P99[baseline]};
+			fast=$fast; out='$CURVE_PNG.tmp';
+			title='max_commit_latency: $ROWS rows, baseline p99 ${A_P99[baseline]} ms'" \
+			"$BENCH_DIR/curve.gp" >>"$WORK/logs/gnuplot.log" 2>&1 ||
+			die "gnuplot failed to draw $CURVE_PNG: $(cat "$WORK/logs/gnuplot.log")"
+		mv "$CURVE_PNG.tmp" "$CURVE_PNG"
+		printf '\n![the budget curve: application p99 and rows/s by budget](%s)\n' \
+			"${CURVE_PNG##*/}" >>"$MD"
+		say "wrote $CURVE_PNG"
+	fi
+fi
 
 echo
 cat "$MD"
