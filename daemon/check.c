@@ -14,6 +14,7 @@
 
 #include "backfilld/autopar.h"
 #include "backfilld/conn.h"
+#include "backfilld/pace.h"
 #include "backfilld/pressure.h"
 #include "backfilld/sql.h"
 #include "backfilld/steps.h"
@@ -135,11 +136,14 @@ static int show_batch(PGconn *pg, const bf_job_config *job, const bf_sql_target 
 	PGresult *plan = NULL;
 	int rc = -1;
 
-	printf("  batch statement (%s):\n%s\n",
-	       plain ? "fast path: a plain UPDATE of the range under a " BF_FAST_LOCK_TIMEOUT
-	               " lock_timeout"
-	             : "SKIP LOCKED: the same range when the fast path meets a row lock",
-	       sql);
+	if (plain)
+		printf("  batch statement (fast path: a plain UPDATE of the range under a %lldms "
+		       "lock_timeout):\n%s\n",
+		       (long long)(t->fast_lock_ms > 0 ? t->fast_lock_ms : BF_FAST_LOCK_MS), sql);
+	else
+		printf("  batch statement (SKIP LOCKED: the same range when the fast path meets a "
+		       "row lock):\n%s\n",
+		       sql);
 	if (PQntuples(ends) == 0) {
 		printf("  plan: none, %s is empty\n\n", t->qtable);
 		rc = 0;
@@ -294,6 +298,7 @@ static int check_job(PGconn *pg, const bf_config *cfg, const bf_job_config *job,
 		ckpt = BF_CKPT_SLICE;
 	}
 	ends_sql = bf_sql_key_ends(t);
+	t->fast_lock_ms = bf_pace_batch_target_ms(BF_FAST_LOCK_MS, job->max_commit_latency_ms);
 	if (t->qbackup) {
 		/* the batches name it: made here, gone with the rollback like the schema */
 		backup_sql = bf_sql_backup_create(t);

@@ -792,12 +792,14 @@ char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt 
 	for (size_t i = 0; i < t->n_key; i++)
 		bf_sbuf_printf(&sb, ",\n    coalesce(s.%s, $%d::%s) AS bf_hi_%zu", t->qkey[i],
 		               high + (int)i, t->key_type[i], i + 1);
-	/* the fast path waits at most BF_FAST_LOCK_TIMEOUT for a row lock (transaction-local,
-	 * set before the range is scanned); the SKIP LOCKED form never waits for rows */
+	/* the fast path waits at most fast_lock_ms for a row lock (transaction-local, set
+	 * before the range is scanned); the SKIP LOCKED form never waits for rows */
 	if (plain)
-		bf_sbuf_append(&sb,
-		               "\n  FROM (SELECT set_config('lock_timeout', '" BF_FAST_LOCK_TIMEOUT
-		               "', true)) AS one LEFT JOIN (\n    SELECT ");
+		bf_sbuf_printf(
+		        &sb,
+		        "\n  FROM (SELECT set_config('lock_timeout', '%lldms', true)) AS one "
+		        "LEFT JOIN (\n    SELECT ",
+		        (long long)(t->fast_lock_ms > 0 ? t->fast_lock_ms : BF_FAST_LOCK_MS));
 	else
 		bf_sbuf_append(&sb, "\n  FROM (SELECT 1) AS one LEFT JOIN (\n    SELECT ");
 	key_list(&sb, t, "");

@@ -15,6 +15,7 @@
 #include "backfilld/job_internal.h"
 #include "backfilld/lagmon.h"
 #include "backfilld/log.h"
+#include "backfilld/pace.h"
 #include "backfilld/util.h"
 
 #define SKIP_LOCKED_STREAK 10 /* batches with SKIP LOCKED after the fast path met a lock */
@@ -32,7 +33,14 @@ static enum bf_ckpt ckpt_of(const bf_job *j)
 void bf_walk_prepare(bf_job *j)
 {
 	char err[BF_JOB_ERR_LEN];
-	char *sql = bf_sql_batch(j->target, false, j->prepared == 0, ckpt_of(j));
+	char *sql;
+
+	/* the fast path's rows stay locked while it waits for a row the application holds: no
+	 * longer than the budget (pace.h), as for a batch's time; prepared once per connection,
+	 * so a reloaded budget applies from the next one */
+	j->target->fast_lock_ms =
+	        bf_pace_batch_target_ms(BF_FAST_LOCK_MS, j->cfg->max_commit_latency_ms);
+	sql = bf_sql_batch(j->target, false, j->prepared == 0, ckpt_of(j));
 
 	j->phase = PH_PREPARE;
 	if (bf_conn_send_prepare(j->conn, stmt_names[j->prepared], sql, err, sizeof(err)) != 0)

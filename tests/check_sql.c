@@ -68,8 +68,12 @@ START_TEST(test_batch_fast_path)
 	char *sql = bf_sql_batch(&t, false, true, BF_CKPT_JOB);
 
 	ck_assert_ptr_null(strstr(sql, "FOR UPDATE"));
-	ck_assert_ptr_nonnull(
-	        strstr(sql, "set_config('lock_timeout', '" BF_FAST_LOCK_TIMEOUT "', true)"));
+	ck_assert_ptr_nonnull(strstr(sql, "set_config('lock_timeout', '50ms', true)"));
+	free(sql);
+	/* shorter under a commit-latency budget */
+	t.fast_lock_ms = 4;
+	sql = bf_sql_batch(&t, false, true, BF_CKPT_JOB);
+	ck_assert_ptr_nonnull(strstr(sql, "set_config('lock_timeout', '4ms', true)"));
 	ck_assert_ptr_nonnull(strstr(sql, "UPDATE \"public\".\"users\" SET email_lower"));
 	ck_assert_ptr_nonnull(strstr(sql, "(\"id\") > ($5::bigint) AND (\"id\") <= ((SELECT "
 	                                  "bf_hi_1 FROM hi))"));

@@ -72,10 +72,11 @@ bool bf_pace_observe(bf_pace *p, const bf_commit_reading *r, int64_t budget_us);
 /* The pause after a batch of `batch_ms` at the current pace. */
 int64_t bf_pace_pause_ms(const bf_pace *p, int64_t batch_ms);
 
-/* How long a batch may take (the batch-size controller's target) under a commit-latency budget:
- * no longer than the budget, since an application transaction that meets one of the batch's
- * rows waits for the whole batch, and the probe does not see that wait. `target_ms` 0 (a
- * fixed batch size) and `budget_ms` 0 (off) leave the target as it is. */
+/* How long a batch may hold its rows under a commit-latency budget: no longer than the budget,
+ * since an application transaction that meets one of them waits for the whole batch, and the
+ * probe does not see that wait. For the batch-size controller's target, and for the fast
+ * path's wait for a row lock. `target_ms` 0 (a fixed batch size) and `budget_ms` 0 (off)
+ * leave the target as it is. */
 int64_t bf_pace_batch_target_ms(int64_t target_ms, int64_t budget_ms);
 /* The pace as a whole percentage (5..100). */
 int bf_pace_percent(const bf_pace *p);

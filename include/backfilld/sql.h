@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A job's table and key as resolved against the catalog, with quoted identifiers. */
 typedef struct bf_sql_target {
@@ -54,6 +55,10 @@ typedef struct bf_sql_target {
 	char *qbackup_index;
 	char **qbcols;
 	size_t n_bcols;
+	/* How long the fast path's batch waits for a row another session holds before the
+	 * range is redone with SKIP LOCKED, in ms (0: BF_FAST_LOCK_MS). Its rows stay locked
+	 * meanwhile, so a commit-latency budget shortens it (walk.c). */
+	int64_t fast_lock_ms;
 } bf_sql_target;
 
 void bf_sql_target_free(bf_sql_target *t);
@@ -134,7 +139,7 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * further on, or the high-water mark when fewer remain; `first` starts at the table's first
  * key instead.
  *   plain: the fast path. The range is updated in place with a plain UPDATE under a
- *          transaction-local lock_timeout of BF_FAST_LOCK_TIMEOUT: no row-lock pass and no
+ *          transaction-local lock_timeout of fast_lock_ms: no row-lock pass and no
  *          row-lock WAL record. When it meets a row the application holds it fails with
  *          55P03 and the caller redoes the same range with the other form.
  *   else:  the rows are locked FOR UPDATE SKIP LOCKED in key order, then updated by ctid
@@ -151,7 +156,7 @@ enum bf_ckpt { BF_CKPT_JOB, BF_CKPT_SLICE };
  * bytes. An updated row that still satisfies `where` raises
  * BF001. No row: the job's
  * or slice's row is gone, or the slice's leaf left the table (see bf_sql_target.leaf_oid). */
-#define BF_FAST_LOCK_TIMEOUT "50ms"
+#define BF_FAST_LOCK_MS 50
 char *bf_sql_batch(const bf_sql_target *t, bool first, bool plain, enum bf_ckpt ckpt);
 
 /* backup: true. The backup table is "<job>_backup" in the control schema (the job's name cut

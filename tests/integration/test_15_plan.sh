@@ -42,6 +42,11 @@ EXPLAIN (COSTS OFF) EXECUTE b($2);
 SQL
 }
 
+assert_true "the fast path waits for a row lock no longer than the default 10ms budget" \
+	grep -qF "batch statement (fast path: a plain UPDATE of the range under a 10ms lock_timeout)" \
+	"$BF_TMPDIR/check.out"
+assert_true "its statement says so" grep -qF "set_config('lock_timeout', '10ms', true)" "$BF_TMPDIR/check.out"
+
 nl=$'\n'
 p=$(plan items_fill "'items_fill', 1000, 0, 1, '50000', '100000'")
 echo "$p"
