@@ -221,6 +221,22 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	step(j);
 }
 
+void bf_job_batch_begins(bf_job *j)
+{
+	j->batch_sent_ms = bf_mono_ms();
+	j->in_batch = true;
+	if (j->lagmon)
+		bf_lagmon_batch(j->lagmon, true);
+}
+
+void bf_job_take_requested(bf_job *j, const PGresult *res, int col)
+{
+	free(j->requested);
+	j->requested = PQntuples(res) > 0 && !PQgetisnull(res, 0, col)
+	                       ? bf_xstrdup(PQgetvalue(res, 0, col))
+	                       : NULL;
+}
+
 /* The batch in flight is over, however it ended. */
 static void batch_over(bf_job *j)
 {
@@ -928,10 +944,7 @@ static void on_result(bf_job *j, const PGresult *res)
 		bf_gate_set_clock(&j->gate, strtoll(PQgetvalue(res, 0, 0), NULL, 10), bf_mono_ms());
 		break;
 	case PH_STATE:
-		free(j->requested);
-		j->requested = PQntuples(res) && !PQgetisnull(res, 0, 0)
-		                       ? bf_xstrdup(PQgetvalue(res, 0, 0))
-		                       : NULL;
+		bf_job_take_requested(j, res, 0);
 		if (!state_written(j))
 			return;
 		break;

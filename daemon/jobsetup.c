@@ -212,6 +212,16 @@ static void reconnected(bf_job *j)
 	j->down_reason = NULL;
 }
 
+/* The job stays as its row says (it is over), with `reason` to write (NULL: none): step()
+ * writes it when it differs, then lets go. */
+static void stay_as_registered(bf_job *j, const char *reason)
+{
+	j->state = j->db_state;
+	bf_job_set_reason(j, reason);
+	free(j->db_reason);
+	j->db_reason = NULL;
+}
+
 /* The row of a finished job, or of one whose definition changed: nothing to walk. False
  * when the job goes on. */
 static bool registered_finished(bf_job *j, const PGresult *res, const char *hash)
@@ -226,11 +236,7 @@ static bool registered_finished(bf_job *j, const PGresult *res, const char *hash
 		                 "it again (backfillctl reset)"
 		               : "already finished",
 		       "state=%s", PQgetvalue(res, 0, 1));
-		j->state = j->db_state;
-		free(j->reason);
-		j->reason = NULL;
-		free(j->db_reason);
-		j->db_reason = NULL;
+		stay_as_registered(j, NULL);
 		return true;
 	}
 	if (!changed)
@@ -295,10 +301,7 @@ static bool undo_wanted(bf_job *j, bool begun)
 	if ((why = undo_refusal(j)) == NULL)
 		return true;
 	bf_log(BF_LOG_WARN, j->cfg->name, why, NULL);
-	j->state = j->db_state;
-	bf_job_set_reason(j, why);
-	free(j->db_reason);
-	j->db_reason = NULL;
+	stay_as_registered(j, why);
 	j->refused = true;
 	free(why);
 	return false;
@@ -310,8 +313,7 @@ static void on_register(bf_job *j, const PGresult *res)
 	size_t n = j->target->n_key;
 
 	bf_job_config_hash(j->cfg, hash);
-	free(j->requested);
-	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
+	bf_job_take_requested(j, res, 2);
 	{
 		int db = bf_job_state_from_name(PQgetvalue(res, 0, 1));
 
@@ -385,8 +387,7 @@ static void on_slice_register(bf_job *j, const PGresult *res)
 		                    "while running?)");
 		return;
 	}
-	free(j->requested);
-	j->requested = PQgetisnull(res, 0, 1) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 1));
+	bf_job_take_requested(j, res, 1);
 	bf_job_forget_checkpoint(j);
 	if (PQgetvalue(res, 0, 5)[0] != 't') {
 		/* the statement ended the slice: its rows not reached left the job's table */

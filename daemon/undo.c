@@ -18,7 +18,6 @@
 #include <stdlib.h>
 
 #include "backfilld/job_internal.h"
-#include "backfilld/lagmon.h"
 #include "backfilld/log.h"
 #include "backfilld/util.h"
 
@@ -96,10 +95,7 @@ static void send_range(bf_job *j)
 	for (size_t i = 0; j->undo_cursor && i < nk; i++)
 		v[2 + i] = j->undo_cursor[i];
 	j->undo_sub = UNDO_RANGE;
-	j->batch_sent_ms = bf_mono_ms();
-	j->in_batch = true; /* its monitor's idle baseline leaves it out, as a batch */
-	if (j->lagmon)
-		bf_lagmon_batch(j->lagmon, true);
+	bf_job_batch_begins(j); /* its monitor's idle baseline leaves it out, as a batch */
 	bf_job_send(j, PH_UNDO, sql, j->undo_cursor ? 2 + (int)nk : 2, v);
 	free(sql);
 	free(v);
@@ -164,8 +160,7 @@ void bf_undo_take(bf_job *j, const PGresult *res)
 		}
 		j->undo_known = true;
 		take_counts(j, res, 1);
-		free(j->requested);
-		j->requested = PQgetisnull(res, 0, 4) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 4));
+		bf_job_take_requested(j, res, 4);
 		bf_strv_free(j->undo_cursor, nk);
 		j->undo_cursor = PQgetvalue(res, 0, 5)[0] == 't' ? bf_job_values(res, 6, nk) : NULL;
 		j->backup_bytes = strtoll(PQgetvalue(res, 0, 6 + (int)nk), NULL, 10);
@@ -185,8 +180,7 @@ void bf_undo_take(bf_job *j, const PGresult *res)
 	}
 	read = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	take_counts(j, res, 1);
-	free(j->requested);
-	j->requested = PQgetisnull(res, 0, 4) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 4));
+	bf_job_take_requested(j, res, 4);
 	j->retries = 0;
 	j->batch_size = bf_batchsize_observe(&j->ctl, j->batch_keys, j->last_batch_ms);
 	bf_gate_took(&j->gate, bf_mono_ms(), read, j->last_batch_ms);

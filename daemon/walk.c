@@ -73,10 +73,7 @@ void bf_walk_batch(bf_job *j)
 	for (size_t i = 0; i < n; i++)
 		v[k++] = j->high[i];
 	j->phase = PH_BATCH;
-	j->batch_sent_ms = bf_mono_ms();
-	j->in_batch = true;
-	if (j->lagmon)
-		bf_lagmon_batch(j->lagmon, true);
+	bf_job_batch_begins(j);
 	/* the fast path, unless it met a lock lately: then SKIP LOCKED for a while, since the
 	 * application is busy with these rows and each failed try would cost a batch. Sweeps
 	 * are SKIP LOCKED: they look for rows that were held, and the form tells the rows it
@@ -167,8 +164,7 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 	j->retries = 0;
 	bf_rate_add(&j->rate, now, rows);
 	j->pass_end = PQgetvalue(res, 0, 1)[0] == 't';
-	free(j->requested);
-	j->requested = PQgetisnull(res, 0, 2) ? NULL : bf_xstrdup(PQgetvalue(res, 0, 2));
+	bf_job_take_requested(j, res, 2);
 	if (unchanged > 0)
 		range = key_range(j->cursor, res, n);
 	bf_strv_free(j->cursor, n);

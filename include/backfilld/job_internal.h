@@ -216,6 +216,11 @@ void bf_job_stop_for(bf_job *j, const char *why);
  * counted in its job's throttled time. A job whose slices walk is not held itself. */
 void bf_job_hold(bf_job *j, bf_hold h, int64_t now);
 void bf_job_arm_timer(bf_job *j, int64_t ms);
+/* A batch (or an undo's range) is sent: its round trip starts, and its server's monitor leaves
+ * it out of the idle baseline until it is over. */
+void bf_job_batch_begins(bf_job *j);
+/* requested_state from column `col` of row 0 (none when there is no row, or NULL). */
+void bf_job_take_requested(bf_job *j, const PGresult *res, int col);
 void bf_job_send(bf_job *j, enum job_phase ph, const char *sql, int n, const char *const *v);
 void bf_job_send_simple(bf_job *j, enum job_phase ph, const char *sql);
 /* A statement could not be sent for a reason of ours (not a lost connection): fail, let go. */
