@@ -59,10 +59,15 @@ echo "costly batch times (ms): $(tr '\n' ' ' <"$BF_TMPDIR/ms")"
 assert_ge "enough batches to judge" "$n" 12
 settled=$(tail -n +7 "$BF_TMPDIR/ms" | head -n -1)
 outside=$(awk '$1 < 140 || $1 > 260' <<<"$settled" | wc -l)
-# one batch in ten may meet a busy machine (two cores shared with the server): the
-# controller's promise is where batches settle, not that no batch is ever slow
-assert_le "settled batches within +-30% of 200 ms, but for one in ten ($outside outside)" \
-	"$outside" $(($(wc -l <<<"$settled") / 10))
+median=$(sort -n <<<"$settled" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+# the controller's promise is where batches settle, not that no batch is ever slow: the three
+# jobs share two cores with the server, and a run of batches may meet a busy machine (one in ten
+# outside +-30% failed a CI run with 7 of 63, all in one stretch), so: the median within 10%, and
+# four batches in five within 30%
+assert_ge "settled batches' median at least 180 ms (got $median)" "$median" 180
+assert_le "settled batches' median at most 220 ms (got $median)" "$median" 220
+assert_le "settled batches within +-30% of 200 ms, but for one in five ($outside outside)" \
+	"$outside" $(($(wc -l <<<"$settled") / 5))
 assert_eq "budget done" "done" "$(job_state budget)"
 grep 'job=budget msg=batch' "$BF_TMPDIR/daemon.log" | sed 's/.* ms=\([0-9]*\) .*/\1/' | tail -n +7 | head -n -1 >"$BF_TMPDIR/bms"
 echo "budget batch times (ms): $(tr '\n' ' ' <"$BF_TMPDIR/bms")"
