@@ -182,8 +182,9 @@ void bf_walk_take_batch(bf_job *j, const PGresult *res)
 		adapt_batch_size(j);
 	if (j->state == BF_JOB_RUNNING && j->reason)
 		bf_job_set_state(j, BF_JOB_RUNNING, NULL); /* a retry succeeded */
-	bf_log(BF_LOG_DEBUG, j->cfg->name, "batch", "rows=%lld ms=%lld batch=%lld pass=%d",
-	       (long long)rows, (long long)j->last_batch_ms, (long long)j->batch_size, j->pass);
+	bf_log(BF_LOG_DEBUG, j->cfg->name, "batch", "rows=%lld ms=%lld batch=%lld pass=%d pace=%d",
+	       (long long)rows, (long long)j->last_batch_ms, (long long)j->batch_size, j->pass,
+	       bf_pace_percent(&j->gate.pace));
 }
 
 /* Rows that match `where`, that no other session holds, and that the UPDATE leaves as they

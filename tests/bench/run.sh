@@ -38,6 +38,12 @@
 #    for the targets of the bench issue (informational); with two budgets or more, also the
 #    budget's curve, latest-budgets.png (curve.gp): the application's p99 beside the promise
 #    (1.25 x the budget) and the backfill's rows/s, by budget.
+# 6. The timeline of each strategy, latest-timeline-NAME.png (timeline.gp) beside its data
+#    (latest-timeline-NAME.*.tsv): second by second, the application's p99 and max, the daemon's
+#    commit probes and their p90, the job's pace, the server's buffer writes (by backends, i.e.
+#    evictions; by the background writer; by checkpoints: pg_stat_bgwriter, sampled every 0.5 s),
+#    the kernel's Dirty and Writeback memory, and checkpoints (the server log): where the
+#    application's latency comes from, and whether the probe saw it.
 # Exit status: 0 when the bench ran (targets missed or not); 1 when it broke: a strategy left wrong
 # data (WRONG), the daemon failed, or a step of the bench itself failed.
 #
@@ -66,7 +72,8 @@
 #                               strategy (WAL past ~max_wal_size/1.9) is counted and noted
 #   BENCH_WARM_WAL=1            fill pg_wal with recycled segments before the strategies (0: a
 #                               fresh cluster's empty pg_wal, the first writer zero-fills each file)
-#   BENCH_BF_LOG_LEVEL=info     the daemon's log_level (debug: a line per batch, kept with BENCH_KEEP)
+#   BENCH_BF_LOG_LEVEL=debug    the daemon's log_level (debug: a line per batch and per commit probe,
+#                               which the timeline charts read; kept with BENCH_KEEP)
 #   BENCH_SERVER_SETTINGS="k = v; k = v"  extra postgresql.conf lines (they win over the above)
 #   BENCH_RESULTS=DIR           where latest.* go (default tests/bench/results)
 #   BF_PG_BIN                   PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
@@ -176,6 +183,8 @@ pg_require_bins || die "cannot run the bench without PostgreSQL 15"
 [[ -x $BF_PG_BIN/pgbench ]] || ((APP == 0)) ||
 	die "pgbench not found in $BF_PG_BIN (postgresql-15 ships it; or set BENCH_APP=0)"
 command -v gnuplot >/dev/null || die "gnuplot not found (package gnuplot-nox: run 'make deps' as root)"
+TERM_PNG=png
+gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo && TERM_PNG=pngcairo
 BF_BIN=$BF_ROOT/backfilld
 if [[ " ${STRATEGIES[*]} " == *" backfilld"* ]]; then
 	[[ -x $BF_BIN ]] ||
@@ -411,6 +420,101 @@ app_wal_bytes() {
 		WHERE d.datname = '$1' AND s.query LIKE '%filler%'"
 }
 
+# --- the timeline -------------------------------------------------------------------------------
+# What the application felt second by second, beside what may have caused it: the daemon's commit
+# probes and pace (its debug log), the server's buffer writes (pg_stat_bgwriter: by backends, which
+# is evictions, by the background writer, by checkpoints), the kernel's dirty and writeback memory,
+# and checkpoints (the server log). One chart per strategy: latest-timeline-NAME.png.
+
+SAMPLER_PID=""
+
+# sampler_start NAME: every 0.5 s, "epoch_us backend clean checkpoint dirty_kB writeback_kB".
+sampler_start() {
+	mkdir -p "$WORK/timeline"
+	(
+		while :; do
+			b=$(bench_psql postgres -F ' ' -c 'SELECT buffers_backend, buffers_clean,
+				buffers_checkpoint FROM pg_stat_bgwriter' 2>/dev/null) || b="- - -"
+			printf '%s %s %s\n' "${EPOCHREALTIME/./}" "$b" \
+				"$(awk '/^Dirty:/ { d = $2 } /^Writeback:/ { w = $2 } END { print d + 0, w + 0 }' \
+					/proc/meminfo)"
+			sleep 0.5
+		done
+	) >"$WORK/timeline/$1.samples" &
+	SAMPLER_PID=$!
+	bf_defer kill_ours "$SAMPLER_PID" run.sh
+}
+
+sampler_stop() {
+	kill -TERM "$SAMPLER_PID" 2>/dev/null || true
+	wait "$SAMPLER_PID" 2>/dev/null || true
+	SAMPLER_PID=""
+}
+
+# epoch_us_of: ISO or PostgreSQL log timestamps (one per line) to epoch microseconds.
+epoch_us_of() {
+	date -u -f - +%s%6N 2>/dev/null
+}
+
+# timeline_write NAME FILE T0_US T1_US: the timeline of NAME's run, seconds from T0, into
+# FILE.{app,samples,probes,batches,checkpoints}.tsv, then its chart FILE.png.
+timeline_write() {
+	local name=$1 out=$2 t0=$3 t1=$4 dlog=$WORK/logs/$1-daemon.log
+	local slog=$BF_PG_DIR_BENCH/server.log budget_ms=0
+	# the application: p99 and max of the transactions scheduled in each second
+	if ((APP)); then
+		app_complete_lines | awk -v t0="$t0" -v t1="$t1" '
+			NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
+				start = $5 * 1000000 + $6 - $3
+				if (start >= t0 && start <= t1) print int((start - t0) / 1000000), $3 / 1000
+			}' | sort -k1,1n -k2,2g | awk '
+			function flush(  i) { i = int(0.99 * n); if (i < 0.99 * n) i++; if (i < 1) i = 1
+				printf "%d\t%.3f\t%.3f\n", sec, a[i], a[n] }
+			NR > 1 && $1 != sec { flush(); n = 0 }
+			{ sec = $1; a[++n] = $2 }
+			END { if (n) flush() }' >"$out.app.tsv"
+	else
+		: >"$out.app.tsv"
+	fi
+	# the server's buffer writes per second and the kernel's dirty memory (MB)
+	awk -v t0="$t0" 'NF == 6 && $2 ~ /^[0-9]+$/ {
+			if (have) { dt = ($1 - pt) / 1e6
+				if (dt > 0) printf "%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\n", ($1 - t0) / 1e6,
+					($2 - pb) / dt, ($3 - pc) / dt, ($4 - pk) / dt, $5 / 1024, $6 / 1024 }
+			have = 1; pt = $1; pb = $2; pc = $3; pk = $4
+		}' "$WORK/timeline/$name.samples" >"$out.samples.tsv"
+	# the daemon's commit probes (each reading and its p90) and its batches' pace
+	: >"$out.probes.tsv"
+	: >"$out.batches.tsv"
+	if [[ -f $dlog ]]; then
+		grep 'msg="commit probe"' "$dlog" | sed -n 's/^ts=\([^ ]*\) .* us=\([0-9]*\) .* p90_us=\([0-9]*\) .*/\1 \2 \3/p' |
+			while read -r ts us p90; do printf '%s\t%s\t%s\n' "$ts" "$us" "$p90"; done >"$WORK/timeline/probes.raw"
+		paste <(cut -f1 "$WORK/timeline/probes.raw" | epoch_us_of) <(cut -f2,3 "$WORK/timeline/probes.raw") |
+			awk -v t0="$t0" 'NF == 3 { printf "%.2f\t%.3f\t%.3f\n", ($1 - t0) / 1e6, $2 / 1000, $3 / 1000 }' \
+				>"$out.probes.tsv"
+		grep ' msg=batch ' "$dlog" | sed -n 's/^ts=\([^ ]*\) .* pace=\([0-9]*\).*/\1\t\2/p' >"$WORK/timeline/batches.raw"
+		paste <(cut -f1 "$WORK/timeline/batches.raw" | epoch_us_of) <(cut -f2 "$WORK/timeline/batches.raw") |
+			awk -v t0="$t0" 'NF == 2 { printf "%.2f\t%s\n", ($1 - t0) / 1e6, $2 }' >"$out.batches.tsv"
+	fi
+	# checkpoints: "start end" in seconds (a checkpoint still running at T1 ends there)
+	sed -n 's/^\([0-9-]* [0-9:.]*\) UTC .*LOG:  checkpoint \(starting\|complete\).*/\1 UTC\t\2/p' "$slog" \
+		>"$WORK/timeline/ckpt.raw"
+	paste <(cut -f1 "$WORK/timeline/ckpt.raw" | epoch_us_of) <(cut -f2 "$WORK/timeline/ckpt.raw") |
+		awk -v t0="$t0" -v t1="$t1" '
+			$2 == "starting" { s = $1 }
+			$2 == "complete" && s != "" { if ($1 >= t0 && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, ($1 - t0) / 1e6; s = "" }
+			END { if (s != "" && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, (t1 - t0) / 1e6 }' \
+		>"$out.checkpoints.tsv"
+	[[ $name != backfilld-*x ]] || budget_ms=$(calc '%.3f' "$(budget_us "$name") / 1000")
+	[[ $name != backfilld ]] || budget_ms=10
+	gnuplot -e "term='$TERM_PNG'; base='$out'; out='$out.png.tmp'; budget=$budget_ms;
+		duration=$(calc '%.2f' "($t1 - $t0) / 1e6");
+		baseline=${A_P99[baseline]:-0}; title='$name: $ROWS rows, second by second'" \
+		"$BENCH_DIR/timeline.gp" >>"$WORK/logs/gnuplot.log" 2>&1 ||
+		die "gnuplot failed to draw $out.png: $(tail -n 5 "$WORK/logs/gnuplot.log")"
+	mv "$out.png.tmp" "$out.png"
+}
+
 # --- the daemon ---------------------------------------------------------------------------------
 
 # run_daemon DB TIMEOUT_S: backfilld --exit-when-done on DB. Sets D_RC, D_TIMED_OUT, D_RSS_KB
@@ -422,7 +526,7 @@ run_daemon() {
 	local rc=0
 	cat >"$yaml" <<EOF
 database: "host=127.0.0.1 port=$PORT user=postgres dbname=$db"
-log_level: ${BENCH_BF_LOG_LEVEL:-info}
+log_level: ${BENCH_BF_LOG_LEVEL:-debug}
 jobs:
   - name: bench
     table: items
@@ -530,6 +634,7 @@ run_strategy() {
 	new_db "$db"
 	((APP == 0)) || app_start "$name" "$db"
 	bench_psql "$db" -c 'CHECKPOINT' >/dev/null
+	sampler_start "$name"
 	bench_psql postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
 	ckpt0=$(checkpoints)
 	lsn0=$(bench_psql postgres -c 'SELECT pg_current_wal_lsn()')
@@ -568,6 +673,7 @@ run_strategy() {
 		;;
 	esac
 	t1=$(now_us)
+	sampler_stop
 	lsn1=$(bench_psql postgres -c 'SELECT pg_current_wal_lsn()')
 	wal=$(bench_psql postgres -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint")
 	ckpt1=$(checkpoints)
@@ -576,6 +682,8 @@ run_strategy() {
 		app_stop "$t1"
 		app_stats "$name" "$t0" "$t1"
 	fi
+	timeline_write "$name" "$WORK/timeline/latest-timeline-$name$( ((REPEAT == 1)) || echo "-r$round")" \
+		"$t0" "$t1"
 
 	# Correctness: every row done, and done right.
 	IFS='|' read -r total nulls wrong < <(bench_psql "$db" -c "SELECT count(*),
@@ -897,8 +1005,6 @@ if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="
 mv "$MD.tmp" "$MD"
 
 # --- chart ---
-term=png
-gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo && term=pngcairo
 {
 	printf '# strategy\trows_per_s\n'
 	for k in "${STRATEGIES[@]}"; do
@@ -915,13 +1021,23 @@ gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo && term=pngcairo
 } >"$WORK/chart_p99.tsv"
 p99s=$WORK/chart_p99.tsv
 ((APP)) || p99s=""
-if ! gnuplot -e "term='$term'; rates='$WORK/chart_rates.tsv'; p99s='$p99s'; out='$PNG.tmp';
+if ! gnuplot -e "term='$TERM_PNG'; rates='$WORK/chart_rates.tsv'; p99s='$p99s'; out='$PNG.tmp';
 		title='backfilld bench: $ROWS rows, $(nproc) cores, PostgreSQL $PG_VERSION'" \
 	"$BENCH_DIR/chart.gp" >"$WORK/logs/gnuplot.log" 2>&1; then
 	cat "$WORK/logs/gnuplot.log" >&2
 	die "gnuplot failed to draw $PNG"
 fi
 mv "$PNG.tmp" "$PNG"
+
+# The timelines: a chart per strategy (and round), beside the data it was drawn from.
+rm -f "$RESULTS"/latest-timeline-*
+cp "$WORK"/timeline/latest-timeline-* "$RESULTS"/
+for f in "$RESULTS"/latest-timeline-*.png; do
+	[[ -f $f ]] || continue
+	f=${f##*/}
+	t=${f#latest-timeline-}
+	printf '\n![%s second by second: app latency, commit probes, pace, writes](%s)\n' "${t%.png}" "$f" >>"$MD"
+done
 
 # The budget's curve: each budget that ran, and the default job (its 10ms), by budget.
 CURVE_PNG=${PNG%.png}-budgets.png
@@ -937,7 +1053,7 @@ if ((APP)); then
 	fast=0
 	[[ ${R_STATUS[backfilld-fast]-} != ok ]] || fast=$(rate backfilld-fast)
 	if (($(grep -vc '^#' "$WORK/chart_curve.tsv") >= 2)); then
-		gnuplot -e "term='$term'; curve='$WORK/chart_curve.tsv'; base=${A_P99[baseline]};
+		gnuplot -e "term='$TERM_PNG'; curve='$WORK/chart_curve.tsv'; base=${A_P99[baseline]};
 			fast=$fast; out='$CURVE_PNG.tmp';
 			title='max_commit_latency: $ROWS rows, baseline p99 ${A_P99[baseline]} ms'" \
 			"$BENCH_DIR/curve.gp" >>"$WORK/logs/gnuplot.log" 2>&1 ||
