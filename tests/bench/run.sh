@@ -40,8 +40,8 @@
 #    (1.25 x the budget) and the backfill's rows/s, by budget.
 # 6. The timeline of each strategy, latest-timeline-NAME.png (timeline.gp) beside its data
 #    (latest-timeline-NAME.*.tsv): second by second, the application's p99 and max, the daemon's
-#    commit probes and their p90, the job's pace, the server's buffer writes (by backends, i.e.
-#    evictions; by the background writer; by checkpoints: pg_stat_bgwriter, sampled every 0.5 s),
+#    commit probes and their p90, the job's pace, the server's buffer writes so far (by backends,
+#    i.e. evictions; by the background writer; by checkpoints: pg_stat_bgwriter, every 0.5 s),
 #    the kernel's Dirty and Writeback memory, and checkpoints (the server log): where the
 #    application's latency comes from, and whether the probe saw it.
 # Exit status: 0 when the bench ran (targets missed or not); 1 when it broke: a strategy left wrong
@@ -303,6 +303,15 @@ else
 	WARM_NOTE="pg_wal not warmed: new WAL files are zero-filled during the first strategies"
 fi
 
+# quiesce DB: a checkpoint, then every dirty page of the kernel written (sync), so that each run
+# (and the baseline) starts with an idle disk: the writes
+# of the warm-up or of the previous strategy, flushed by the kernel in bursts for up to half a
+# minute after them, made the baseline's p99 vary from 1.4 to 23 ms.
+quiesce() {
+	bench_psql "$1" -c 'CHECKPOINT' >/dev/null
+	sync
+}
+
 # new_db NAME: a fresh copy of the template (FILE_COPY: a file copy, not the whole database
 # written to the WAL as the default WAL_LOG strategy would).
 new_db() {
@@ -476,12 +485,13 @@ timeline_write() {
 	else
 		: >"$out.app.tsv"
 	fi
-	# the server's buffer writes per second and the kernel's dirty memory (MB)
+	# the server's buffer writes since the start (MB; cumulative, since the server reports them
+	# in bursts: a backend's when the checkpointer absorbs its requests) and the kernel's dirty
+	# memory (MB)
 	awk -v t0="$t0" 'NF == 6 && $2 ~ /^[0-9]+$/ {
-			if (have) { dt = ($1 - pt) / 1e6
-				if (dt > 0) printf "%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\n", ($1 - t0) / 1e6,
-					($2 - pb) / dt, ($3 - pc) / dt, ($4 - pk) / dt, $5 / 1024, $6 / 1024 }
-			have = 1; pt = $1; pb = $2; pc = $3; pk = $4
+			if (!have) { have = 1; b = $2; c = $3; k = $4 }
+			printf "%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", ($1 - t0) / 1e6, ($2 - b) / 128,
+				($3 - c) / 128, ($4 - k) / 128, $5 / 1024, $6 / 1024
 		}' "$WORK/timeline/$name.samples" >"$out.samples.tsv"
 	# the daemon's commit probes (each reading and its p90) and its batches' pace
 	: >"$out.probes.tsv"
@@ -633,7 +643,7 @@ run_strategy() {
 	: >"$log"
 	new_db "$db"
 	((APP == 0)) || app_start "$name" "$db"
-	bench_psql "$db" -c 'CHECKPOINT' >/dev/null
+	quiesce "$db"
 	sampler_start "$name"
 	bench_psql postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
 	ckpt0=$(checkpoints)
@@ -747,7 +757,7 @@ run_baseline() {
 	local db=bench_baseline t0 t1
 	new_db "$db"
 	app_start baseline "$db"
-	bench_psql "$db" -c 'CHECKPOINT' >/dev/null
+	quiesce "$db"
 	say "baseline: the application alone for ${BASELINE_S}s"
 	t0=$(now_us)
 	sleep "$BASELINE_S"

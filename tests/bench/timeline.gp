@@ -9,8 +9,8 @@
 #   base.app.tsv          sec  app_p99_ms  app_max_ms
 #   base.probes.tsv       sec  probe_ms  probe_p90_ms
 #   base.batches.tsv      sec  pace_percent
-#   base.samples.tsv      sec  backend_writes/s  bgwriter_writes/s  checkpoint_writes/s
-#                         dirty_MB  writeback_MB
+#   base.samples.tsv      sec  MB written since the start by backends, the background writer,
+#                         the checkpointer; the kernel's dirty_MB, writeback_MB
 #   base.checkpoints.tsv  start_sec  end_sec
 # duration: the strategy's seconds; budget: the job's max_commit_latency in ms (0: none); baseline: the application's p99 alone.
 
@@ -70,9 +70,9 @@ if (n_batches > 0) {
 cmd = cmd."NaN notitle"
 eval cmd
 
-set title "The server's writes: buffers written per second, and the kernel's dirty memory"
+set title "The server's writes: MB of buffers written since the start, and the kernel's dirty memory"
 set yrange [0:*]
-set ylabel "buffers/s (8 kB)"
+set ylabel "MB written"
 set y2label "MB"
 set y2range [0:*]
 set y2tics
