@@ -97,13 +97,13 @@ void bf_closing_sliced_pass(bf_closing *c, int64_t rows)
 	c->bounds_ok = false;
 }
 
-bool bf_closing_begin(bf_closing *c)
+bool bf_closing_begin(bf_closing *c, bool one_scan)
 {
 	if (c->reading)
 		return false;
 	c->reading = true;
 	c->at = bf_strv_copy(c->pass_from, c->n_key);
-	c->one_scan = true;
+	c->one_scan = one_scan;
 	c->ranges = c->bounds_ok;
 	c->range_i = 0;
 	return true;

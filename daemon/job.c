@@ -753,7 +753,8 @@ static void step(bf_job *j)
 	if (j->phase != PH_IDLE || j->finished)
 		return;
 	if (stage_connection(j) || stage_setup(j) || bf_finish_midway(j) || stage_state(j, &wait) ||
-	    bf_undo_next(j, wait) || bf_finish_next(j, wait) || stage_pass(j) || bf_walk_closing(j))
+	    bf_undo_next(j, wait) || bf_finish_next(j, wait) || stage_pass(j) ||
+	    bf_walk_closing(j, wait))
 		return;
 	stage_batch(j, wait);
 }
@@ -954,6 +955,7 @@ static void on_result(bf_job *j, const PGresult *res)
 		j->sleep_due = j->cfg->sleep_ms > 0 && !j->pass_end;
 		break;
 	case PH_CLOSING:
+		batch_over(j);
 		bf_walk_take_closing(j, res);
 		break;
 	case PH_SLICES:

@@ -210,6 +210,7 @@ void bf_walk_take_closing(bf_job *j, const PGresult *res)
 {
 	size_t n = j->target->n_key;
 	char **end = PQnfields(res) >= 2 + (int)n ? bf_job_values(res, 2, n) : NULL;
+	int64_t now = bf_mono_ms();
 	bf_closing_result r =
 	        bf_closing_take(&j->closing, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
 	                        PQnfields(res) > 1 && PQgetvalue(res, 0, 1)[0] == 't', end);
@@ -218,6 +219,7 @@ void bf_walk_take_closing(bf_job *j, const PGresult *res)
 
 	bf_strv_free(end, n);
 	j->retries = 0;
+	bf_gate_took(&j->gate, now, 0, now - j->batch_sent_ms); /* the pace pauses after it */
 	if (r.locating)
 		bf_log(BF_LOG_INFO, j->cfg->name, "rows left after the pass, locating them",
 		       "remaining=%lld mode=%s", (long long)r.left, bf_closing_mode(&j->closing));
@@ -246,8 +248,13 @@ void bf_walk_take_closing(bf_job *j, const PGresult *res)
 }
 
 /* After a pass, the closing read, statement by statement, each under the session plan it
- * needs; between passes the session goes back to the batches' plan. */
-bool bf_walk_closing(bf_job *j)
+ * needs; between passes the session goes back to the batches' plan. Its statements wait for
+ * the gate as batches do, and count for the pace as batches: a read writes no row, but it
+ * sets the hint bits of every row the pass wrote, so it dirties each page again (and writes
+ * each one's image to the WAL after a checkpoint when the cluster has checksums), which
+ * replicas and the application's commits feel. Under a commit-latency budget the read goes
+ * range by range from the start: one scan would do all of that at once, unpaced. */
+bool bf_walk_closing(bf_job *j, int64_t wait)
 {
 	bf_closing_query q;
 
@@ -257,15 +264,21 @@ bool bf_walk_closing(bf_job *j)
 		send_plan(j, BF_PLAN_BATCH);
 		return true;
 	}
-	if (bf_closing_begin(&j->closing))
+	if (wait > 0) {
+		bf_job_arm_timer(j, wait);
+		return true;
+	}
+	if (bf_closing_begin(&j->closing, j->cfg->max_commit_latency_ms == 0))
 		bf_log(BF_LOG_INFO, j->cfg->name, "pass done, reading what is left",
 		       "pass=%d from_start=%s mode=%s", j->pass,
 		       j->closing.pass_from ? "false" : "true", bf_closing_mode(&j->closing));
 	bf_closing_next(&j->closing, j->target, j->high, &q);
-	if (j->plan != q.plan)
+	if (j->plan != q.plan) {
 		send_plan(j, q.plan);
-	else
+	} else {
+		bf_job_batch_begins(j);
 		bf_job_send(j, PH_CLOSING, q.sql, q.n_values, q.values);
+	}
 	bf_closing_query_free(&q);
 	return true;
 }

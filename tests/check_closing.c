@@ -111,8 +111,8 @@ START_TEST(test_one_scan_clean)
 	bf_closing_result r;
 
 	pass(&c);
-	ck_assert(bf_closing_begin(&c));
-	ck_assert(!bf_closing_begin(&c)); /* once per read */
+	ck_assert(bf_closing_begin(&c, true));
+	ck_assert(!bf_closing_begin(&c, true)); /* once per read */
 	ck_assert_str_eq(bf_closing_mode(&c), "ranges");
 	/* from the first key up to the high-water mark, in one scan */
 	expect_next(&c, BF_PLAN_ONE_SCAN, "100");
@@ -132,7 +132,7 @@ START_TEST(test_ranges_walk)
 	char want[16];
 
 	pass(&c);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	r = take(&c, 3); /* the single scan found rows: locate the first of them */
 	ck_assert_int_eq(r.verdict, BF_CLOSING_NEXT);
 	ck_assert(r.locating);
@@ -155,13 +155,56 @@ START_TEST(test_ranges_walk)
 }
 END_TEST
 
+/* A job under a commit-latency budget reads range by range from the start: no single scan,
+ * a clean table is done at the last range, and rows in a range start the sweep there. */
+START_TEST(test_ranges_from_start)
+{
+	bf_closing c = fresh();
+	bf_closing_result r;
+
+	pass(&c);
+	ck_assert(bf_closing_begin(&c, false));
+	expect_next(&c, BF_PLAN_RANGES, "12");
+	for (size_t i = 0; i < c.n_bounds; i++) {
+		r = take(&c, 0);
+		ck_assert_int_eq(r.verdict, BF_CLOSING_NEXT);
+		ck_assert(!r.locating);
+		if (i + 1 < c.n_bounds) {
+			char want[16];
+
+			snprintf(want, sizeof(want), "%s|%s", c.bounds[i][0], c.bounds[i + 1][0]);
+			expect_next(&c, BF_PLAN_RANGES, want);
+		}
+	}
+	expect_next(&c, BF_PLAN_RANGES, "96|100");
+	r = take(&c, 0);
+	ck_assert_int_eq(r.verdict, BF_CLOSING_DONE);
+	ck_assert_str_eq(r.how, "ranges");
+	ck_assert(r.all_counted);
+
+	bf_closing_reset(&c);
+
+	/* rows in the second range: the sweep starts at its first key */
+	c = fresh();
+	pass(&c);
+	ck_assert(bf_closing_begin(&c, false));
+	expect_next(&c, BF_PLAN_RANGES, "12");
+	take(&c, 0);
+	expect_next(&c, BF_PLAN_RANGES, "12|24");
+	r = take(&c, 2);
+	ck_assert_int_eq(r.verdict, BF_CLOSING_SWEEP);
+	ck_assert_str_eq(c.pass_from[0], "12");
+	bf_closing_reset(&c);
+}
+END_TEST
+
 START_TEST(test_sweep_from_range)
 {
 	bf_closing c = fresh();
 	bf_closing_result r;
 
 	pass(&c);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	take(&c, 2);
 	take(&c, 0);     /* first range clean */
 	r = take(&c, 2); /* the second has the rows */
@@ -178,7 +221,7 @@ START_TEST(test_sweep_from_range)
 	ck_assert_uint_eq(c.n_bounds, 1);
 	batch(&c, 100, 70, 0, true);
 	/* the next read starts where the sweep started: the keys before were read clean */
-	ck_assert(bf_closing_begin(&c));
+	ck_assert(bf_closing_begin(&c, true));
 	expect_next(&c, BF_PLAN_ONE_SCAN, "12|100");
 	bf_closing_reset(&c);
 }
@@ -190,7 +233,7 @@ START_TEST(test_last_range_counts_all)
 	bf_closing_result r;
 
 	batch(&c, 100, 100, 100, true); /* one batch: no range recorded */
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	r = take(&c, 5);
 	ck_assert(r.locating);
 	expect_next(&c, BF_PLAN_RANGES, "100");
@@ -214,7 +257,7 @@ START_TEST(test_restart_reads_chunks)
 	for (int end = 52; end <= 100; end += 4)
 		batch(&c, end, 4, 4, end == 100);
 	ck_assert_uint_eq(c.n_bounds, 0);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	ck_assert_str_eq(bf_closing_mode(&c), "chunks");
 	expect_next(&c, BF_PLAN_ONE_SCAN, "100");
 	take(&c, 1);
@@ -235,7 +278,7 @@ START_TEST(test_registration_restarts_read)
 	bf_closing c = fresh();
 
 	pass(&c);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	take(&c, 4);
 	take(&c, 0);
 	/* a reconnect in the middle of the read: the read starts over, with its one scan, and
@@ -243,7 +286,7 @@ START_TEST(test_registration_restarts_read)
 	bf_closing_registered(&c, false);
 	ck_assert(!c.reading);
 	ck_assert_uint_eq(c.n_bounds, 8);
-	ck_assert(bf_closing_begin(&c));
+	ck_assert(bf_closing_begin(&c, true));
 	expect_next(&c, BF_PLAN_ONE_SCAN, "100");
 	bf_closing_reset(&c);
 }
@@ -255,7 +298,7 @@ START_TEST(test_scan_timeout)
 
 	ck_assert(!bf_closing_scan_timeout(&c)); /* no read: an error like any other */
 	pass(&c);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	ck_assert(bf_closing_scan_timeout(&c));
 	expect_next(&c, BF_PLAN_RANGES, "12");
 	ck_assert(!bf_closing_scan_timeout(&c)); /* a range's timeout is not the scan's */
@@ -275,7 +318,7 @@ static bf_closing_verdict sweep(bf_closing *c, int64_t rows, int64_t unchanged)
 	bf_closing_registered(c, false);
 	bf_closing_batch(c, cursor, 100, rows, unchanged,
 	                 unchanged ? "from the first key up to (100)" : NULL, true);
-	bf_closing_begin(c);
+	bf_closing_begin(c, true);
 	ck_assert(take(c, 1).locating); /* the single scan */
 	return bf_closing_take(c, 1, true, NULL).verdict;
 }
@@ -335,7 +378,7 @@ START_TEST(test_sliced_pass)
 	/* the slices walked the pass, each on its own connection: no boundaries of it here */
 	bf_closing_sliced_pass(&c, 500);
 	ck_assert_uint_eq(c.n_bounds, 0);
-	bf_closing_begin(&c);
+	bf_closing_begin(&c, true);
 	ck_assert_str_eq(bf_closing_mode(&c), "chunks");
 	take(&c, 1);
 	r = bf_closing_take(&c, 1, true, NULL);
@@ -354,6 +397,7 @@ Suite *closing_suite(void)
 	tcase_add_test(tc, test_ranges_recorded);
 	tcase_add_test(tc, test_one_scan_clean);
 	tcase_add_test(tc, test_ranges_walk);
+	tcase_add_test(tc, test_ranges_from_start);
 	tcase_add_test(tc, test_sweep_from_range);
 	tcase_add_test(tc, test_last_range_counts_all);
 	tcase_add_test(tc, test_restart_reads_chunks);

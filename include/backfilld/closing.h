@@ -109,8 +109,12 @@ void bf_closing_batch(bf_closing *c, char *const *cursor, int64_t keys, int64_t 
  * by chunks (no boundaries of the slices' walks). */
 void bf_closing_sliced_pass(bf_closing *c, int64_t rows);
 
-/* Start the read when none is in progress; true when this call started it. */
-bool bf_closing_begin(bf_closing *c);
+/* Start the read when none is in progress; true when this call started it. `one_scan`: first
+ * count every key left in one statement; false: range by range from the start, statements of
+ * about chunk_keys keys each that the job's gate spaces (a job under a commit-latency budget:
+ * one scan reads the whole table at once, and sets the hint bits of every row the pass wrote,
+ * dirtying every page in a few seconds that no pace can slow). */
+bool bf_closing_begin(bf_closing *c, bool one_scan);
 
 /* The next statement of the read in progress, over the target and its high-water mark.
  * Free it with bf_closing_query_free(). */

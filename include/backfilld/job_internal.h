@@ -283,9 +283,10 @@ void bf_walk_prepare(bf_job *j); /* the next of the two batch statements */
 void bf_walk_batch(bf_job *j);   /* one batch from the cursor */
 void bf_walk_take_batch(bf_job *j, const PGresult *res);
 void bf_walk_fast_path_locked(bf_job *j); /* the fast path met a lock: SKIP LOCKED a while */
-/* At the end of a pass: the closing read's next statement, or its plan; between passes the
- * session's plan back to the batches'. False when there is nothing to send. */
-bool bf_walk_closing(bf_job *j);
+/* At the end of a pass: the closing read's next statement, or its plan, after the gate's
+ * `wait` as a batch; between passes the session's plan back to the batches'. False when there
+ * is nothing to send. */
+bool bf_walk_closing(bf_job *j, int64_t wait);
 void bf_walk_take_closing(bf_job *j, const PGresult *res);
 
 /* slices.c */

@@ -8,10 +8,14 @@
 # The slow table is made slow for reads of finished rows only: its `where` calls slow_after(id),
 # which sleeps 1 s on ids 100000, 200000 and 300000 once y is set. The single scan meets all
 # three (3 s > its 2 s statement_timeout); each ~100,000-key range meets one (1 s).
+# The single scan is for jobs without a commit-latency budget; a job under one (the default)
+# reads range by range from the start, each statement paced as a batch (job paced).
 . "$BF_ROOT/tests/lib/test.sh"
 
-psql_q "CREATE TABLE clean (id int PRIMARY KEY, y int)"
-psql_q "INSERT INTO clean (id) SELECT g FROM generate_series(1, 20000) g"
+for t in clean paced; do
+	psql_q "CREATE TABLE $t (id int PRIMARY KEY, y int)"
+	psql_q "INSERT INTO $t (id) SELECT g FROM generate_series(1, 20000) g"
+done
 for t in slow slow_restarted; do
 	psql_q "CREATE TABLE $t (id int PRIMARY KEY, y int, n_set int NOT NULL DEFAULT 0)"
 	psql_q "INSERT INTO $t (id) SELECT g FROM generate_series(1, 300000) g"
@@ -26,6 +30,12 @@ jobs:
     table: clean
     set: "y = id"
     where: "y IS NULL"
+    max_commit_latency: "off"
+    sleep: 0
+  - name: paced
+    table: paced
+    set: "y = id"
+    where: "y IS NULL"
     sleep: 0
   - name: slow
     table: slow
@@ -34,6 +44,7 @@ jobs:
     batch_size: 5000
     max_batch_size: 10000
     statement_timeout: 2s
+    max_commit_latency: "off"
     sleep: 0
 YAML
 daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done
@@ -43,6 +54,11 @@ assert_eq "clean: done" "done" "$(job_state clean)"
 assert_match "clean: the one scan found no row left" \
 	'job=clean msg="no row left to do" rows=20000 passes=1 read=scan$' \
 	"$(grep 'job=clean msg="no row left to do"' "$BF_TMPDIR/daemon.log")"
+
+assert_eq "paced: done" "done" "$(job_state paced)"
+assert_match "paced: read by ranges from the start, no single scan" \
+	'job=paced msg="no row left to do" rows=20000 passes=1 read=ranges$' \
+	"$(grep 'job=paced msg="no row left to do"' "$BF_TMPDIR/daemon.log")"
 
 assert_match "slow: the single scan ran out of time and the walk took over" \
 	'job=slow msg="the closing read.s single scan took too long, going on range by range" statement_timeout=2000ms mode=ranges' \
@@ -57,7 +73,7 @@ assert_eq "slow: every row updated exactly once" 0 \
 
 # the same job on another table, its daemon killed in the middle of the pass: the next one
 # did not see the pass start, so the walk after the single scan is by ordered chunks
-sed -e '/^  - name: clean/,/^    sleep: 0/d' -e 's/\bslow\b/slow_restarted/g' \
+sed -e '/^  - name: clean/,/^  - name: slow/{/^  - name: slow/!d}' -e 's/\bslow\b/slow_restarted/g' \
 	"$BF_TMPDIR/bf.yaml" >"$BF_TMPDIR/restarted.yaml"
 daemon_start "$BF_TMPDIR/restarted.yaml" "$BF_TMPDIR/first.log"
 wait_for "the pass under way" 60 rows_done_at_least slow_restarted 50000
