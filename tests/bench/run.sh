@@ -963,9 +963,14 @@ if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="
 	printf -- '- %s, commit %s\n' "$BF_VERSION" "$GIT_REV"
 	printf -- '- Server: shared_buffers=%sMB, max_wal_size=%s, checkpoint_timeout=1h, fsync=%s,' \
 		"$SB_MB" "$MAX_WAL" "$FSYNC"
-	printf ' full_page_writes=%s, synchronous_commit=on (keyset-loop: %s), a CHECKPOINT before each;' \
+	printf ' full_page_writes=%s, synchronous_commit=on (keyset-loop: %s), a CHECKPOINT and a sync before each;' \
 		"$FSYNC" "$KEYSET_SYNC"
 	printf ' %s%s\n' "$WARM_NOTE" "${BENCH_SERVER_SETTINGS:+; also: $BENCH_SERVER_SETTINGS}"
+	# when the kernel writes the page cache's dirty data back decides when commits stall
+	printf -- '- Kernel writeback: %s\n' "$(for k in dirty_background_ratio dirty_background_bytes \
+		dirty_ratio dirty_bytes dirty_expire_centisecs; do
+		printf 'vm.%s=%s ' "$k" "$(cat "/proc/sys/vm/$k" 2>/dev/null || echo '?')"
+	done)"
 	printf -- '- Table: items, %s rows, %s with its index; each strategy on a fresh copy; autovacuum %s on it\n' \
 		"$ROWS" "$TABLE_SIZE" "$AUTOVACUUM"
 	if ((APP)); then
