@@ -466,7 +466,8 @@ epoch_us_of() {
 }
 
 # timeline_write NAME FILE T0_US T1_US: the timeline of NAME's run, seconds from T0, into
-# FILE.{app,samples,probes,batches,checkpoints}.tsv, then its chart FILE.png.
+# FILE.{app,samples,probes,batches,checkpoints}.tsv, then its chart FILE.png. Only what falls
+# in [T0, T1]: the chart's x range (gnuplot refuses a plot whose points all lie outside it).
 timeline_write() {
 	local name=$1 out=$2 t0=$3 t1=$4 dlog=$WORK/logs/$1-daemon.log
 	local slog=$BF_PG_DIR_BENCH/server.log budget_ms=0
@@ -488,23 +489,24 @@ timeline_write() {
 	# the server's buffer writes since the start (MB; cumulative, since the server reports them
 	# in bursts: a backend's when the checkpointer absorbs its requests) and the kernel's dirty
 	# memory (MB)
-	awk -v t0="$t0" 'NF == 6 && $2 ~ /^[0-9]+$/ {
+	awk -v t0="$t0" -v t1="$t1" 'NF == 6 && $2 ~ /^[0-9]+$/ && $1 >= t0 && $1 <= t1 {
 			if (!have) { have = 1; b = $2; c = $3; k = $4 }
 			printf "%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", ($1 - t0) / 1e6, ($2 - b) / 128,
 				($3 - c) / 128, ($4 - k) / 128, $5 / 1024, $6 / 1024
 		}' "$WORK/timeline/$name.samples" >"$out.samples.tsv"
-	# the daemon's commit probes (each reading and its p90) and its batches' pace
+	# the daemon's commit probes (each reading and its p90: none without a budget) and its
+	# batches' pace
 	: >"$out.probes.tsv"
 	: >"$out.batches.tsv"
 	if [[ -f $dlog ]]; then
-		grep 'msg="commit probe"' "$dlog" | sed -n 's/^ts=\([^ ]*\) .* us=\([0-9]*\) .* p90_us=\([0-9]*\) .*/\1 \2 \3/p' |
+		{ grep 'msg="commit probe"' "$dlog" || true; } | sed -n 's/^ts=\([^ ]*\) .* us=\([0-9]*\) .* p90_us=\([0-9]*\) .*/\1 \2 \3/p' |
 			while read -r ts us p90; do printf '%s\t%s\t%s\n' "$ts" "$us" "$p90"; done >"$WORK/timeline/probes.raw"
 		paste <(cut -f1 "$WORK/timeline/probes.raw" | epoch_us_of) <(cut -f2,3 "$WORK/timeline/probes.raw") |
-			awk -v t0="$t0" 'NF == 3 { printf "%.2f\t%.3f\t%.3f\n", ($1 - t0) / 1e6, $2 / 1000, $3 / 1000 }' \
+			awk -v t0="$t0" -v t1="$t1" 'NF == 3 && $1 >= t0 && $1 <= t1 { printf "%.2f\t%.3f\t%.3f\n", ($1 - t0) / 1e6, $2 / 1000, $3 / 1000 }' \
 				>"$out.probes.tsv"
-		grep ' msg=batch ' "$dlog" | sed -n 's/^ts=\([^ ]*\) .* pace=\([0-9]*\).*/\1\t\2/p' >"$WORK/timeline/batches.raw"
+		{ grep ' msg=batch ' "$dlog" || true; } | sed -n 's/^ts=\([^ ]*\) .* pace=\([0-9]*\).*/\1\t\2/p' >"$WORK/timeline/batches.raw"
 		paste <(cut -f1 "$WORK/timeline/batches.raw" | epoch_us_of) <(cut -f2 "$WORK/timeline/batches.raw") |
-			awk -v t0="$t0" 'NF == 2 { printf "%.2f\t%s\n", ($1 - t0) / 1e6, $2 }' >"$out.batches.tsv"
+			awk -v t0="$t0" -v t1="$t1" 'NF == 2 && $1 >= t0 && $1 <= t1 { printf "%.2f\t%s\n", ($1 - t0) / 1e6, $2 }' >"$out.batches.tsv"
 	fi
 	# checkpoints: "start end" in seconds (a checkpoint still running at T1 ends there)
 	sed -n 's/^\([0-9-]* [0-9:.]*\) UTC .*LOG:  checkpoint \(starting\|complete\).*/\1 UTC\t\2/p' "$slog" \
@@ -785,6 +787,18 @@ keep_round() {
 	done
 }
 
+# by_round_p99 NAME: "; app p99 ms by round: A, B, C" when the application ran (a budget's
+# promise is judged on the median round; the others belong in the notes).
+by_round_p99() {
+	local r
+	[[ -n ${A_P99[$1@1]-} ]] || return 0
+	printf '; app p99 ms by round: '
+	for ((r = 1; r <= REPEAT; r++)); do
+		printf '%s' "${A_P99[$1@$r]-}"
+		((r == REPEAT)) || printf ', '
+	done
+}
+
 # use_median NAME: NAME's figures become those of its round of median wall time; the rounds'
 # times go to the notes.
 use_median() {
@@ -801,7 +815,7 @@ use_median() {
 	NOTES+=("$1: wall s by round: $(for ((r = 1; r <= REPEAT; r++)); do
 		printf '%s%s' "${R_WALL[$1@$r]}" "$([[ ${R_STATUS[$1@$r]} == ok ]] || echo " (${R_STATUS[$1@$r]})")"
 		((r == REPEAT)) || printf ', '
-	done); the table shows round $pick (median)")
+	done)$(by_round_p99 "$1"); the table shows round $pick (median)")
 }
 
 ((APP == 0)) || run_baseline

@@ -37,6 +37,10 @@ if (n_ckpts > 0) {
 }
 set xrange [0:duration]
 
+# a panel with nothing to plot (a run shorter than a sample) still needs a valid plot: an
+# invisible line, and says so
+finish(c) = c eq "plot " ? "1 with lines linecolor rgb '#ffffff' title 'no data'" : "NaN notitle"
+
 set multiplot layout 3,1 title title.(n_ckpts > 0 ? " (checkpoints shaded grey)" : "")
 set lmargin 10
 set rmargin 10
@@ -56,7 +60,7 @@ if (n_probes > 0) {
 }
 if (budget > 0) { cmd = cmd.sprintf("%g with lines dt 2 lw 2 linecolor rgb '#555555' title 'max_commit_latency', ", budget) }
 if (baseline > 0) { cmd = cmd.sprintf("%g with lines dt 3 linecolor rgb '#3b9d5d' title 'app p99 alone', ", baseline) }
-cmd = cmd."NaN notitle"
+cmd = cmd.finish(cmd)
 eval cmd
 unset logscale y
 
@@ -67,7 +71,7 @@ cmd = "plot "
 if (n_batches > 0) {
 	cmd = cmd.sprintf("'%s' using 1:2 with steps lw 2 linecolor rgb '#3b7dd8' title 'pace at each batch', ", batches)
 }
-cmd = cmd."NaN notitle"
+cmd = cmd.finish(cmd)
 eval cmd
 
 set title "The server's writes: MB of buffers written since the start, and the kernel's dirty memory"
@@ -85,6 +89,6 @@ if (n_samples > 0) {
 	cmd = cmd.sprintf("'%s' using 1:5 axes x1y2 with lines dt 2 linecolor rgb '#7b3bd8' title 'kernel Dirty MB (right)', ", samples)
 	cmd = cmd.sprintf("'%s' using 1:6 axes x1y2 with lines dt 3 linecolor rgb '#d83b9d' title 'kernel Writeback MB (right)', ", samples)
 }
-cmd = cmd."NaN notitle"
+cmd = cmd.finish(cmd)
 eval cmd
 unset multiplot
