@@ -114,6 +114,7 @@ void bf_job_free(bf_job *j)
 	free(j->table_name);
 	free(j->reason);
 	free(j->db_reason);
+	free(j->reason_sent);
 	free(j->last_error);
 	free(j->down_reason);
 	free(j->pause_reason);
@@ -199,6 +200,7 @@ void bf_job_fail_with(bf_job *j, const char *msg)
 	free(j->last_error);
 	j->last_error = bf_xstrdup(msg);
 	j->count_error = true;
+	j->error_gen++;
 	bf_job_set_state(j, BF_JOB_FAILED, msg);
 }
 
@@ -558,6 +560,10 @@ static void send_state(bf_job *j, enum after_state after)
 	snprintf(batch, sizeof(batch), "%lld", (long long)j->batch_size);
 	sql = bf_sql_set_state(qs);
 	j->after = after;
+	j->state_sent = j->state;
+	free(j->reason_sent);
+	j->reason_sent = dup_opt(j->reason);
+	j->error_gen_sent = j->error_gen;
 	bf_job_send(j, PH_STATE, sql, 10, v);
 	free(sql);
 	free(qs);
@@ -821,6 +827,7 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 	free(j->last_error);
 	j->last_error = bf_xstrdup(text);
 	j->count_error = true;
+	j->error_gen++;
 	j->paced = false; /* the retry's reason replaces the pace's, and is logged */
 	bf_job_set_state(j, go_state(j), reason);
 	/* the state change is written after the backoff, with the retry */
@@ -893,16 +900,20 @@ static void on_error(bf_job *j, const PGresult *res)
 	free(text);
 }
 
-/* A state change was written: what it carried is no longer to write. A new pass reads its
- * rewound row back, after the closing read's back-off. */
+/* A state change was written: what it carried is no longer to write (what changed while it
+ * was on the wire still is). A new pass reads its rewound row back, after the closing read's
+ * back-off. */
 static bool state_written(bf_job *j)
 {
-	j->db_state = j->state;
+	j->db_state = j->state_sent;
 	free(j->db_reason);
-	j->db_reason = dup_opt(j->reason);
-	free(j->last_error);
-	j->last_error = NULL;
-	j->count_error = false;
+	j->db_reason = j->reason_sent;
+	j->reason_sent = NULL;
+	if (j->error_gen == j->error_gen_sent) {
+		free(j->last_error);
+		j->last_error = NULL;
+		j->count_error = false;
+	}
 	if (j->after == AFTER_NEW_PASS) {
 		int64_t wait = bf_closing_new_pass(&j->closing);
 

@@ -123,6 +123,12 @@ struct bf_job {
 	char *db_reason;
 	char *last_error; /* to write with the next state change, then NULL */
 	bool count_error;
+	uint64_t error_gen; /* bumped with each error to count */
+	/* what the state write in flight carries: its result records that as written, not what
+	 * the job became meanwhile (a slice can fail its parent while `running` is on the wire) */
+	bf_job_state state_sent;
+	char *reason_sent;
+	uint64_t error_gen_sent;
 	bool rewind; /* the next state change rewinds the cursor (a new pass) */
 	enum after_state after;
 
