@@ -40,9 +40,9 @@
 #    (1.25 x the budget) and the backfill's rows/s, by budget.
 # 6. The timeline of each strategy, latest-timeline-NAME.png (timeline.gp) beside its data
 #    (latest-timeline-NAME.*.tsv): second by second, the application's p99 and max, the daemon's
-#    commit probes and their p90, the job's pace, the server's buffer writes so far (by backends,
-#    i.e. evictions; by the background writer; by checkpoints: pg_stat_bgwriter, every 0.5 s),
-#    the kernel's Dirty and Writeback memory, and checkpoints (the server log): where the
+#    commit probes and their p90, the job's pace, the server's buffer writes so far (by backends:
+#    evictions and new pages; by the background writer; by checkpoints: pg_stat_bgwriter, every
+#    0.5 s), the kernel's Dirty and Writeback memory, and checkpoints (the server log): where the
 #    application's latency comes from, and whether the probe saw it.
 # Exit status: 0 when the bench ran (targets missed or not); 1 when it broke: a strategy left wrong
 # data (WRONG), the daemon failed, or a step of the bench itself failed.
@@ -431,9 +431,9 @@ app_wal_bytes() {
 
 # --- the timeline -------------------------------------------------------------------------------
 # What the application felt second by second, beside what may have caused it: the daemon's commit
-# probes and pace (its debug log), the server's buffer writes (pg_stat_bgwriter: by backends, which
-# is evictions, by the background writer, by checkpoints), the kernel's dirty and writeback memory,
-# and checkpoints (the server log). One chart per strategy: latest-timeline-NAME.png.
+# probes and pace (its debug log), the server's buffer writes (pg_stat_bgwriter: by backends, that
+# is evictions and new pages; by the background writer; by checkpoints), the kernel's dirty and
+# writeback memory, and checkpoints (the server log). One chart per strategy.
 
 SAMPLER_PID=""
 
@@ -460,9 +460,13 @@ sampler_stop() {
 	SAMPLER_PID=""
 }
 
-# epoch_us_of: ISO or PostgreSQL log timestamps (one per line) to epoch microseconds.
-epoch_us_of() {
-	date -u -f - +%s%6N 2>/dev/null
+# stamped: tab-separated lines whose first field is a log's timestamp (the daemon's ISO one or
+# the server's), the same lines with it in epoch microseconds (GNU date, one call for all).
+stamped() {
+	local raw
+	raw=$(cat)
+	[[ -n $raw ]] || return 0
+	paste <(cut -f1 <<<"$raw" | date -u -f - +%s%6N) <(cut -f2- <<<"$raw")
 }
 
 # timeline_write NAME FILE T0_US T1_US: the timeline of NAME's run, seconds from T0, into
@@ -499,22 +503,23 @@ timeline_write() {
 	: >"$out.probes.tsv"
 	: >"$out.batches.tsv"
 	if [[ -f $dlog ]]; then
-		{ grep 'msg="commit probe"' "$dlog" || true; } | sed -n 's/^ts=\([^ ]*\) .* us=\([0-9]*\) .* p90_us=\([0-9]*\) .*/\1 \2 \3/p' |
-			while read -r ts us p90; do printf '%s\t%s\t%s\n' "$ts" "$us" "$p90"; done >"$WORK/timeline/probes.raw"
-		paste <(cut -f1 "$WORK/timeline/probes.raw" | epoch_us_of) <(cut -f2,3 "$WORK/timeline/probes.raw") |
-			awk -v t0="$t0" -v t1="$t1" 'NF == 3 && $1 >= t0 && $1 <= t1 { printf "%.2f\t%.3f\t%.3f\n", ($1 - t0) / 1e6, $2 / 1000, $3 / 1000 }' \
-				>"$out.probes.tsv"
-		{ grep ' msg=batch ' "$dlog" || true; } | sed -n 's/^ts=\([^ ]*\) .* pace=\([0-9]*\).*/\1\t\2/p' >"$WORK/timeline/batches.raw"
-		paste <(cut -f1 "$WORK/timeline/batches.raw" | epoch_us_of) <(cut -f2 "$WORK/timeline/batches.raw") |
-			awk -v t0="$t0" -v t1="$t1" 'NF == 2 && $1 >= t0 && $1 <= t1 { printf "%.2f\t%s\n", ($1 - t0) / 1e6, $2 }' >"$out.batches.tsv"
+		{ grep 'msg="commit probe"' "$dlog" || true; } |
+			sed -n 's/^ts=\([^ ]*\) .* us=\([0-9]*\) .* p90_us=\([0-9]*\) .*/\1\t\2\t\3/p' |
+			stamped | awk -v t0="$t0" -v t1="$t1" 'NF == 3 && $1 >= t0 && $1 <= t1 {
+				printf "%.2f\t%.3f\t%.3f\n", ($1 - t0) / 1e6, $2 / 1000, $3 / 1000 }' >"$out.probes.tsv"
+		{ grep ' msg=batch ' "$dlog" || true; } |
+			sed -n 's/^ts=\([^ ]*\) .* pace=\([0-9]*\).*/\1\t\2/p' |
+			stamped | awk -v t0="$t0" -v t1="$t1" 'NF == 2 && $1 >= t0 && $1 <= t1 {
+				printf "%.2f\t%s\n", ($1 - t0) / 1e6, $2 }' >"$out.batches.tsv"
 	fi
 	# checkpoints: "start end" in seconds (a checkpoint still running at T1 ends there)
-	sed -n 's/^\([0-9-]* [0-9:.]*\) UTC .*LOG:  checkpoint \(starting\|complete\).*/\1 UTC\t\2/p' "$slog" \
-		>"$WORK/timeline/ckpt.raw"
-	paste <(cut -f1 "$WORK/timeline/ckpt.raw" | epoch_us_of) <(cut -f2 "$WORK/timeline/ckpt.raw") |
-		awk -v t0="$t0" -v t1="$t1" '
+	sed -n 's/^\([0-9-]* [0-9:.]*\) UTC .*LOG:  checkpoint \(starting\|complete\).*/\1 UTC\t\2/p' "$slog" |
+		stamped | awk -v t0="$t0" -v t1="$t1" '
 			$2 == "starting" { s = $1 }
-			$2 == "complete" && s != "" { if ($1 >= t0 && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, ($1 - t0) / 1e6; s = "" }
+			$2 == "complete" && s != "" {
+				if ($1 >= t0 && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, ($1 - t0) / 1e6
+				s = ""
+			}
 			END { if (s != "" && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, (t1 - t0) / 1e6 }' \
 		>"$out.checkpoints.tsv"
 	[[ $name != backfilld-*x ]] || budget_ms=$(calc '%.3f' "$(budget_us "$name") / 1000")

@@ -83,7 +83,7 @@ set y2tics
 set xlabel "seconds from the strategy's start"
 cmd = "plot "
 if (n_samples > 0) {
-	cmd = cmd.sprintf("'%s' using 1:2 with lines lw 2 linecolor rgb '#d8683b' title 'by backends (evictions)', ", samples)
+	cmd = cmd.sprintf("'%s' using 1:2 with lines lw 2 linecolor rgb '#d8683b' title 'by backends (evictions, new pages)', ", samples)
 	cmd = cmd.sprintf("'%s' using 1:3 with lines linecolor rgb '#3b9d5d' title 'by the background writer', ", samples)
 	cmd = cmd.sprintf("'%s' using 1:4 with lines linecolor rgb '#888888' title 'by the checkpointer', ", samples)
 	cmd = cmd.sprintf("'%s' using 1:5 axes x1y2 with lines dt 2 linecolor rgb '#7b3bd8' title 'kernel Dirty MB (right)', ", samples)
