@@ -139,7 +139,7 @@ static int show_batch(PGconn *pg, const bf_job_config *job, const bf_sql_target 
 	if (plain)
 		printf("  batch statement (fast path: a plain UPDATE of the range under a %lldms "
 		       "lock_timeout):\n%s\n",
-		       (long long)(t->fast_lock_ms > 0 ? t->fast_lock_ms : BF_FAST_LOCK_MS), sql);
+		       (long long)t->fast_lock_ms, sql);
 	else
 		printf("  batch statement (SKIP LOCKED: the same range when the fast path meets a "
 		       "row lock):\n%s\n",

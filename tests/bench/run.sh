@@ -395,16 +395,22 @@ app_stop() {
 	APP_PID=""
 }
 
+# app_latencies T0_US T1_US: "scheduled_start_us latency_us" of each transaction scheduled in
+# [T0, T1], from the pgbench logs.
+app_latencies() {
+	app_complete_lines | awk -v t0="$1" -v t1="$2" '
+		NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
+			start = $5 * 1000000 + $6 - $3
+			if (start >= t0 && start <= t1) printf "%.0f %s\n", start, $3
+		}'
+}
+
 # app_stats KEY T0_US T1_US: the application's figures for transactions scheduled in [T0, T1]
 # into A_TPS, A_P50, A_P99, A_MAX (ms), A_FAILED (failed transactions + aborted clients), A_N.
 declare -A A_TPS A_P50 A_P99 A_MAX A_FAILED A_N
 app_stats() {
 	local key=$1 t0=$2 t1=$3 stats failed aborted
-	stats=$(app_complete_lines | awk -v t0="$t0" -v t1="$t1" '
-		NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
-			start = $5 * 1000000 + $6 - $3
-			if (start >= t0 && start <= t1) print $3
-		}' | sort -n | awk -v secs="$(calc '%.6f' "($t1 - $t0) / 1e6")" '
+	stats=$(app_latencies "$t0" "$t1" | cut -d' ' -f2 | sort -n | awk -v secs="$(calc '%.6f' "($t1 - $t0) / 1e6")" '
 		{ a[NR] = $1 }
 		function pct(p,  i) { i = int(p * NR); if (i < p * NR) i++; if (i < 1) i = 1; return a[i] }
 		END {
@@ -474,14 +480,11 @@ stamped() {
 # in [T0, T1]: the chart's x range (gnuplot refuses a plot whose points all lie outside it).
 timeline_write() {
 	local name=$1 out=$2 t0=$3 t1=$4 dlog=$WORK/logs/$1-daemon.log
-	local slog=$BF_PG_DIR_BENCH/server.log budget_ms=0
+	local slog=$BF_PG_DIR_BENCH/server.log budget_ms
 	# the application: p99 and max of the transactions scheduled in each second
 	if ((APP)); then
-		app_complete_lines | awk -v t0="$t0" -v t1="$t1" '
-			NF >= 6 && $3 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9]+$/ {
-				start = $5 * 1000000 + $6 - $3
-				if (start >= t0 && start <= t1) print int((start - t0) / 1000000), $3 / 1000
-			}' | sort -k1,1n -k2,2g | awk '
+		app_latencies "$t0" "$t1" | awk -v t0="$t0" '{ print int(($1 - t0) / 1000000), $2 / 1000 }' |
+			sort -k1,1n -k2,2g | awk '
 			function flush(  i) { i = int(0.99 * n); if (i < 0.99 * n) i++; if (i < 1) i = 1
 				printf "%d\t%.3f\t%.3f\n", sec, a[i], a[n] }
 			NR > 1 && $1 != sec { flush(); n = 0 }
@@ -522,8 +525,7 @@ timeline_write() {
 			}
 			END { if (s != "" && s <= t1) printf "%.2f\t%.2f\n", (s - t0) / 1e6, (t1 - t0) / 1e6 }' \
 		>"$out.checkpoints.tsv"
-	[[ $name != backfilld-*x ]] || budget_ms=$(calc '%.3f' "$(budget_us "$name") / 1000")
-	[[ $name != backfilld ]] || budget_ms=10
+	budget_ms=$(budget_ms "$name")
 	gnuplot -e "term='$TERM_PNG'; base='$out'; out='$out.png.tmp'; budget=$budget_ms;
 		duration=$(calc '%.2f' "($t1 - $t0) / 1e6");
 		baseline=${A_P99[baseline]:-0}; title='$name: $ROWS rows, second by second'" \
@@ -633,6 +635,16 @@ daemon_keys() {
 	backfilld-fast) echo "max_commit_latency: off; parallel: $BF_PARALLEL" ;;
 	backfilld-backup) echo "backup: true" ;;
 	backfilld-*x) echo "max_commit_latency: $(($(budget_us "$1") / 1000))ms" ;;
+	esac
+}
+
+# budget_ms NAME: the strategy's max_commit_latency in ms: backfilld-Kx's, the default job's
+# (10ms, its default), 0 for the others (none, or off).
+budget_ms() {
+	case $1 in
+	backfilld) echo 10 ;;
+	backfilld-*x) calc '%.3f' "$(budget_us "$1") / 1000" ;;
+	*) echo 0 ;;
 	esac
 }
 
@@ -1080,7 +1092,7 @@ if ((APP)); then
 		printf '# budget_ms\tapp_p99_ms\trows_per_s\tlabel\n'
 		for b in backfilld-2x backfilld-4x backfilld-8x backfilld; do
 			[[ ${R_STATUS[$b]-} == ok && ${A_P99[$b]-} != - ]] || continue
-			if [[ $b == backfilld ]]; then ms=10; else ms=$(calc '%.3f' "$(budget_us "$b") / 1000"); fi
+			ms=$(budget_ms "$b")
 			printf '%s\t%s\t%s\t%s\n' "$ms" "${A_P99[$b]}" "$(rate "$b")" "$b"
 		done | sort -g
 	} >"$WORK/chart_curve.tsv"
