@@ -64,7 +64,7 @@ for third in 1 2; do
 	assert_eq "after kill $third: and no other" "$so_far" "$(psql_q "SELECT count(*) FROM backfill.lower_email_backup")"
 done
 daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/up3.log" --exit-when-done
-assert_eq "the job ends done" done "$(job_state lower_email)"
+assert_eq "the job ends done" "done" "$(job_state lower_email)"
 assert_eq "rows_done is exact" "$CHANGED" "$(job rows_done lower_email)"
 assert_eq "the backup holds exactly the rows the job changed" "$CHANGED" \
 	"$(psql_q "SELECT count(*) FROM backfill.lower_email_backup")"
@@ -94,7 +94,7 @@ assert_false "undo of an undone job is refused" "$BF_CTL" -d "$BF_DB_CONNINFO" u
 assert_true "reset drops the backup" grep -q 'its backup dropped' "$BF_TMPDIR/reset.out"
 assert_eq "the backup is gone" "" "$(psql_q "SELECT to_regclass('backfill.lower_email_backup')")"
 daemon_run 120 "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/up4.log" --exit-when-done
-assert_eq "up again: done" done "$(job_state lower_email)"
+assert_eq "up again: done" "done" "$(job_state lower_email)"
 assert_eq "up again: rows_done is exact" "$CHANGED" "$(job rows_done lower_email)"
 assert_eq "up again: the same table as the first run" "$UP1" "$(psql_q "$(sum_sql users)")"
 
@@ -134,6 +134,9 @@ assert_eq "100 rows skipped, the others put back, nothing counted twice" "$((CHA
 	"$(job "undo_rows || ' ' || undo_skipped" lower_email)"
 assert_match "the result lists the first keys skipped" "100 skipped .*first keys: [0-9]+; [0-9]+" \
 	"$(job state_reason lower_email)"
+assert_eq "the keys listed are rows the application changed" 0 \
+	"$(psql_q "SELECT count(*) FROM users u JOIN backfill.jobs j ON u.id = ANY (j.undo_keys::bigint[])
+	           WHERE j.name = 'lower_email' AND u.\"Email\" NOT LIKE 'app-%'")"
 assert_eq "the application's rows keep its values" 100 "$(psql_q "SELECT count(*) FROM users WHERE \"Email\" LIKE 'app-%'")"
 assert_eq "every other row is as before the job" 0 \
 	"$(psql_q "SELECT count(*) FROM users u JOIN orig o USING (id) WHERE u.\"Email\" IS DISTINCT FROM o.\"Email\" AND u.\"Email\" NOT LIKE 'app-%'")"
