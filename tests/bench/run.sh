@@ -204,6 +204,20 @@ calc() {
 	awk "BEGIN { printf \"$1\", ($2) }"
 }
 
+# io_scheduler: "; I/O scheduler of vda: mq-deadline" for the disk under the work directory (it
+# decides whether an application's WAL flush waits behind the kernel's writeback); nothing when
+# the disk cannot be told (a loop device, a container without /sys).
+io_scheduler() {
+	local dev sched
+	dev=$(findmnt -n -o SOURCE --target "${BF_TMPDIR:-/tmp}" 2>/dev/null) || return 0
+	dev=${dev##*/}
+	dev=$(lsblk -n -o PKNAME "/dev/$dev" 2>/dev/null | head -1 || true)
+	[[ -n $dev ]] || dev=$(findmnt -n -o SOURCE --target "${BF_TMPDIR:-/tmp}" | sed 's|.*/||')
+	[[ -r /sys/block/$dev/queue/scheduler ]] || return 0
+	sched=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "/sys/block/$dev/queue/scheduler")
+	printf '; I/O scheduler of %s: %s' "$dev" "${sched:-none}"
+}
+
 # kill_ours PID NAME: on cleanup, stop a background process we started if it still runs (checks
 # its command line so a recycled pid is left alone).
 kill_ours() {
@@ -1001,7 +1015,7 @@ if ((APP_RATE == 0)); then app_rate_txt="as fast as it can"; else app_rate_txt="
 	printf -- '- Kernel writeback: %s\n' "$(for k in dirty_background_ratio dirty_background_bytes \
 		dirty_ratio dirty_bytes dirty_expire_centisecs; do
 		printf 'vm.%s=%s ' "$k" "$(cat "/proc/sys/vm/$k" 2>/dev/null || echo '?')"
-	done)"
+	done)$(io_scheduler)"
 	printf -- '- Table: items, %s rows, %s with its index; each strategy on a fresh copy; autovacuum %s on it\n' \
 		"$ROWS" "$TABLE_SIZE" "$AUTOVACUUM"
 	if ((APP)); then
