@@ -268,6 +268,7 @@ pg_start bench \
 	"log_checkpoints = on" \
 	"shared_preload_libraries = 'pg_stat_statements'" \
 	"pg_stat_statements.track = top" \
+	"track_io_timing = on" \
 	"${EXTRA_SETTINGS[@]}" ||
 	die "could not start the bench server (BENCH_KEEP=1 keeps its log)"
 PORT=$BF_PG_PORT_BENCH
@@ -447,6 +448,20 @@ app_wal_bytes() {
 	bench_psql postgres -c "SELECT coalesce(sum(s.wal_bytes), 0)::bigint
 		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 		WHERE d.datname = '$1' AND s.query LIKE '%filler%'"
+}
+
+# app_io NAME DB: a note of what the application's statements on DB did to shared buffers since
+# the last pg_stat_statements_reset(): blocks they wrote themselves (a backend that needs a
+# buffer and finds only dirty ones writes one out first: evictions) and read, and the time
+# spent on each, which no commit probe sees.
+app_io() {
+	local w wt r rt
+	read -r w wt r rt < <(bench_psql postgres -F ' ' -c "SELECT
+		coalesce(sum(s.shared_blks_written), 0)::bigint, round(coalesce(sum(s.blk_write_time), 0))::bigint,
+		coalesce(sum(s.shared_blks_read), 0)::bigint, round(coalesce(sum(s.blk_read_time), 0))::bigint
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+		WHERE d.datname = '$2' AND s.query LIKE '%filler%'")
+	NOTES+=("$1: the application's statements wrote $w buffers themselves (evictions; $wt ms writing) and read $r ($rt ms reading)")
 }
 
 # --- the timeline -------------------------------------------------------------------------------
@@ -722,6 +737,7 @@ run_strategy() {
 	ckpt1=$(checkpoints)
 	if ((APP)); then
 		appwal=$(app_wal_bytes "$db")
+		app_io "$name" "$db"
 		app_stop "$t1"
 		app_stats "$name" "$t0" "$t1"
 	fi
@@ -791,10 +807,12 @@ run_baseline() {
 	new_db "$db"
 	app_start baseline "$db"
 	quiesce "$db"
+	bench_psql postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
 	say "baseline: the application alone for ${BASELINE_S}s"
 	t0=$(now_us)
 	sleep "$BASELINE_S"
 	t1=$(now_us)
+	app_io baseline "$db"
 	app_stop "$t1"
 	app_stats baseline "$t0" "$t1"
 	say "baseline: ${A_TPS[baseline]} TPS, p50 ${A_P50[baseline]} ms, p99 ${A_P99[baseline]} ms," \
