@@ -205,14 +205,13 @@ calc() {
 }
 
 # io_scheduler: "; I/O scheduler of vda: mq-deadline" for the disk under the work directory (it
-# decides whether an application's WAL flush waits behind the kernel's writeback); nothing when
-# the disk cannot be told (a loop device, a container without /sys).
+# orders the application's WAL flushes against the kernel's writeback); nothing when the disk
+# cannot be told (a container without /sys).
 io_scheduler() {
-	local dev sched
-	dev=$(findmnt -n -o SOURCE --target "${BF_TMPDIR:-/tmp}" 2>/dev/null) || return 0
-	dev=${dev##*/}
-	dev=$(lsblk -n -o PKNAME "/dev/$dev" 2>/dev/null | head -1 || true)
-	[[ -n $dev ]] || dev=$(findmnt -n -o SOURCE --target "${BF_TMPDIR:-/tmp}" | sed 's|.*/||')
+	local src dev sched
+	src=$(findmnt -n -o SOURCE --target "${BF_TMPDIR:-/tmp}" 2>/dev/null) || return 0
+	dev=$(lsblk -n -o PKNAME "$src" 2>/dev/null | head -1 || true)
+	[[ -n $dev ]] || dev=${src##*/} # a whole disk has no parent
 	[[ -r /sys/block/$dev/queue/scheduler ]] || return 0
 	sched=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "/sys/block/$dev/queue/scheduler")
 	printf '; I/O scheduler of %s: %s' "$dev" "${sched:-none}"
@@ -442,21 +441,15 @@ app_stats() {
 	((aborted == 0)) || warn "$key: $aborted pgbench client(s) aborted: $(grep -m1 aborted "$APP_DIR/err")"
 }
 
-# app_wal_bytes DB: WAL written by the application's statements on DB since the last
-# pg_stat_statements_reset() (its queries are the only ones that mention filler).
-app_wal_bytes() {
-	bench_psql postgres -c "SELECT coalesce(sum(s.wal_bytes), 0)::bigint
-		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-		WHERE d.datname = '$1' AND s.query LIKE '%filler%'"
-}
-
-# app_io NAME DB: a note of what the application's statements on DB did to shared buffers since
-# the last pg_stat_statements_reset(): blocks they wrote themselves (a backend that needs a
-# buffer and finds only dirty ones writes one out first: evictions) and read, and the time
-# spent on each, which no commit probe sees.
-app_io() {
+# app_statements NAME DB: what the application's statements on DB did since the last
+# pg_stat_statements_reset() (its queries are the only ones that mention filler): the WAL they
+# wrote, in APP_WAL; and a note of the shared buffers they wrote out themselves (a backend that
+# needs a buffer and finds only dirty ones writes one first: evictions) and read, with the time
+# of each: waits that no commit probe sees.
+app_statements() {
 	local w wt r rt
-	read -r w wt r rt < <(bench_psql postgres -F ' ' -c "SELECT
+	read -r APP_WAL w wt r rt < <(bench_psql postgres -F ' ' -c "SELECT
+		coalesce(sum(s.wal_bytes), 0)::bigint,
 		coalesce(sum(s.shared_blks_written), 0)::bigint, round(coalesce(sum(s.blk_write_time), 0))::bigint,
 		coalesce(sum(s.shared_blks_read), 0)::bigint, round(coalesce(sum(s.blk_read_time), 0))::bigint
 		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
@@ -736,8 +729,8 @@ run_strategy() {
 	wal=$(bench_psql postgres -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint")
 	ckpt1=$(checkpoints)
 	if ((APP)); then
-		appwal=$(app_wal_bytes "$db")
-		app_io "$name" "$db"
+		app_statements "$name" "$db"
+		appwal=$APP_WAL
 		app_stop "$t1"
 		app_stats "$name" "$t0" "$t1"
 	fi
@@ -812,7 +805,7 @@ run_baseline() {
 	t0=$(now_us)
 	sleep "$BASELINE_S"
 	t1=$(now_us)
-	app_io baseline "$db"
+	app_statements baseline "$db"
 	app_stop "$t1"
 	app_stats baseline "$t0" "$t1"
 	say "baseline: ${A_TPS[baseline]} TPS, p50 ${A_P50[baseline]} ms, p99 ${A_P99[baseline]} ms," \
