@@ -371,7 +371,19 @@ static bf_server_figures *server_of(const bf_job *job, bf_server_figures *sv, si
 	return &sv[k];
 }
 
-/* The metrics endpoint's answer: every job the daemon holds and every database they are on,
+/* Whether the metrics show a job: not one a reload took out of the configuration once it
+ * has let go (its last figures would stay on the page, a failed one alerting, until a
+ * restart), nor one a reload replaced by a job of the same name (a new conninfo: find_job
+ * finds the new one first), which would repeat its series. */
+static bool shown(bf_daemon *d, const bf_job *job)
+{
+	const char *name = bf_job_name(job);
+
+	return find_job(d, name) == job &&
+	       (!bf_job_is_finished(job) || bf_config_find_job(d->cfg, name) != NULL);
+}
+
+/* The metrics endpoint's answer: every job the daemon shows and every database they are on,
  * as they are now. */
 static char *metrics_body(void *owner)
 {
@@ -379,13 +391,16 @@ static char *metrics_body(void *owner)
 	size_t room = d->n_jobs ? d->n_jobs : 1;
 	bf_job_figures *f = bf_xcalloc(room, sizeof(*f));
 	bf_server_figures *sv = bf_xcalloc(room, sizeof(*sv));
-	bf_metrics_page page = {.jobs = f, .n_jobs = d->n_jobs, .servers = sv};
+	bf_metrics_page page = {.jobs = f, .servers = sv};
 	char *body;
 
 	for (size_t i = 0; i < d->n_jobs; i++) {
-		bf_server_figures *s = server_of(d->jobs[i], sv, &page.n_servers);
+		bf_server_figures *s;
 
-		bf_job_figures_of(d->jobs[i], &f[i]);
+		if (!shown(d, d->jobs[i]))
+			continue;
+		s = server_of(d->jobs[i], sv, &page.n_servers);
+		bf_job_figures_of(d->jobs[i], &f[page.n_jobs++]);
 		if (bf_job_unreachable(d->jobs[i]))
 			s->up = false;
 	}

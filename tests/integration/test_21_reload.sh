@@ -3,7 +3,8 @@
 # test_21_reload: SIGHUP with a broken file keeps the daemon and its job running and logs every
 # error with line:column; SIGHUP with a new job starts it; a smaller batch_size applies from
 # the next batch; a changed `database` string (the same server) is a reconnect: the job goes
-# on from its checkpoint, one control connection left; a changed `set` fails that job with a
+# on from its checkpoint, one control connection left, the job once in /metrics; jobs the
+# reloads took out leave /metrics once they have let go; a changed `set` fails that job with a
 # message telling to reset or rename.
 . "$BF_ROOT/tests/lib/test.sh"
 
@@ -12,9 +13,11 @@ psql_q "INSERT INTO a (id) SELECT g FROM generate_series(1, 200000) g"
 psql_q "CREATE TABLE b (id int PRIMARY KEY, y int)"
 psql_q "INSERT INTO b (id) SELECT g FROM generate_series(1, 5000) g"
 conf=$BF_TMPDIR/bf.yaml
+PORT=$(_bf_free_port)
 job_a() { # $1 set, $2 batch_size, $3 more conninfo
 	cat <<YAML
 database: "$BF_DB_CONNINFO${3:-}"
+metrics_listen: "127.0.0.1:$PORT"
 jobs:
   - name: job_a
     table: a
@@ -115,6 +118,11 @@ kill -HUP "$DAEMON_PID"
 no_lag_session() { [[ $(lag_sessions) == 0 ]]; }
 wait_for "the unused lag monitor disconnected" 10 no_lag_session
 assert_eq "job_a runs on without lag limits" running "$(job_state job_a)"
+# the jobs the reloads took out leave /metrics once they have let go
+series() { metrics_get "$PORT" /metrics | grep -c "^backfilld_rows_done_total{job=\"$1\"" || true; }
+removed_gone() { [[ $(series job_b) == 0 && $(series job_c) == 0 ]]; }
+wait_for "job_b and job_c, removed, leave /metrics" 10 removed_gone
+assert_eq "job_a stays on it" 1 "$(series job_a)"
 
 # a changed conninfo for the same server (a new option, as a rotated password would be): the
 # job goes on through it, from its checkpoint; the old control connection goes
@@ -127,6 +135,7 @@ wait_for "job_a goes on through the new conninfo" 30 progressed
 assert_eq "job_a running, not failed" running "$(job_state job_a)"
 one_listener() { [[ $(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfilld control'") == 1 ]]; }
 wait_for "one control connection left" 10 one_listener
+assert_eq "/metrics: job_a once, not also the job the new conninfo replaced" 1 "$(series job_a)"
 assert_eq "every row changed was counted once (one snapshot: data and checkpoint commit together)" t \
 	"$(psql_q "SELECT (SELECT count(*) FROM a WHERE y = id) = rows_done FROM backfill.jobs WHERE name = 'job_a'")"
 
