@@ -28,8 +28,9 @@ pgbench -n -c 2 -j 2 -T 120 -f "$BF_TMPDIR/app.sql" >"$BF_TMPDIR/pgbench.log" 2>
 APP=$!
 bf_defer kill "$APP"
 
-# One row held for seconds: the first pass must skip it and a sweep must come back for it.
-hold_row items 150000 6
+# One row held until the first pass has gone past it: the pass must skip it and a sweep must
+# come back for it.
+hold_row items 150000 120
 
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
@@ -48,6 +49,9 @@ daemon_start "$BF_TMPDIR/bf.yaml" "$BF_TMPDIR/daemon.log" --exit-when-done -v
 has_high() { [[ $(job "high_key IS NOT NULL" items_fill 2>/dev/null) == t ]]; }
 wait_for "high-water mark recorded" 20 has_high
 psql_q "INSERT INTO items (id, old_col) SELECT g, 'new' || g FROM generate_series($N + 1, $N + 500) g"
+past_held() { [[ $(job "pass > 1 OR cursor[1]::bigint > 150000" items_fill 2>/dev/null) == t ]]; }
+wait_for "the first pass has gone past the held row" 60 past_held
+release_rows
 
 daemon_wait 120
 kill "$APP" 2>/dev/null || true

@@ -6,8 +6,9 @@
 # job still ends done, with no error counted and every row updated once: on the ranges the pass
 # recorded, and on ordered chunks after a restart (kill -9 in the middle of the pass).
 # The slow table is made slow for reads of finished rows only: its `where` calls slow_after(id),
-# which sleeps 1 s on ids 100000, 200000 and 300000 once y is set. The single scan meets all
-# three (3 s > its 2 s statement_timeout); each ~100,000-key range meets one (1 s).
+# which sleeps 1.5 s on ids 100000, 200000 and 300000 once y is set. The single scan meets all
+# three (4.5 s > its 4 s statement_timeout); each ~100,000-key range meets one (1.5 s: a margin
+# of 2.5 s for a busy machine, where 1 s of it was once too little).
 # The single scan is for jobs without a commit-latency budget; a job under one (the default)
 # reads range by range from the start, each statement paced as a batch (job paced).
 . "$BF_ROOT/tests/lib/test.sh"
@@ -21,7 +22,7 @@ for t in slow slow_restarted; do
 	psql_q "INSERT INTO $t (id) SELECT g FROM generate_series(1, 300000) g"
 done
 psql_q "CREATE FUNCTION slow_after(i int) RETURNS bool LANGUAGE sql VOLATILE AS
-        'SELECT false FROM (SELECT pg_sleep(CASE WHEN i % 100000 = 0 THEN 1 ELSE 0 END)) s'"
+        'SELECT false FROM (SELECT pg_sleep(CASE WHEN i % 100000 = 0 THEN 1.5 ELSE 0 END)) s'"
 
 bf_conf "$BF_TMPDIR/bf.yaml" <<YAML
 database: "$BF_DB_CONNINFO"
@@ -43,7 +44,7 @@ jobs:
     where: "y IS NULL OR slow_after(id)"
     batch_size: 5000
     max_batch_size: 10000
-    statement_timeout: 2s
+    statement_timeout: 4s
     max_commit_latency: "off"
     sleep: 0
 YAML
@@ -61,7 +62,7 @@ assert_match "paced: read by ranges from the start, no single scan" \
 	"$(grep 'job=paced msg="no row left to do"' "$BF_TMPDIR/daemon.log")"
 
 assert_match "slow: the single scan ran out of time and the walk took over" \
-	'job=slow msg="the closing read.s single scan took too long, going on range by range" statement_timeout=2000ms mode=ranges' \
+	'job=slow msg="the closing read.s single scan took too long, going on range by range" statement_timeout=4000ms mode=ranges' \
 	"$(grep 'job=slow msg="the closing read' "$BF_TMPDIR/daemon.log")"
 assert_match "slow: the ranges found no row left" \
 	'job=slow msg="no row left to do" rows=300000 passes=1 read=ranges$' \
