@@ -199,7 +199,6 @@ void bf_job_fail_with(bf_job *j, const char *msg)
 {
 	free(j->last_error);
 	j->last_error = bf_xstrdup(msg);
-	j->count_error = true;
 	j->error_gen++;
 	bf_job_set_state(j, BF_JOB_FAILED, msg);
 }
@@ -546,7 +545,7 @@ static void send_state(bf_job *j, enum after_state after)
 	const char *v[10] = {
 	        j->cfg->name, bf_job_state_name(j->state),
 	        j->reason,    j->last_error,
-	        owner,        j->count_error ? "t" : "f",
+	        owner,        j->error_gen != j->db_error_gen ? "t" : "f",
 	        pass,         j->rewind ? "t" : "f",
 	        batch,        from_text,
 	};
@@ -696,7 +695,7 @@ static bool stage_state(bf_job *j, int64_t *wait)
 		bf_job_hold(j, j->state == BF_JOB_PAUSED ? BF_HOLD_PAUSED : BF_HOLD_NONE,
 		            bf_mono_ms());
 	if (j->state != j->db_state || !bf_streq_opt(j->reason, j->db_reason) || j->rewind ||
-	    j->count_error) {
+	    j->error_gen != j->db_error_gen) {
 		if (j->parent == NULL) {
 			send_state(j, j->rewind ? AFTER_NEW_PASS : AFTER_NOTHING);
 			return true;
@@ -705,7 +704,7 @@ static bool stage_state(bf_job *j, int64_t *wait)
 		j->db_state = j->state;
 		free(j->db_reason);
 		j->db_reason = dup_opt(j->reason);
-		j->count_error = false;
+		j->db_error_gen = j->error_gen;
 	}
 	if (bf_job_state_terminal(j->state) || j->stopping) {
 		bf_job_finish(j);
@@ -826,7 +825,6 @@ static void retry_later(bf_job *j, enum job_phase ph, const char *code, const ch
 	}
 	free(j->last_error);
 	j->last_error = bf_xstrdup(text);
-	j->count_error = true;
 	j->error_gen++;
 	j->paced = false; /* the retry's reason replaces the pace's, and is logged */
 	bf_job_set_state(j, go_state(j), reason);
@@ -909,10 +907,10 @@ static bool state_written(bf_job *j)
 	free(j->db_reason);
 	j->db_reason = j->reason_sent;
 	j->reason_sent = NULL;
+	j->db_error_gen = j->error_gen_sent;
 	if (j->error_gen == j->error_gen_sent) {
 		free(j->last_error);
 		j->last_error = NULL;
-		j->count_error = false;
 	}
 	if (j->after == AFTER_NEW_PASS) {
 		int64_t wait = bf_closing_new_pass(&j->closing);

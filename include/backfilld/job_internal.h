@@ -122,8 +122,9 @@ struct bf_job {
 	char *reason;
 	char *db_reason;
 	char *last_error; /* to write with the next state change, then NULL */
-	bool count_error;
-	uint64_t error_gen; /* bumped with each error to count */
+	/* errors to count: one is to count while they differ (a state write counts one, however
+	 * many came since the last) */
+	uint64_t error_gen, db_error_gen;
 	/* what the state write in flight carries: its result records that as written, not what
 	 * the job became meanwhile (a slice can fail its parent while `running` is on the wire) */
 	bf_job_state state_sent;
