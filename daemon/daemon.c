@@ -54,6 +54,7 @@ struct bf_daemon {
 static void schedule(bf_daemon *d);
 static void status_line(bf_daemon *d);
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void reap_removed(bf_daemon *d);
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 #define POLL_INTERVAL_MS 5000
@@ -281,6 +282,7 @@ static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_break(d->loop, EVBREAK_ALL);
 		return;
 	}
+	reap_removed(d);
 	ensure_lagmons(d); /* a finished job's monitor or listener may have no user left */
 	ensure_listeners(d);
 	schedule(d);
@@ -343,11 +345,36 @@ static bf_job *find_job(bf_daemon *d, const char *name)
 	return NULL;
 }
 
+/* Out of the list, in order: jobs start in configuration order, and find_job finds the job a
+ * reload put in place of another of the same name before the one it replaced. */
 static void remove_job(bf_daemon *d, const bf_job *job)
 {
 	for (size_t i = 0; i < d->n_jobs; i++)
-		if (d->jobs[i] == job)
-			d->jobs[i] = d->jobs[--d->n_jobs];
+		if (d->jobs[i] == job) {
+			memmove(&d->jobs[i], &d->jobs[i + 1],
+			        (d->n_jobs - i - 1) * sizeof(*d->jobs));
+			d->n_jobs--;
+			return;
+		}
+}
+
+/* Free the jobs a reload took out once they have let go: those no longer in the file, and
+ * those replaced by a job of the same name (a new conninfo). Kept, a removed job's last
+ * figures stayed in /metrics (a failed one alerting) and its state in the exit status. */
+static void reap_removed(bf_daemon *d)
+{
+	for (size_t i = 0; i < d->n_jobs;) {
+		bf_job *job = d->jobs[i];
+		const char *name = bf_job_name(job);
+
+		if (bf_job_is_finished(job) &&
+		    (bf_config_find_job(d->cfg, name) == NULL || find_job(d, name) != job)) {
+			remove_job(d, job);
+			bf_job_free(job);
+		} else {
+			i++;
+		}
+	}
 }
 
 /* The server figures of a job's database: its entry in sv (added when new; the label is the
@@ -371,20 +398,9 @@ static bf_server_figures *server_of(const bf_job *job, bf_server_figures *sv, si
 	return &sv[k];
 }
 
-/* Whether the metrics show a job: not one a reload took out of the configuration once it
- * has let go (its last figures would stay on the page, a failed one alerting, until a
- * restart), nor one a reload replaced by a job of the same name (a new conninfo: find_job
- * finds the new one first), which would repeat its series. */
-static bool shown(bf_daemon *d, const bf_job *job)
-{
-	const char *name = bf_job_name(job);
-
-	return find_job(d, name) == job &&
-	       (!bf_job_is_finished(job) || bf_config_find_job(d->cfg, name) != NULL);
-}
-
-/* The metrics endpoint's answer: every job the daemon shows and every database they are on,
- * as they are now. */
+/* The metrics endpoint's answer: every job the daemon holds and every database they are on,
+ * as they are now; a job a reload replaced shows as its successor until it lets go (the
+ * same series twice would fail the scrape). */
 static char *metrics_body(void *owner)
 {
 	bf_daemon *d = owner;
@@ -397,7 +413,7 @@ static char *metrics_body(void *owner)
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		bf_server_figures *s;
 
-		if (!shown(d, d->jobs[i]))
+		if (find_job(d, bf_job_name(d->jobs[i])) != d->jobs[i])
 			continue;
 		s = server_of(d->jobs[i], sv, &page.n_servers);
 		bf_job_figures_of(d->jobs[i], &f[page.n_jobs++]);
